@@ -1,0 +1,38 @@
+"""course_lib: the helper library of the Loss & Scaling course.
+
+Compute modules (no plotting imports): ``device``, ``data``, ``language``, ``models``,
+``losses``, ``train``, ``curves``. Drawing: ``plotting``. Notebooks import from here and never
+copy library code.
+
+Example:
+    >>> import course_lib as cl
+    >>> data = cl.make_regression(200, noise=0.1, seed=0)
+    >>> h = cl.fit(cl.MLP(1, 1, width=16), data, lr=1e-2, num_steps=100, device="cpu")
+    >>> h.stop_reason
+    'completed'
+"""
+
+from .curves import VERDICTS, Diagnosis, diagnose, ema
+from .data import DataSplit, make_classification, make_regression
+from .device import default_device, fast_mode, resolve_device, seed_everything
+from .language import MarkovLanguage
+from .losses import (LOSSES, bce_with_logits_loss, causal_lm_loss, cross_entropy_loss, gaussian_kl,
+                     get_loss, hinge_loss, huber_loss, kl_div_loss, kl_divergence, log_softmax,
+                     mae_loss, mse_loss, multiclass_hinge_loss)
+from .models import ACTIVATIONS, MLP, LinearModel, TinyCausalLM, count_params
+from .train import OPTIMIZERS, STOP_REASONS, History, TrainState, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VERDICTS", "Diagnosis", "diagnose", "ema",
+    "DataSplit", "make_classification", "make_regression", "MarkovLanguage",
+    "default_device", "fast_mode", "resolve_device", "seed_everything",
+    "LOSSES", "bce_with_logits_loss", "causal_lm_loss", "cross_entropy_loss", "gaussian_kl", "get_loss",
+    "hinge_loss", "huber_loss", "kl_div_loss", "kl_divergence", "log_softmax", "mae_loss", "mse_loss",
+    "multiclass_hinge_loss",
+    "ACTIVATIONS", "MLP", "LinearModel", "TinyCausalLM", "count_params",
+    "OPTIMIZERS", "STOP_REASONS", "History", "TrainState", "fit",
+]
+# Plotting is imported lazily (``from course_lib.plotting import ...`` or ``course_lib.plotting``)
+# so that grading and headless compute never import matplotlib by accident.

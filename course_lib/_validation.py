@@ -1,0 +1,167 @@
+"""The one parameter-validation helper of the course (scikit-learn style).
+
+Every public function checks its arguments with these helpers, so every bad input gets the
+same kind of message, naming the function, the parameter, what is allowed and what came in::
+
+    fit(): 'lr' must be a float > 0, got lr=-0.1
+    cyclic_lr(): 'max_lr' must be > 'base_lr', got max_lr=0.01, base_lr=0.1
+    fit(): 'optimizer' must be one of 'sgd', 'momentum', 'adam', 'adamw', got optimizer='rmsprop'
+
+``ValueError`` for a bad value, ``TypeError`` for a bad type; ``assert`` is kept for internal
+invariants only. Checking early matters in a course: a traceback from deep inside torch
+teaches nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable
+
+import torch
+
+__all__: list[str] = []  # private module: imported by name inside course_lib only
+
+
+def _prefix(where: str) -> str:
+    return f"{where}(): " if where else ""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"Tensor(shape={tuple(value.shape)}, dtype={value.dtype})"
+    return repr(value)
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)  # 0.0 -> "0", 1e-05 stays short
+
+
+def _describe_range(kind: str, low, high, low_open: bool, high_open: bool) -> str:
+    low, high = (None if low is None else _num(low)), (None if high is None else _num(high))
+    if low is not None and high is not None:
+        left, right = ("(" if low_open else "["), (")" if high_open else "]")
+        return f"{kind} in {left}{low}, {high}{right}"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {high}"
+    return kind
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    where: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    allow_none: bool = False,
+):
+    """Return ``value`` if it is a real number (an int if ``integer``) inside the range.
+
+    Bools are rejected (``True`` is an int in Python, never a learning rate); so are NaN and inf.
+    """
+    if value is None and allow_none:
+        return None
+    kind = "an int" if integer else "a float"
+    allowed = _describe_range(kind, low, high, low_open, high_open)
+    if allow_none:
+        allowed += " or None"
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(
+        value, bool
+    )
+    if not ok_type:
+        raise TypeError(
+            f"{_prefix(where)}'{name}' must be {allowed}, got {name}={_fmt(value)} "
+            f"of type {type(value).__name__}"
+        )
+    # No course parameter accepts NaN or inf: a learning rate of inf is always a mistake.
+    bad = not math.isfinite(value)
+    if not bad and low is not None:
+        bad = value <= low if low_open else value < low
+    if not bad and high is not None:
+        bad = value >= high if high_open else value > high
+    if bad:
+        raise ValueError(f"{_prefix(where)}'{name}' must be {allowed}, got {name}={_fmt(value)}")
+    return int(value) if integer else value
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any], *, where: str = ""):
+    """Return ``value`` if it is one of ``choices`` (compared with ``==``)."""
+    choices = list(choices)
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{_prefix(where)}'{name}' must be one of {listed}, got {name}={_fmt(value)}")
+    return value
+
+
+def check_type(name: str, value: Any, types, *, where: str = "", expected: str | None = None):
+    """Return ``value`` if ``isinstance(value, types)``; else raise ``TypeError``."""
+    if not isinstance(value, types):
+        if expected is None:
+            tup = types if isinstance(types, tuple) else (types,)
+            expected = " or ".join(t.__name__ for t in tup)
+        raise TypeError(
+            f"{_prefix(where)}'{name}' must be a {expected}, got {name}={_fmt(value)} "
+            f"of type {type(value).__name__}"
+        )
+    return value
+
+
+def check_relation(ok: bool, rule: str, *, where: str = "", **values: Any) -> None:
+    """Raise ``ValueError`` unless ``ok``; ``rule`` reads like "'max_lr' must be > 'base_lr'"."""
+    if not ok:
+        got = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        raise ValueError(f"{_prefix(where)}{rule}, got {got}")
+
+
+def check_tensor(
+    name: str,
+    value: Any,
+    *,
+    where: str = "",
+    ndim: int | Iterable[int] | None = None,
+    floating: bool | None = None,
+    shape_hint: str = "",
+) -> torch.Tensor:
+    """Return ``value`` if it is a tensor with the allowed number of dims and dtype kind.
+
+    Args:
+        ndim: allowed ``value.ndim`` (an int or several).
+        floating: ``True`` requires a floating dtype, ``False`` an integer dtype.
+        shape_hint: the expected shape in words, e.g. ``"(N, C)"``, used in the message.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"{_prefix(where)}'{name}' must be a torch.Tensor{' of shape ' + shape_hint if shape_hint else ''}, "
+            f"got {name} of type {type(value).__name__}"
+        )
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if value.ndim not in allowed:
+            dims = " or ".join(str(d) for d in allowed)
+            hint = f" {shape_hint}" if shape_hint else ""
+            raise ValueError(
+                f"{_prefix(where)}'{name}' must have {dims} dimension(s){hint}, "
+                f"got {name}.shape={tuple(value.shape)}"
+            )
+    if floating is True and not value.is_floating_point():
+        raise TypeError(
+            f"{_prefix(where)}'{name}' must be a floating-point tensor, got {name}.dtype={value.dtype}"
+        )
+    if floating is False and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"{_prefix(where)}'{name}' must be an integer tensor, got {name}.dtype={value.dtype}")
+    return value
+
+
+def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor, *, where: str = "") -> None:
+    """Raise ``ValueError`` unless two tensors have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{_prefix(where)}'{name_a}' and '{name_b}' must have the same shape, "
+            f"got {name_a}.shape={tuple(a.shape)}, {name_b}.shape={tuple(b.shape)}"
+        )

@@ -1,0 +1,515 @@
+"""The course's training loop: ``fit()`` trains a model and records its loss curves.
+
+What it records, per step: the training loss of the mini-batch, the learning rate, the gradient
+norm and the wall time; every ``eval_every`` steps: the validation loss (and any metrics).
+Everything lands in a :class:`History`, which ``course_lib.plotting`` draws and
+``course_lib.curves.diagnose`` reads.
+
+Three design choices worth knowing:
+
+1. **Losses are read back from the device in batches**, not with ``loss.item()`` every step.
+   ``.item()`` makes the CPU wait for the GPU each step (and costs up to 20% even on a CPU),
+   so losses are kept as device tensors and copied back every ``readback_every`` steps, at
+   each evaluation, or when a callback calls ``state.flush()`` (a live plot does, per frame).
+2. **Divergence is a result, not a crash.** A NaN/inf loss, or one more than
+   ``explode_factor`` times the first loss, stops the run cleanly; ``History.stop_reason`` and
+   ``History.stop_step`` say what happened where, and the plot marks it.
+3. **Hyperparameters can change while training runs.** A callback may call
+   ``state.set_hyperparams(lr=..., weight_decay=..., l1=..., dropout=...)``; the change applies
+   on the next step and is recorded as an event, so the plot can mark it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+import torch.nn as nn
+
+from ._validation import check_choice, check_number, check_relation, check_type
+from .device import resolve_device
+from .losses import _skip_value_checks, get_loss
+
+__all__ = ["History", "TrainState", "fit", "OPTIMIZERS", "STOP_REASONS"]
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+STOP_REASONS = ("completed", "early_stopping", "diverged", "exploded", "callback", "interrupted")
+
+
+@dataclass
+class History:
+    """Everything one training run recorded. Plain lists of Python floats, so a History can be
+    saved as JSON, compared with ``==`` and replayed.
+
+    Per training step ``i``: ``step[i]``, ``train_loss[i]`` (mini-batch loss *before* the
+    update, without the L1 term), ``lr[i]``, ``grad_norm[i]`` (L2 norm of all gradients),
+    ``time[i]`` (seconds since the start of ``fit``).
+    Per evaluation ``j``: ``val_step[j]``, ``val_loss[j]``, ``val_metrics[name][j]`` and, with
+    ``eval_train=True``, ``train_eval_loss[j]`` (the whole training set, in eval mode).
+    ``events``: dicts ``{"step", "kind", "text"}`` (hyperparameter changes, early stopping,
+    divergence) for the plot to mark.
+    """
+
+    step: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    train_eval_loss: list[float] = field(default_factory=list)
+    val_metrics: dict[str, list[float]] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+    stop_reason: str = "running"
+    stop_step: int | None = None
+    baseline: float | None = None
+    config: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    @property
+    def diverged(self) -> bool:
+        """True if the run stopped because the loss became NaN/inf or exploded."""
+        return self.stop_reason in ("diverged", "exploded")
+
+    @property
+    def best_val_loss(self) -> float | None:
+        finite = [v for v in self.val_loss if math.isfinite(v)]
+        return min(finite) if finite else None
+
+    def add_event(self, step: int, kind: str, text: str) -> None:
+        self.events.append({"step": int(step), "kind": kind, "text": text})
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable copy (NaN and inf stay floats; ``json`` writes them as NaN/Infinity)."""
+        return copy.deepcopy(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**copy.deepcopy(d))
+
+    def same_curves(self, other: "History") -> bool:
+        """True if two runs recorded the same losses, learning rates and gradient norms
+        (wall times differ from run to run and are ignored)."""
+        keys = ("step", "train_loss", "lr", "grad_norm", "val_step", "val_loss", "train_eval_loss",
+                "val_metrics", "stop_reason", "stop_step")
+        return all(_nan_equal(getattr(self, k), getattr(other, k)) for k in keys)
+
+
+def _nan_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_nan_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_nan_equal(a[k], b[k]) for k in a)
+    return a == b
+
+
+class TrainState:
+    """What a callback sees: the model, the optimizer, the history so far and the current step.
+
+    ``history`` holds the steps read back so far; call :meth:`flush` to read back the rest
+    first (one device sync). ``loss`` is the current step's loss as a device tensor.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, history: History,
+                 l1: float, lr_schedule: Callable[[int], float] | None):
+        self.model, self.optimizer, self.history = model, optimizer, history
+        self.l1 = l1
+        self.lr_schedule = lr_schedule
+        self.step = -1
+        self.loss: torch.Tensor | None = None
+        self.stop_reason: str | None = None
+        self._pending: list[tuple[int, torch.Tensor, torch.Tensor, float, float]] = []
+        self._flush_hook: Callable[[], None] = lambda: None
+
+    def flush(self) -> None:
+        """Copy the pending per-step losses and gradient norms back from the device into
+        ``history`` (and check them for divergence)."""
+        self._flush_hook()
+
+    def request_stop(self, reason: str = "callback") -> None:
+        """Stop after the current step; ``history.stop_reason`` becomes ``reason``."""
+        self.stop_reason = reason
+
+    @property
+    def hyperparams(self) -> dict:
+        group = self.optimizer.param_groups[0]
+        return {"lr": group["lr"], "weight_decay": group.get("weight_decay", 0.0), "l1": self.l1,
+                "dropout": _get_dropout(self.model)}
+
+    def set_hyperparams(self, **changes: float) -> None:
+        """Change ``lr``, ``weight_decay``, ``l1`` or ``dropout`` from the next step on, and
+        record each change as an event (the plot marks it on the curve).
+
+        Example (inside a callback)::
+
+            def on_step(state):
+                if state.step == 100:
+                    state.set_hyperparams(lr=0.01, weight_decay=1e-3)
+        """
+        where = "TrainState.set_hyperparams"
+        check_relation(set(changes) <= {"lr", "weight_decay", "l1", "dropout"},
+                       "the only hyperparameters that can change mid-run are 'lr', 'weight_decay', "
+                       "'l1' and 'dropout'", where=where, names=sorted(changes))
+        old = self.hyperparams
+        for name, value in changes.items():
+            if name == "lr":
+                check_number("lr", value, where=where, low=0.0, low_open=True)
+                check_relation(self.lr_schedule is None, "'lr' cannot be set while an lr_schedule drives it",
+                               where=where, lr=value)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = float(value)
+            elif name == "weight_decay":
+                check_number("weight_decay", value, where=where, low=0.0)
+                for g in self.optimizer.param_groups:
+                    g["weight_decay"] = float(value)
+            elif name == "l1":
+                self.l1 = float(check_number("l1", value, where=where, low=0.0))
+            else:
+                check_number("dropout", value, where=where, low=0.0, high=1.0, high_open=True)
+                _set_dropout(self.model, float(value))
+            if old[name] != value:
+                self.history.add_event(self.step + 1, "change", f"{name} {old[name]:.3g} -> {value:.3g}")
+
+
+def _set_dropout(model: nn.Module, p: float) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+
+
+def _get_dropout(model: nn.Module) -> float | None:
+    ps = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    return ps[0] if ps else None
+
+
+def _make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
+    # 'adam' adds weight_decay * w to the gradient (L2); 'adamw' decays the weights directly
+    # (decoupled, Loshchilov & Hutter 2019). For SGD the two are the same thing.
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def _unpack_data(data, where: str):
+    """Return (X_train, y_train, X_val, y_val) or an iterator of batches."""
+    if hasattr(data, "X_train"):  # a course_lib.data.DataSplit
+        return data.X_train, data.y_train, getattr(data, "X_val", None), getattr(data, "y_val", None)
+    if isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, torch.Tensor) for t in data):
+        return tuple(data) if len(data) == 4 else (data[0], data[1], None, None)
+    if isinstance(data, Iterator):
+        return data
+    raise TypeError(
+        f"{where}(): 'data' must be a DataSplit, a tuple (X, y) or (X, y, X_val, y_val) of tensors, "
+        f"or an iterator of batches, got data of type {type(data).__name__}"
+    )
+
+
+def _as_pair(batch):
+    """A batch is (X, y); a bare token tensor is its own target (causal LM)."""
+    return (batch, batch) if isinstance(batch, torch.Tensor) else (batch[0], batch[1])
+
+
+def _tensor_batches(X, y, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled mini-batches forever, a new permutation each epoch (sampling without
+    replacement inside an epoch, as a DataLoader with shuffle=True does)."""
+    n = X.shape[0]
+    if batch_size >= n:  # full-batch gradient descent: no indexing needed
+        while True:
+            yield X, y
+    while True:
+        perm = torch.randperm(n, generator=gen).to(X.device)
+        for i in range(0, n - batch_size + 1, batch_size):  # drop the ragged last batch
+            idx = perm[i:i + batch_size]
+            yield X[idx], y[idx]
+
+
+def fit(
+    model: nn.Module,
+    data,
+    *,
+    loss_fn: str | Callable = "mse",
+    optimizer: str | torch.optim.Optimizer = "adam",
+    lr: float = 1e-3,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    l1: float = 0.0,
+    dropout: float | None = None,
+    batch_size: int = 64,
+    num_steps: int | None = None,
+    num_epochs: int | None = None,
+    eval_every: int = 50,
+    eval_train: bool = False,
+    metrics: dict[str, Callable] | None = None,
+    val_data=None,
+    early_stopping: int | None = None,
+    min_delta: float = 0.0,
+    restore_best: bool = True,
+    lr_schedule: Callable[[int], float] | None = None,
+    grad_clip: float | None = None,
+    explode_factor: float | None = 1e3,
+    readback_every: int = 256,
+    on_step: Callable[[TrainState], None] | Iterable[Callable] | None = None,
+    on_eval: Callable[[TrainState], None] | Iterable[Callable] | None = None,
+    baseline: float | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> History:
+    """Train ``model`` on ``data`` and return the :class:`History` of the run.
+
+    Args:
+        model (nn.Module): the model; moved to ``device``.
+        data: a ``DataSplit`` (its validation part is used for ``val_loss``), a tuple
+            ``(X, y)`` or ``(X, y, X_val, y_val)`` of tensors, or an iterator of batches
+            (``(X, y)`` pairs, or token tensors ``(B, T)`` for a causal LM: their own targets).
+        loss_fn (str or callable): a name from ``course_lib.losses.LOSSES`` (``"mse"``,
+            ``"cross_entropy"``, ``"causal_lm"``, ...) or ``f(y_hat, y) -> scalar``. Default ``"mse"``.
+        optimizer (str or Optimizer): ``"sgd"``, ``"momentum"``, ``"adam"``, ``"adamw"``, or a
+            ready torch optimizer over ``model``'s parameters. Default ``"adam"``.
+        lr (float): learning rate > 0. Default 1e-3.
+        momentum (float): for ``"momentum"``, in [0, 1). Default 0.9.
+        weight_decay (float): L2 (sgd, momentum, adam) or decoupled (adamw) decay >= 0. Default 0.
+        l1 (float): coefficient of ``l1 * sum(|w|)`` over weight matrices (not biases) >= 0.
+        dropout (float or None): sets ``p`` of every ``nn.Dropout`` in the model; None keeps it.
+        batch_size (int): mini-batch size >= 1; >= the data size means full-batch GD. Default 64.
+        num_steps (int): optimizer steps (default 1000). Or give ``num_epochs`` instead.
+        eval_every (int): steps between validation passes; 0 disables them. Default 50.
+        eval_train (bool): also evaluate the whole training set at each evaluation.
+        metrics (dict): ``name -> f(y_hat, y) -> float`` evaluated on the validation set.
+        val_data: ``(X_val, y_val)`` (or a token tensor) overriding the validation part of ``data``.
+        early_stopping (int or None): stop after this many evaluations without an improvement
+            of the validation loss by more than ``min_delta``; ``restore_best`` reloads the best weights.
+        lr_schedule (callable): ``step -> lr``, applied before each step (see ``course_lib.schedules``).
+        grad_clip (float or None): clip the gradient norm to this value.
+        explode_factor (float or None): stop when the loss exceeds this times the first loss.
+        readback_every (int): steps between copies of the losses from the device. Default 256.
+        on_step, on_eval: callbacks ``f(state: TrainState)`` after each step / evaluation.
+        baseline (float or None): a reference loss stored in the history (e.g. predicting the mean).
+        seed (int): seeds the batch order and dropout. Model initialisation is the caller's.
+        device: ``"cpu"``, ``"cuda"``, ``"mps"`` or None (:func:`course_lib.device.default_device`).
+
+    Returns:
+        History: the recorded run. ``history.stop_reason`` is one of ``STOP_REASONS``.
+
+    Example:
+        >>> from course_lib.models import LinearModel
+        >>> X = torch.linspace(-1, 1, 64).unsqueeze(1); y = 3 * X + 1
+        >>> _ = torch.manual_seed(0)
+        >>> h = fit(LinearModel(1), (X, y), lr=0.1, optimizer="sgd", num_steps=200, device="cpu")
+        >>> h.stop_reason, h.train_loss[-1] < 1e-3
+        ('completed', True)
+    """
+    where = "fit"
+    # 1. Check every argument before any work, so mistakes get a plain message.
+    check_type("model", model, nn.Module, where=where, expected="torch.nn.Module")
+    loss_fn = get_loss(loss_fn)
+    if isinstance(optimizer, str):
+        check_choice("optimizer", optimizer, OPTIMIZERS, where=where)
+    else:
+        check_type("optimizer", optimizer, torch.optim.Optimizer, where=where,
+                   expected="optimizer name or torch.optim.Optimizer")
+    check_number("lr", lr, where=where, low=0.0, low_open=True)
+    check_number("momentum", momentum, where=where, low=0.0, high=1.0, high_open=True)
+    check_number("weight_decay", weight_decay, where=where, low=0.0)
+    check_number("l1", l1, where=where, low=0.0)
+    check_number("dropout", dropout, where=where, low=0.0, high=1.0, high_open=True, allow_none=True)
+    check_number("batch_size", batch_size, where=where, low=1, integer=True)
+    check_number("num_steps", num_steps, where=where, low=1, integer=True, allow_none=True)
+    check_number("num_epochs", num_epochs, where=where, low=1, integer=True, allow_none=True)
+    check_relation(num_steps is None or num_epochs is None, "give 'num_steps' or 'num_epochs', not both",
+                   where=where, num_steps=num_steps, num_epochs=num_epochs)
+    check_number("eval_every", eval_every, where=where, low=0, integer=True)
+    check_number("early_stopping", early_stopping, where=where, low=1, integer=True, allow_none=True)
+    check_number("min_delta", min_delta, where=where, low=0.0)
+    check_number("grad_clip", grad_clip, where=where, low=0.0, low_open=True, allow_none=True)
+    check_number("explode_factor", explode_factor, where=where, low=1.0, low_open=True, allow_none=True)
+    check_number("readback_every", readback_every, where=where, low=1, integer=True)
+    check_number("seed", seed, where=where, low=0, integer=True)
+    dev = resolve_device(device, where=where)
+    on_step = _callbacks(on_step, "on_step")
+    on_eval = _callbacks(on_eval, "on_eval")
+
+    # 2. Data on the device once; a seeded generator decides the batch order.
+    unpacked = _unpack_data(data, where)
+    gen = torch.Generator().manual_seed(seed)
+    if isinstance(unpacked, Iterator):
+        check_relation(num_epochs is None, "'num_epochs' needs tensor data (an iterator has no epochs)",
+                       where=where, num_epochs=num_epochs)
+        X_train = y_train = None
+        batches = (tuple(t.to(dev) for t in _as_pair(b)) for b in unpacked)
+        X_val, y_val = (None, None)
+    else:
+        X_train, y_train, X_val, y_val = (None if t is None else t.to(dev) for t in unpacked)
+        check_relation(X_train.shape[0] == y_train.shape[0], "X and y must have the same number of rows",
+                       where=where, X_rows=X_train.shape[0], y_rows=y_train.shape[0])
+        batches = _tensor_batches(X_train, y_train, batch_size, gen)
+    if val_data is not None:
+        X_val, y_val = (t.to(dev) for t in _as_pair(val_data))
+    if num_steps is None:
+        per_epoch = 1 if X_train is None else max(1, X_train.shape[0] // batch_size)
+        num_steps = per_epoch * num_epochs if num_epochs is not None else 1000
+    has_val = eval_every > 0 and X_val is not None
+
+    # 3. Model, optimizer, bookkeeping.
+    model.to(dev)
+    if dropout is not None:
+        _set_dropout(model, dropout)
+    if isinstance(optimizer, str):
+        opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    else:
+        opt = optimizer
+    weights = [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]  # L1 acts on these
+    params = [p for p in model.parameters() if p.requires_grad]
+    history = History(baseline=baseline, config=dict(
+        loss_fn=getattr(loss_fn, "__name__", str(loss_fn)), optimizer=optimizer if isinstance(optimizer, str)
+        else type(optimizer).__name__, lr=lr, momentum=momentum, weight_decay=weight_decay, l1=l1,
+        dropout=_get_dropout(model), batch_size=batch_size, num_steps=num_steps, seed=seed, device=str(dev)))
+    state = TrainState(model, opt, history, l1, lr_schedule)
+    first_loss: list[float] = []  # the reference for explode_factor, set at the first readback
+
+    def flush() -> None:
+        # One device->host copy for many steps: stack, then .tolist().
+        pending, state._pending = state._pending, []
+        if not pending or history.stop_reason in ("diverged", "exploded"):
+            return
+        losses = torch.stack([p[1] for p in pending]).tolist()
+        # Per-parameter gradient norms, reduced to one norm per step here, in one batch.
+        per_param = torch.stack([n for p in pending for n in p[2]]).view(len(pending), -1)  # (steps, params)
+        norms = torch.linalg.vector_norm(per_param, dim=1).tolist()
+        for (step, _, _, lr_now, t), loss, gnorm in zip(pending, losses, norms):
+            history.step.append(step)
+            history.train_loss.append(loss)
+            history.lr.append(lr_now)
+            history.grad_norm.append(gnorm)
+            history.time.append(t)
+            if not first_loss and math.isfinite(loss):
+                first_loss.append(max(abs(loss), 1e-12))
+            # Divergence: keep the offending step in the record, then stop.
+            if not math.isfinite(loss):
+                _stop(history, step, "diverged", f"loss = {loss} at step {step}")
+                state.request_stop("diverged")
+                return
+            if explode_factor is not None and first_loss and loss > explode_factor * first_loss[0]:
+                _stop(history, step, "exploded",
+                      f"loss {loss:.3g} > {explode_factor:g} x first loss {first_loss[0]:.3g} at step {step}")
+                state.request_stop("exploded")
+                return
+
+    state._flush_hook = flush
+    best = {"loss": math.inf, "evals_since": 0, "weights": None}
+
+    def evaluate(step: int) -> None:
+        flush()
+        model.eval()
+        with torch.no_grad():
+            y_hat = model(X_val)
+            history.val_step.append(step)
+            history.val_loss.append(float(loss_fn(y_hat, y_val)))
+            for name, fn in (metrics or {}).items():
+                history.val_metrics.setdefault(name, []).append(float(fn(y_hat, y_val)))
+            if eval_train and X_train is not None:
+                history.train_eval_loss.append(float(loss_fn(model(X_train), y_train)))
+        model.train()
+        v = history.val_loss[-1]
+        if v < best["loss"] - min_delta:
+            best.update(loss=v, evals_since=0)
+            if early_stopping is not None and restore_best:
+                best["weights"] = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        else:
+            best["evals_since"] += 1
+        for cb in on_eval:
+            cb(state)
+        if early_stopping is not None and best["evals_since"] >= early_stopping:
+            state.request_stop("early_stopping")
+
+    # 4. The loop. Each step: (a) set lr from the schedule, (b) forward, (c) loss (+ L1),
+    #    (d) backward, (e) gradient norm (and clipping), (f) update, (g) record, (h) callbacks.
+    torch.manual_seed(seed)  # dropout masks
+    model.train()
+    # Check the labels once, on all the training data (or the first batch of a stream), so a
+    # bad label gets a clear message; the steps then skip these checks (each one is a sync).
+    first = next(batches) if X_train is None else (X_train, y_train)
+    with torch.no_grad():
+        loss_fn(model(first[0]), first[1])
+    if X_train is None:
+        batches = itertools.chain([first], batches)
+    t0 = time.perf_counter()
+    try:
+        if has_val:
+            evaluate(0)
+        with _skip_value_checks():
+            for step in range(num_steps):
+                if state.stop_reason is not None:
+                    break
+                X, y = next(batches)
+                if lr_schedule is not None:
+                    for g in opt.param_groups:
+                        g["lr"] = lr_schedule(step)
+                lr_now = opt.param_groups[0]["lr"]
+                y_hat = model(X)
+                loss = loss_fn(y_hat, y)
+                total = loss + state.l1 * sum(w.abs().sum() for w in weights) if state.l1 > 0 else loss
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                if grad_clip is not None:
+                    gnorms = (torch.nn.utils.clip_grad_norm_(params, grad_clip).detach(),)
+                else:
+                    gnorms = _grad_norms(params)
+                opt.step()
+                state.step, state.loss = step, loss.detach()
+                state._pending.append((step, state.loss, gnorms, lr_now, time.perf_counter() - t0))
+                if len(state._pending) >= readback_every:
+                    flush()
+                for cb in on_step:
+                    cb(state)
+                if has_val and (step + 1) % eval_every == 0 and state.stop_reason is None:
+                    evaluate(step + 1)
+    except KeyboardInterrupt:  # the stop button in Jupyter: keep what was recorded
+        state.request_stop("interrupted")
+    flush()
+    # 5. Finish: a final evaluation, the stop reason, the best weights.
+    if has_val and not history.diverged and (not history.val_step or history.val_step[-1] != len(history.step)):
+        evaluate(len(history.step))
+    if history.stop_reason == "running":
+        reason = state.stop_reason or "completed"
+        history.stop_reason = reason
+        if reason != "completed":
+            history.stop_step = history.step[-1] if history.step else 0
+            history.add_event(history.stop_step, reason, reason.replace("_", " "))
+    if history.stop_reason == "early_stopping" and best["weights"] is not None:
+        model.load_state_dict(best["weights"])
+    return history
+
+
+def _grad_norms(params: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The L2 norm of each parameter's gradient, without a device sync. One fused
+    ``_foreach_norm`` call per step; combining them into the total norm waits for the
+    batched readback (on tiny models ``clip_grad_norm_``'s bookkeeping costs 3x more)."""
+    # A parameter without a gradient counts as a zero gradient (a constant number per step).
+    return tuple(torch._foreach_norm([p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in params]))
+
+
+def _stop(history: History, step: int, reason: str, text: str) -> None:
+    history.stop_reason, history.stop_step = reason, step
+    history.add_event(step, reason, text)
+
+
+def _callbacks(cbs, name: str) -> list[Callable]:
+    if cbs is None:
+        return []
+    cbs = [cbs] if callable(cbs) else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
+    for cb in cbs:
+        check_type(name, cb, Callable, where="fit", expected="callable or list of callables")
+    return cbs
