@@ -1,0 +1,237 @@
+"""Tests of course_lib.plotting: each helper returns its Axes, so we count and read its lines."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import course_lib as cl  # noqa: E402
+from course_lib.curves import ema  # noqa: E402
+from course_lib.plotting import COLORS, plot_loss_curves, set_course_theme  # noqa: E402
+from course_lib.train import History  # noqa: E402
+
+CHANGE_STEP = 30  # the step at which the callback below lowers the learning rate
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _fit(**kw):
+    data = cl.make_regression(64, seed=0)
+    torch.manual_seed(0)
+    return cl.fit(cl.MLP(1, 1, width=8), data, num_steps=60, eval_every=10, device="cpu", **kw)
+
+
+@pytest.fixture(scope="module")
+def history():
+    return _fit()
+
+
+@pytest.fixture(scope="module")
+def diverged_history():
+    h = _fit(optimizer="sgd", lr=10.0)
+    assert h.diverged, f"lr=10 with SGD should diverge; stop_reason={h.stop_reason!r}"
+    return h
+
+
+@pytest.fixture(scope="module")
+def changed_history():
+    def lower_lr(state):
+        if state.step == CHANGE_STEP - 1:  # applies from the next step on
+            state.set_hyperparams(lr=1e-4)
+
+    h = _fit(on_step=lower_lr)
+    assert [e["step"] for e in h.events] == [CHANGE_STEP]
+    return h
+
+
+def _labels(ax):
+    return [line.get_label() for line in ax.lines]
+
+
+def _line(ax, label):
+    (line,) = [ln for ln in ax.lines if ln.get_label() == label]
+    return line
+
+
+def _hline_ys(ax):
+    """y of every horizontal line spanning the axes (axhline draws x in axes coordinates [0, 1])."""
+    return [line.get_ydata()[0] for line in ax.lines
+            if list(line.get_xdata()) == [0, 1] and line.get_ydata()[0] == line.get_ydata()[1]]
+
+
+def _vline_xs(ax):
+    return [line.get_xdata()[0] for line in ax.lines
+            if list(line.get_ydata()) == [0, 1] and line.get_xdata()[0] == line.get_xdata()[1]]
+
+
+# ---- the fitted runs -------------------------------------------------------------------------
+
+
+def test_fitted_history_is_what_the_plots_expect(history):
+    assert history.stop_reason == "completed"
+    assert len(history.step) == 60 and history.val_step == [0, 10, 20, 30, 40, 50, 60]
+    assert history.events == []
+
+
+# ---- plot_loss_curves ------------------------------------------------------------------------
+
+
+def test_returns_the_axes_it_was_given(history):
+    _, ax = plt.subplots()
+    assert plot_loss_curves(history, ax=ax) is ax
+
+
+def test_makes_new_axes_without_ax(history):
+    ax = plot_loss_curves(history)
+    assert isinstance(ax, matplotlib.axes.Axes) and len(ax.lines) == 2
+
+
+def test_train_only(history):
+    ax = plot_loss_curves(history, show_val=False)
+    assert _labels(ax) == ["train"]
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), history.step)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), history.train_loss)
+
+
+def test_history_without_val_draws_one_line():
+    h = History(step=[0, 1, 2], train_loss=[1.0, 0.5, 0.25], lr=[0.1] * 3)
+    assert len(plot_loss_curves(h).lines) == 1
+
+
+def test_train_and_val(history):
+    ax = plot_loss_curves(history)
+    assert _labels(ax) == ["train", "validation"]
+    val = _line(ax, "validation")
+    np.testing.assert_array_equal(val.get_xdata(), history.val_step)
+    np.testing.assert_array_equal(val.get_ydata(), history.val_loss)
+    assert val.get_color() == COLORS["val"] and _line(ax, "train").get_color() == COLORS["train"]
+
+
+def test_label_prefixes_legend_entries(history):
+    ax = plot_loss_curves(history, label="run A")
+    assert _labels(ax) == ["run A: train", "run A: validation"]
+
+
+def test_alpha_fades_the_curves(history):
+    ax = plot_loss_curves(history, alpha=0.3)
+    assert _line(ax, "train").get_alpha() == pytest.approx(0.3)
+
+
+def test_smooth_adds_a_faint_raw_line_and_smooths_with_ema(history):
+    n_plain = len(plot_loss_curves(history).lines)
+    ax = plot_loss_curves(history, smooth=0.9)
+    assert len(ax.lines) == n_plain + 1
+    raw, smoothed = ax.lines[0], _line(ax, "train")
+    np.testing.assert_array_equal(raw.get_ydata(), history.train_loss)
+    assert raw.get_alpha() < smoothed.get_alpha()
+    np.testing.assert_allclose(smoothed.get_ydata(), ema(history.train_loss, beta=0.9))
+    assert not np.allclose(smoothed.get_ydata(), history.train_loss)
+
+
+def test_smooth_uses_only_the_finite_losses():
+    losses = [4.0, 3.0, math.nan, 2.0, math.inf, 1.0]
+    h = History(step=list(range(6)), train_loss=losses, lr=[0.1] * 6)
+    ax = plot_loss_curves(h, smooth=0.5)
+    smoothed = _line(ax, "train")
+    np.testing.assert_array_equal(smoothed.get_xdata(), [0, 1, 3, 5])
+    np.testing.assert_allclose(smoothed.get_ydata(), ema([4.0, 3.0, 2.0, 1.0], beta=0.5))
+
+
+def test_baseline_and_floor_lines(history):
+    n_plain = len(plot_loss_curves(history).lines)
+    ax = plot_loss_curves(history, baseline=0.75, floor=0.01)
+    assert len(ax.lines) == n_plain + 2
+    assert sorted(_hline_ys(ax)) == [0.01, 0.75]
+    assert _line(ax, "baseline (trivial predictor)").get_ydata()[0] == 0.75
+    assert _line(ax, "irreducible loss").get_ydata()[0] == 0.01
+
+
+def test_baseline_defaults_to_the_history_baseline():
+    h = History(step=[0, 1, 2], train_loss=[1.0, 0.5, 0.25], lr=[0.1] * 3, baseline=0.9)
+    ax = plot_loss_curves(h)
+    assert _hline_ys(ax) == [0.9]
+    assert _hline_ys(plot_loss_curves(h, baseline=0.4)) == [0.4]
+
+
+def test_log_y(history):
+    assert plot_loss_curves(history).get_yscale() == "linear"
+    ax = plot_loss_curves(history, log_y=True)
+    assert ax.get_yscale() == "log"
+    assert "log" in ax.get_ylabel()
+
+
+def test_diverged_run_is_marked(diverged_history):
+    h = diverged_history
+    ax = plot_loss_curves(h)
+    marker = _line(ax, "diverged")
+    last_finite = [(s, v) for s, v in zip(h.step, h.train_loss) if math.isfinite(v)][-1]
+    assert (marker.get_xdata()[0], marker.get_ydata()[0]) == last_finite
+    texts = [t.get_text() for t in ax.texts]
+    assert any("diverged at step" in t for t in texts), texts
+    assert f"diverged at step {h.stop_step}" in texts
+
+
+def test_diverged_marker_hidden_without_events(diverged_history):
+    ax = plot_loss_curves(diverged_history, show_events=False)
+    assert "diverged" not in _labels(ax) and len(ax.texts) == 0
+
+
+def test_hyperparameter_change_draws_a_vertical_line(changed_history):
+    ax = plot_loss_curves(changed_history)
+    assert _vline_xs(ax) == [CHANGE_STEP]
+    assert any("lr" in t.get_text() and "0.0001" in t.get_text() for t in ax.texts)
+    assert _vline_xs(plot_loss_curves(changed_history, show_events=False)) == []
+
+
+def test_nan_losses_are_dropped():
+    nan, inf = math.nan, math.inf
+    h = History(step=list(range(6)), train_loss=[1.0, nan, 0.5, inf, 0.3, 0.2], lr=[0.1] * 6,
+                val_step=[0, 2, 4], val_loss=[1.1, nan, 0.4])
+    ax = plot_loss_curves(h, smooth=0.5, log_y=True)
+    for line in ax.lines:
+        assert np.all(np.isfinite(line.get_ydata())), f"{line.get_label()!r} has non-finite y data"
+    np.testing.assert_array_equal(_line(ax, "train").get_xdata(), [0, 2, 4, 5])
+    np.testing.assert_array_equal(_line(ax, "validation").get_xdata(), [0, 4])
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    (dict(smooth=1.0), ValueError, "plot_loss_curves(): 'smooth' must be a float in [0, 1), got smooth=1.0"),
+    (dict(alpha=2), ValueError, "plot_loss_curves(): 'alpha' must be a float in [0, 1], got alpha=2"),
+    (dict(ax="not an axes"), TypeError,
+     "plot_loss_curves(): 'ax' must be a matplotlib Axes or None, got ax='not an axes' of type str"),
+])
+def test_messages(kw, error, message):
+    h = History(step=[0, 1], train_loss=[1.0, 0.5], lr=[0.1] * 2)
+    with pytest.raises(error, match=re.escape(message)):
+        plot_loss_curves(h, **kw)
+
+
+# ---- theme -----------------------------------------------------------------------------------
+
+
+def test_set_course_theme_changes_rcparams():
+    with matplotlib.rc_context():  # restores the global rcParams afterwards
+        matplotlib.rcdefaults()
+        default_size = matplotlib.rcParams["font.size"]
+        set_course_theme()
+        notebook = dict(matplotlib.rcParams)
+        assert notebook["axes.grid"] is True
+        assert list(notebook["figure.figsize"]) == [7, 3.5]
+        set_course_theme(lecture=True)
+        lecture = dict(matplotlib.rcParams)
+    assert notebook["font.size"] != default_size
+    assert lecture["font.size"] > notebook["font.size"]
+    assert lecture["lines.linewidth"] > notebook["lines.linewidth"]

@@ -1,0 +1,239 @@
+"""Tests of course_lib._validation (table tests and exact messages) and of the public API."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import course_lib
+from course_lib._validation import (check_choice, check_number, check_relation, check_same_shape, check_tensor,
+                                    check_type)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- check_number ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, kw, expected", [
+    (0.1, dict(low=0, low_open=True), 0.1),
+    (0, dict(low=0), 0),  # closed bound: the bound itself is allowed
+    (1.0, dict(low=0, high=1), 1.0),
+    (0.0, dict(low=0, high=1, high_open=True), 0.0),
+    (-5, dict(high=0), -5),
+    (1e300, dict(), 1e300),
+    (3, dict(integer=True, low=1), 3),
+    (None, dict(allow_none=True, low=0), None),
+    (np.float32(0.5), dict(low=0, high=1), np.float32(0.5)),
+    (np.float64(2.0), dict(low=0, low_open=True), 2.0),
+    (np.int64(4), dict(integer=True, low=1), 4),
+    (np.int32(0), dict(integer=True, low=0), 0),
+])
+def test_check_number_accepts(value, kw, expected):
+    out = check_number("x", value, **kw)
+    assert out == expected
+    if kw.get("integer"):
+        assert type(out) is int  # numpy integers come back as Python ints
+
+
+@pytest.mark.parametrize("value, kw, allowed", [
+    (0, dict(low=0, low_open=True), "a float > 0"),
+    (-0.1, dict(low=0), "a float >= 0"),
+    (1.0, dict(low=0, high=1, high_open=True), "a float in [0, 1)"),
+    (0.0, dict(low=0, high=1, low_open=True), "a float in (0, 1]"),
+    (1.5, dict(low=0, high=1), "a float in [0, 1]"),
+    (1.5, dict(low=0.0, high=1.0), "a float in [0, 1]"),  # float bounds print short: 0.0 -> 0
+    (0.0, dict(low=1e-5), "a float >= 1e-05"),
+    (3.0, dict(low=0.5, high=2.5), "a float in [0.5, 2.5]"),
+    (5, dict(high=5, high_open=True), "a float < 5"),
+    (6, dict(high=5), "a float <= 5"),
+    (0, dict(integer=True, low=1), "an int >= 1"),
+    (-1, dict(low=0, allow_none=True), "a float >= 0 or None"),
+    (math.nan, dict(), "a float"),
+    (math.inf, dict(low=0), "a float >= 0"),
+    (-math.inf, dict(), "a float"),
+    (np.float64("nan"), dict(), "a float"),
+])
+def test_check_number_rejects_values(value, kw, allowed):
+    with pytest.raises(ValueError) as info:
+        check_number("x", value, where="f", **kw)
+    assert str(info.value) == f"f(): 'x' must be {allowed}, got x={value!r}"
+
+
+@pytest.mark.parametrize("value, kw, allowed", [
+    (True, dict(), "a float"),
+    (False, dict(integer=True), "an int"),
+    (np.bool_(True), dict(), "a float"),
+    ("0.1", dict(low=0), "a float >= 0"),
+    (None, dict(), "a float"),
+    (2.0, dict(integer=True), "an int"),
+    (np.float64(2.0), dict(integer=True), "an int"),
+    (1 + 0j, dict(), "a float"),
+    (torch.tensor(0.1), dict(), "a float"),
+])
+def test_check_number_rejects_types(value, kw, allowed):
+    with pytest.raises(TypeError, match=re.escape(f"f(): 'x' must be {allowed}, got x=")) as info:
+        check_number("x", value, where="f", **kw)
+    assert str(info.value).endswith(f" of type {type(value).__name__}")
+
+
+def test_check_number_exact_message():
+    with pytest.raises(ValueError) as info:
+        check_number("lr", -0.1, where="fit", low=0, low_open=True)
+    assert str(info.value) == "fit(): 'lr' must be a float > 0, got lr=-0.1"
+
+
+def test_check_number_type_message_and_no_where():
+    with pytest.raises(TypeError) as info:
+        check_number("lr", "0.1", low=0, low_open=True)
+    assert str(info.value) == "'lr' must be a float > 0, got lr='0.1' of type str"
+
+
+# ---- check_choice ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, choices", [
+    ("adam", ("sgd", "adam")),
+    ("relu", {"relu": 1, "gelu": 2}),  # a dict offers its keys
+    (2, [1, 2, 3]),
+])
+def test_check_choice_accepts(value, choices):
+    assert check_choice("x", value, choices) == value
+
+
+def test_check_choice_exact_message():
+    with pytest.raises(ValueError) as info:
+        check_choice("optimizer", "rmsprop", ("sgd", "momentum", "adam", "adamw"), where="fit")
+    assert str(info.value) == (
+        "fit(): 'optimizer' must be one of 'sgd', 'momentum', 'adam', 'adamw', got optimizer='rmsprop'")
+
+
+def test_check_choice_accepts_a_generator_of_choices():
+    with pytest.raises(ValueError, match=re.escape("'mode' must be one of 'a', 'b', got mode='c'")):
+        check_choice("mode", "c", (c for c in "ab"))
+
+
+# ---- check_type ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, types", [(1, int), (1.0, (int, float)), (torch.zeros(1), torch.Tensor)])
+def test_check_type_accepts(value, types):
+    assert check_type("x", value, types) is value
+
+
+@pytest.mark.parametrize("value, types, kw, message", [
+    ("a", int, dict(where="f"), "f(): 'x' must be a int, got x='a' of type str"),
+    ("a", (int, float), dict(), "'x' must be a int or float, got x='a' of type str"),
+    (3, torch.nn.Module, dict(where="fit", expected="torch.nn.Module"),
+     "fit(): 'x' must be a torch.nn.Module, got x=3 of type int"),
+    (torch.zeros(2, 3), list, dict(),
+     "'x' must be a list, got x=Tensor(shape=(2, 3), dtype=torch.float32) of type Tensor"),
+])
+def test_check_type_messages(value, types, kw, message):
+    with pytest.raises(TypeError) as info:
+        check_type("x", value, types, **kw)
+    assert str(info.value) == message
+
+
+# ---- check_relation --------------------------------------------------------------------------
+
+
+def test_check_relation_passes():
+    assert check_relation(True, "'a' must be < 'b'", a=2, b=1) is None
+
+
+@pytest.mark.parametrize("rule, where, values, message", [
+    ("'max_lr' must be > 'base_lr'", "cyclic_lr", dict(max_lr=0.01, base_lr=0.1),
+     "cyclic_lr(): 'max_lr' must be > 'base_lr', got max_lr=0.01, base_lr=0.1"),
+    ("'x' must be short", "", dict(x="abc"), "'x' must be short, got x='abc'"),
+    ("'X' must be 2-D", "f", dict(X=torch.zeros(3, dtype=torch.int64)),
+     "f(): 'X' must be 2-D, got X=Tensor(shape=(3,), dtype=torch.int64)"),
+])
+def test_check_relation_messages(rule, where, values, message):
+    with pytest.raises(ValueError) as info:
+        check_relation(False, rule, where=where, **values)
+    assert str(info.value) == message
+
+
+# ---- check_tensor ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, kw", [
+    (torch.zeros(2, 3), dict(ndim=2, floating=True)),
+    (torch.zeros(2, 3), dict(ndim=(1, 2))),
+    (torch.zeros(4, dtype=torch.long), dict(ndim=[1], floating=False)),
+    (torch.zeros(4, dtype=torch.int32), dict(floating=False)),
+    (torch.zeros(4, dtype=torch.float64), dict(floating=True)),
+    (torch.zeros(4, dtype=torch.bool), dict()),
+])
+def test_check_tensor_accepts(value, kw):
+    assert check_tensor("t", value, **kw) is value
+
+
+@pytest.mark.parametrize("value, kw, error, message", [
+    ([1, 2], dict(where="f", shape_hint="(N, C)"), TypeError,
+     "f(): 't' must be a torch.Tensor of shape (N, C), got t of type list"),
+    (np.zeros(3), dict(), TypeError, "'t' must be a torch.Tensor, got t of type ndarray"),
+    (torch.zeros(3), dict(where="f", ndim=2, shape_hint="(N, C)"), ValueError,
+     "f(): 't' must have 2 dimension(s) (N, C), got t.shape=(3,)"),
+    (torch.zeros(3), dict(ndim=(2, 3)), ValueError, "'t' must have 2 or 3 dimension(s), got t.shape=(3,)"),
+    (torch.zeros(3, dtype=torch.long), dict(where="f", floating=True), TypeError,
+     "f(): 't' must be a floating-point tensor, got t.dtype=torch.int64"),
+    (torch.zeros(3), dict(floating=False), TypeError, "'t' must be an integer tensor, got t.dtype=torch.float32"),
+    (torch.zeros(3, dtype=torch.bool), dict(floating=False), TypeError,
+     "'t' must be an integer tensor, got t.dtype=torch.bool"),
+    (torch.zeros(3, dtype=torch.complex64), dict(floating=False), TypeError,
+     "'t' must be an integer tensor, got t.dtype=torch.complex64"),
+])
+def test_check_tensor_messages(value, kw, error, message):
+    with pytest.raises(error) as info:
+        check_tensor("t", value, **kw)
+    assert str(info.value) == message
+
+
+# ---- check_same_shape ------------------------------------------------------------------------
+
+
+def test_check_same_shape_passes():
+    assert check_same_shape("a", torch.zeros(2, 3), "b", torch.ones(2, 3)) is None
+
+
+@pytest.mark.parametrize("a, b", [(torch.zeros(2, 3), torch.zeros(3, 2)), (torch.zeros(4), torch.zeros(4, 1))])
+def test_check_same_shape_message(a, b):
+    with pytest.raises(ValueError) as info:
+        check_same_shape("y_hat", a, "y", b, where="mse_loss")
+    assert str(info.value) == (f"mse_loss(): 'y_hat' and 'y' must have the same shape, "
+                               f"got y_hat.shape={tuple(a.shape)}, y.shape={tuple(b.shape)}")
+
+
+# ---- the public API --------------------------------------------------------------------------
+
+
+def test_public_api_names_exist():
+    assert len(course_lib.__all__) == len(set(course_lib.__all__)), "duplicate names in course_lib.__all__"
+    missing = [name for name in course_lib.__all__ if not hasattr(course_lib, name)]
+    assert missing == [], f"course_lib.__all__ names that course_lib does not define: {missing}"
+
+
+@pytest.mark.parametrize("module", ["curves", "data", "device", "language", "losses", "models", "train"])
+def test_compute_modules_are_re_exported(module):
+    mod = importlib.import_module(f"course_lib.{module}")
+    not_exported = sorted(set(mod.__all__) - set(course_lib.__all__))
+    assert not_exported == [], f"course_lib.{module} names missing from course_lib.__all__: {not_exported}"
+    for name in mod.__all__:
+        assert getattr(course_lib, name) is getattr(mod, name)
+
+
+def test_import_does_not_pull_in_plotting_libraries():
+    code = "import course_lib, sys; print('matplotlib' in sys.modules, 'ipywidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False", f"expected 'False False'; got {out.stdout.strip()!r}"
