@@ -55,7 +55,7 @@ def ema(values: Sequence[float], beta: float = 0.98, bias_correction: bool = Tru
     Example:
         >>> ema([1.0, 1.0, 1.0], beta=0.9).tolist()
         [1.0, 1.0, 1.0]
-        >>> [round(v, 3) for v in ema([1.0, 1.0], beta=0.9, bias_correction=False)]
+        >>> ema([1.0, 1.0], beta=0.9, bias_correction=False).round(3).tolist()
         [0.1, 0.19]
 
     References:

@@ -132,6 +132,16 @@ def test_causal_lm_does_not_look_ahead():
             assert not torch.equal(new[:, t + 1:], logits[:, t + 1:])
 
 
+def test_causal_lm_sees_positions():
+    # A sequence of one repeated token: without the position embedding every position would
+    # attend over identical values and give identical logits.
+    torch.manual_seed(0)
+    lm = TinyCausalLM(10, d_model=16, n_layers=1, n_heads=2, context=6).eval()
+    with torch.no_grad():
+        logits = lm(torch.full((1, 6), 3))
+    assert not torch.allclose(logits[0, 0], logits[0, 1])
+
+
 def test_weight_tying():
     lm = TinyCausalLM(10, d_model=8, n_layers=1, n_heads=2, context=4)
     assert lm.head.weight is lm.tok_emb.weight
