@@ -80,7 +80,7 @@ def check_number(
             f"of type {type(value).__name__}"
         )
     # No course parameter accepts NaN or inf: a learning rate of inf is always a mistake.
-    bad = not math.isfinite(value)
+    bad = not isinstance(value, numbers.Integral) and not math.isfinite(value)  # huge ints overflow isfinite
     if not bad and low is not None:
         bad = value <= low if low_open else value < low
     if not bad and high is not None:

@@ -40,6 +40,8 @@ def resolve_device(device: str | torch.device | None, *, where: str = "") -> tor
     check_type("device", device, (str, torch.device), where=where, expected="str, torch.device or None")
     try:
         dev = torch.device(device)
+        if dev.type not in ("cpu", "cuda", "mps"):  # torch knows more (xpu, meta...): the course doesn't
+            raise RuntimeError
     except RuntimeError:
         raise ValueError(
             f"{where + '(): ' if where else ''}'device' must be one of 'cpu', 'cuda', 'cuda:N', 'mps' "

@@ -412,6 +412,8 @@ def fit(
 
     def evaluate(step: int) -> None:
         flush()
+        if history.diverged:  # the readback just found a blow-up: no point evaluating after it
+            return
         model.eval()
         with torch.no_grad():
             y_hat = model(X_val)

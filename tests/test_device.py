@@ -152,3 +152,9 @@ def test_fast_mode(monkeypatch, value, expected):
 def test_fast_mode_unset(monkeypatch):
     monkeypatch.delenv("COURSE_FAST", raising=False)
     assert fast_mode() is False
+
+
+@pytest.mark.parametrize("name", ["xpu", "meta"])
+def test_device_types_outside_the_course_are_rejected(name):
+    with pytest.raises(ValueError, match=rf"'device' must be one of 'cpu', 'cuda', 'cuda:N', 'mps' or None, got device='{name}'"):
+        resolve_device(name)

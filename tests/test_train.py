@@ -240,3 +240,12 @@ def test_linear_model_reaches_the_noise_floor():
     torch.manual_seed(0)
     h = fit(LinearModel(3), data, optimizer="sgd", lr=0.1, batch_size=500, num_steps=300, device="cpu")
     assert h.val_loss[-1] == pytest.approx(0.2**2, rel=0.3)
+
+
+def test_no_validation_point_is_recorded_after_a_divergence():
+    data = make_regression(64, seed=0)
+    torch.manual_seed(0)
+    h = fit(MLP(1, 1, width=8), data, optimizer="sgd", lr=10.0, num_steps=60, eval_every=10, device="cpu")
+    assert h.diverged
+    assert all(s <= h.stop_step for s in h.val_step)
+    assert all(math.isfinite(v) for v in h.val_loss)

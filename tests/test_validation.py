@@ -237,3 +237,9 @@ def test_import_does_not_pull_in_plotting_libraries():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False False", f"expected 'False False'; got {out.stdout.strip()!r}"
+
+
+def test_huge_ints_are_a_value_error_not_an_overflow():
+    from course_lib._validation import check_number
+    with pytest.raises(ValueError, match=r"'seed' must be an int in \[0, 9223372036854775807\]"):
+        check_number("seed", 2**1100, where="seed_everything", low=0, high=2**63 - 1, integer=True)
