@@ -37,7 +37,7 @@ env: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
 		--ServerApp.root_dir="$(CURDIR)" \
-		--ServerApp.default_url=/lab/tree/notebooks/00_welcome.ipynb $(ROOT_FLAG)
+		--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb $(ROOT_FLAG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -35,16 +35,10 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.sum() if reduction == "sum" else loss
 
 
-def _check_pair(name_a: str, a, name_b: str, b, where: str) -> None:
-    """Both float tensors of the same shape: the contract of element-wise losses."""
-    check_tensor(name_a, a, where=where, floating=True)
-    check_tensor(name_b, b, where=where, floating=True)
-    check_same_shape(name_a, a, name_b, b, where=where)
-
-
 # Checking *values* (labels in range, probabilities in [0, 1]) reads a tensor back from the
-# device: a sync. Fine for a call by hand; in a training loop it would stall a GPU every step,
-# so ``fit`` checks the data once, then runs its steps inside ``_skip_value_checks()``.
+# device: a sync. Fine for a call by hand; in a training loop it would stall a GPU every step
+# (and the shape checks cost a few microseconds a step on a CPU), so ``fit`` checks the data
+# once, then runs its steps inside ``_skip_value_checks()``.
 _VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("value_checks", default=True)
 
 
@@ -55,6 +49,15 @@ def _skip_value_checks():
         yield
     finally:
         _VALUE_CHECKS.reset(token)
+
+
+def _check_pair(name_a: str, a, name_b: str, b, where: str) -> None:
+    """Both float tensors of the same shape: the contract of element-wise losses."""
+    if not _VALUE_CHECKS.get():  # inside fit's loop: checked once on the whole data set already
+        return
+    check_tensor(name_a, a, where=where, floating=True)
+    check_tensor(name_b, b, where=where, floating=True)
+    check_same_shape(name_a, a, name_b, b, where=where)
 
 
 def _check_values(ok_fn, name: str, t: torch.Tensor, rule: str, where: str) -> None:

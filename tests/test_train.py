@@ -59,7 +59,8 @@ def test_fit_matches_a_hand_written_torch_loop(reg, optimizer, lr, wd):
 def test_history_records_every_step_and_periodic_validation(reg):
     h = fit(_model(), reg, lr=1e-2, num_steps=105, eval_every=25, device="cpu")
     assert h.step == list(range(105))
-    assert len(h.train_loss) == len(h.lr) == len(h.grad_norm) == len(h.time) == 105
+    assert len(h.train_loss) == len(h.lr) == len(h.time) == 105
+    assert h.grad_norm_step == list(range(0, 105, 10)) and len(h.grad_norm) == 11
     assert h.val_step == [0, 25, 50, 75, 100, 105]
     assert all(b >= a for a, b in zip(h.time, h.time[1:]))
     assert h.lr == [1e-2] * 105
@@ -73,8 +74,23 @@ def test_grad_norm_equals_torchs_total_norm(reg):
     loss.backward()
     expected = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
     model.zero_grad()
-    h = fit(model, (X, y), lr=1e-3, batch_size=64, num_steps=1, eval_every=0, device="cpu")
+    h = fit(model, (X, y), lr=1e-3, batch_size=64, num_steps=3, eval_every=0, grad_norm_every=1, device="cpu")
+    assert h.grad_norm_step == [0, 1, 2]
     assert h.grad_norm[0] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "bce", "cross_entropy"])
+def test_fused_losses_used_in_the_loop_equal_the_course_formulas(name):
+    from course_lib.losses import get_loss
+    from course_lib.train import _FUSED
+    g = torch.Generator().manual_seed(0)
+    if name == "cross_entropy":
+        a, b = torch.randn(32, 5, generator=g), torch.randint(0, 5, (32,), generator=g)
+    elif name == "bce":
+        a, b = torch.randn(32, generator=g), torch.rand(32, generator=g)
+    else:
+        a, b = torch.randn(32, 3, generator=g), torch.randn(32, 3, generator=g)
+    torch.testing.assert_close(_FUSED[name](a, b), get_loss(name)(a, b))
 
 
 def test_readback_batching_does_not_change_the_record(reg):
