@@ -297,7 +297,7 @@ def fit(
         val_data: ``(X_val, y_val)`` (or a token tensor) overriding the validation part of ``data``.
         early_stopping (int or None): stop after this many evaluations without an improvement
             of the validation loss by more than ``min_delta``; ``restore_best`` reloads the best weights.
-        lr_schedule (callable): ``step -> lr``, applied before each step (see ``course_lib.schedules``).
+        lr_schedule (callable): ``step -> lr``, a plain function of the step, applied before each step.
         grad_clip (float or None): clip the gradient norm to this value.
         explode_factor (float or None): stop when the loss exceeds this times the first loss.
         readback_every (int): steps between copies of the losses from the device. Default 256.
@@ -454,15 +454,17 @@ def fit(
 
     # 4. The loop. Each step: (a) set lr from the schedule, (b) forward, (c) loss (+ L1),
     #    (d) backward, (e) gradient norm (and clipping), (f) update, (g) record, (h) callbacks.
-    torch.manual_seed(seed)  # dropout masks
-    model.train()
     # Check the labels once, on all the training data (or the first batch of a stream), so a
     # bad label gets a clear message; the steps then skip these checks (each one is a sync).
+    # Eval mode and before seeding: the check must not draw dropout masks from the RNG.
     first = next(batches) if X_train is None else (X_train, y_train)
+    model.eval()
     with torch.no_grad():
         loss_fn(model(first[0]), first[1])
     if X_train is None:
         batches = itertools.chain([first], batches)
+    torch.manual_seed(seed)  # dropout masks
+    model.train()
     t0 = time.perf_counter()
     try:
         if has_val:

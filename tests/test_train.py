@@ -264,3 +264,16 @@ def test_no_validation_point_is_recorded_after_a_divergence():
     assert h.diverged
     assert all(s <= h.stop_step for s in h.val_step)
     assert all(math.isfinite(v) for v in h.val_loss)
+
+
+def test_dropout_masks_depend_only_on_the_seed_not_on_the_data_check(reg):
+    # The up-front label check must not consume the RNG that draws the dropout masks:
+    # the first step's loss equals a hand-computed step with the same seed.
+    model, oracle = _model(dropout=0.5), _model(dropout=0.5)
+    h = fit(model, (reg.X_train[:32], reg.y_train[:32]), batch_size=32, num_steps=1, eval_every=0,
+            seed=7, device="cpu")
+    torch.manual_seed(7)
+    oracle.train()
+    with torch.no_grad():
+        expected = float(F.mse_loss(oracle(reg.X_train[:32]), reg.y_train[:32]))
+    assert h.train_loss[0] == pytest.approx(expected, rel=1e-6)
