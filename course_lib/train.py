@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from ._validation import check_choice, check_number, check_relation, check_type
 from .device import resolve_device
 from .losses import _skip_value_checks, get_loss
+from .schedules import _has_momentum, _set_momentum
 
 __all__ = ["History", "TrainState", "fit", "OPTIMIZERS", "STOP_REASONS"]
 
@@ -297,7 +298,9 @@ def fit(
         val_data: ``(X_val, y_val)`` (or a token tensor) overriding the validation part of ``data``.
         early_stopping (int or None): stop after this many evaluations without an improvement
             of the validation loss by more than ``min_delta``; ``restore_best`` reloads the best weights.
-        lr_schedule (callable): ``step -> lr``, a plain function of the step, applied before each step.
+        lr_schedule (callable): ``step -> lr``, a plain function of the step, applied before each
+            step. A :class:`course_lib.schedules.Schedule` with momentum cycling also sets the
+            momentum (SGD's ``momentum``, Adam's ``beta1``) each step.
         grad_clip (float or None): clip the gradient norm to this value.
         explode_factor (float or None): stop when the loss exceeds this times the first loss.
         readback_every (int): steps between copies of the losses from the device. Default 256.
@@ -384,6 +387,12 @@ def fit(
         opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
     else:
         opt = optimizer
+    check_relation(lr_schedule is None or callable(lr_schedule), "'lr_schedule' must be a function step -> lr "
+                   "or a Schedule", where=where, lr_schedule=lr_schedule)
+    momentum_schedule = getattr(lr_schedule, "momentum", None)  # a Schedule may cycle momentum too
+    if momentum_schedule is not None:
+        check_relation(_has_momentum(opt), "a Schedule that cycles momentum needs an optimizer with 'momentum' "
+                       "or 'betas'", where=where, optimizer=type(opt).__name__)
     weights = [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]  # L1 acts on these
     params = [p for p in model.parameters() if p.requires_grad]
     history = History(baseline=baseline, config=dict(
@@ -477,6 +486,8 @@ def fit(
                 if lr_schedule is not None:
                     for g in opt.param_groups:
                         g["lr"] = lr_schedule(step)
+                    if momentum_schedule is not None:
+                        _set_momentum(opt, momentum_schedule(step))
                 lr_now = opt.param_groups[0]["lr"]
                 y_hat = model(X)
                 loss = step_loss(y_hat, y)
