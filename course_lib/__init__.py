@@ -1,7 +1,7 @@
 """course_lib: the helper library of the Loss & Scaling course.
 
 Compute modules (no plotting imports): ``device``, ``data``, ``language``, ``models``,
-``losses``, ``train``, ``curves``. Drawing: ``plotting``. Notebooks import from here and never
+``losses``, ``train``, ``curves``, ``schedules``, ``lr_finder``. Drawing: ``plotting``. Notebooks import from here and never
 copy library code.
 
 Example:
@@ -19,7 +19,10 @@ from .language import MarkovLanguage
 from .losses import (LOSSES, bce_with_logits_loss, causal_lm_loss, cross_entropy_loss, gaussian_kl,
                      get_loss, hinge_loss, huber_loss, kl_div_loss, kl_divergence, log_softmax,
                      mae_loss, mse_loss, multiclass_hinge_loss)
+from .lr_finder import LR_FINDER_STOPS, SUGGESTION_RULES, LRFinderResult, lr_range_test, lr_sweep, suggest_lrs
 from .models import ACTIVATIONS, MLP, LinearModel, TinyCausalLM, count_params
+from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
+                        cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
 from .train import OPTIMIZERS, STOP_REASONS, History, TrainState, fit
 
 __version__ = "0.1.0"
@@ -32,6 +35,9 @@ __all__ = [
     "hinge_loss", "huber_loss", "kl_div_loss", "kl_divergence", "log_softmax", "mae_loss", "mse_loss",
     "multiclass_hinge_loss",
     "ACTIVATIONS", "MLP", "LinearModel", "TinyCausalLM", "count_params",
+    "LR_FINDER_STOPS", "SUGGESTION_RULES", "LRFinderResult", "lr_range_test", "lr_sweep", "suggest_lrs",
+    "ANNEAL_STRATEGIES", "CYCLIC_MODES", "Schedule", "attach_schedule", "cyclic_lr", "cyclic_momentum",
+    "cyclic_schedule", "one_cycle_lr", "one_cycle_momentum", "one_cycle_schedule",
     "OPTIMIZERS", "STOP_REASONS", "History", "TrainState", "fit",
 ]
 # Plotting is imported lazily (``from course_lib.plotting import ...`` or ``course_lib.plotting``)
