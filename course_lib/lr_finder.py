@@ -347,7 +347,7 @@ def _to_device(obj: Any, device: torch.device) -> Any:
 def _cycled(loader: Iterable, where: str) -> Iterator:
     """Batches from ``loader`` forever: a re-iterable loader (DataLoader, list) starts over
     when it runs out, as the range test may need more batches than one epoch has."""
-    reiterable = iter(loader) is not loader
+    reiterable = not isinstance(loader, Iterator)  # a list or DataLoader starts over; a generator cannot
     while True:
         n = 0
         for batch in loader:

@@ -1,0 +1,28 @@
+"""The benchmark scripts run and print what their issues ask for. Timings are printed, never
+asserted (noisy machines); what is asserted is what does not depend on the clock."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_lr_finder_benchmark_prints_its_lines_and_the_same_curve(capsys):
+    out = _load("lr_finder_vs_torch_lr_finder").main(["--quick"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    keys = [ln.split(":")[0] for ln in lines[-6:]]
+    assert keys == ["ours_s", "torch_lr_finder_s", "time_ratio_ours_over_theirs", "max_abs_diff_raw_losses",
+                    "ours_restores_state", "theirs_restores_state_without_reset"]
+    assert out["max_abs_diff_raw_losses"] <= 1e-6          # the same batches give the same curve
+    assert out["ours_restores_state"] is True
+    assert out["theirs_restores_state_without_reset"] is False

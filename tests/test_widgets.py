@@ -1,0 +1,139 @@
+"""Widgets driven from Python, as a test drives a notebook's sliders: live figures are throttled
+and count their frames; the live range test moves its markers; every schedule slider, at both
+extremes and mid-range, redraws or explains why not, and never raises."""
+
+import time
+
+import matplotlib
+import matplotlib.pyplot
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+import course_lib as cl  # noqa: E402
+from course_lib import widgets  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    matplotlib.pyplot.close("all")
+
+
+def test_live_figure_throttles_and_counts_frames():
+    live = widgets.LiveFigure(min_interval=10.0)
+    assert live.refresh(force=True) and live.frames == 1
+    assert not live.refresh() and live.frames == 1           # within min_interval: skipped
+    assert live.refresh(force=True) and live.frames == 2
+    assert bytes(live.widget.value)[:4] == b"\x89PNG"  # inline: a PNG frame  # inline: a PNG frame
+
+
+def test_a_slow_frame_makes_the_next_one_wait(monkeypatch):
+    live = widgets.LiveFigure(min_interval=0.0, max_share=0.25)
+    real = live.fig.savefig
+
+    def slow_savefig(*a, **k):  # a frame that takes at least 50 ms
+        time.sleep(0.05)
+        return real(*a, **k)
+
+    monkeypatch.setattr(live.fig, "savefig", slow_savefig)
+    live.refresh(force=True)
+    # drawing may use at most 25% of the time: the next frame waits >= 0.05 * (1/0.25 - 1) s
+    assert live._wait >= 0.15 - 1e-9 and not live.due() and not live.refresh()
+
+
+def test_bad_live_figure_settings_are_named():
+    with pytest.raises(ValueError, match=r"LiveFigure\(\): 'max_share' must be a float in \(0, 1\], got max_share=0"):
+        widgets.LiveFigure(max_share=0)
+
+
+def test_live_range_test_grows_the_curve_and_moves_the_markers():
+    live = widgets.LiveLRFinder(min_interval=0.0)
+    live.view.max_share = 1.0                                  # draw at every callback
+    seen = []
+
+    def spy(result):  # called after the view updated itself
+        plot = live.plots[-1]
+        seen.append((len(plot.smoothed.get_xdata()), tuple(plot.markers["valley"].get_xdata())))
+
+    data = cl.make_regression(512, noise=0.1, seed=0)
+    r = live.run(cl.MLP(1, 1, width=32), data, start_lr=1e-5, end_lr=100, num_iter=120, readback_every=8,
+                 on_step=spy, device="cpu")
+    assert live.view.frames >= 3
+    lengths = [n for n, _ in seen]
+    assert lengths == sorted(lengths) and lengths[-1] > lengths[0]          # the curve grows
+    positions = {m for _, m in seen if m}
+    assert len(positions) >= 2                                              # the valley marker moved
+    final = live.plots[-1].markers["valley"].get_xdata()
+    assert list(final) == [r.suggestions["valley"]]                        # and ends on the answer
+    assert r.stop_reason in live.status.value
+
+
+def test_two_runs_share_the_plot():
+    live = widgets.LiveLRFinder()
+    data = cl.make_regression(256, noise=0.1, seed=0)
+    live.run(cl.MLP(1, 1, width=8), data, num_iter=40, device="cpu", label="a")
+    live.run(cl.MLP(1, 1, width=8), data, num_iter=40, device="cpu", smooth_beta=0.95, label="b")
+    labels = [ln.get_label() for ln in live.ax.get_lines()]
+    assert any(lb.startswith("a: smoothed") for lb in labels) and any(lb.startswith("b: smoothed") for lb in labels)
+
+
+def _slider_values(w):
+    """Both extremes and the middle of a slider; every option of a dropdown; both states of a checkbox."""
+    if hasattr(w, "options"):
+        return list(w.options)
+    if isinstance(w.value, bool):
+        return [True, False]
+    lo, hi = w.min, w.max
+    if type(w).__name__ == "FloatLogSlider":
+        return [w.base ** lo, w.base ** ((lo + hi) / 2), w.base ** hi]
+    mid = (lo + hi) / 2
+    return [lo, int(mid) if isinstance(w.value, int) else mid, hi]
+
+
+@pytest.mark.parametrize("kind", ["cyclic", "one_cycle"])
+def test_every_schedule_slider_at_extremes_and_middle(kind):
+    names = list(widgets.SchedulePreviewer(kind, num_steps=300).sliders)
+    for name in names:
+        p = widgets.SchedulePreviewer(kind, num_steps=300)        # from the defaults for each slider
+        w = p.sliders[name]
+        for value in _slider_values(w):
+            if w.value == value:
+                continue                                          # no change, no event
+            before_lr = np.array(p.plot.lr_line.get_ydata()).copy()
+            before_status, frames = p.status.value, p.view.frames
+            w.value = value                                       # drives the observer, like a user
+            changed = (p.view.frames > frames) or (p.status.value != before_status)
+            assert changed, f"{kind}: moving {name} to {value!r} did nothing"
+            if "must" in p.status.value:                           # refused: says why, keeps the plot
+                assert np.array_equal(np.array(p.plot.lr_line.get_ydata()), before_lr)
+
+
+def test_schedule_preview_follows_the_sliders():
+    p = widgets.SchedulePreviewer("cyclic", num_steps=400)
+    p.sliders["max_lr"].value = 0.5
+    assert max(p.plot.lr_line.get_ydata()) == pytest.approx(0.5)
+    p.sliders["mode"].value = "triangular2"
+    lrs = np.array(p.plot.lr_line.get_ydata())
+    assert lrs[300] == pytest.approx(1e-3 + (0.5 - 1e-3) / 2)    # the second peak is half as high
+    p.sliders["base_lr"].value = 1.0                               # above max_lr: refused, explained
+    assert "'max_lr' must be > 'base_lr'" in p.status.value
+    p.sliders["base_lr"].value = 1e-3
+    p.sliders["cycle_momentum"].value = False
+    assert not p.plot.mom_ax.get_visible()
+
+
+def test_use_live_backend_outside_ipython_changes_nothing():
+    before = matplotlib.get_backend()
+    assert widgets.use_live_backend() == before
+
+
+def test_compute_modules_do_not_import_widgets_or_matplotlib():
+    import subprocess
+    import sys
+    code = ("import sys, course_lib; import course_lib.lr_finder, course_lib.schedules; "
+            "print(any(m.startswith(('matplotlib', 'ipywidgets')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
