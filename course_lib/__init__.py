@@ -1,7 +1,8 @@
 """course_lib: the helper library of the Loss & Scaling course.
 
 Compute modules (no plotting imports): ``device``, ``data``, ``language``, ``models``,
-``losses``, ``train``, ``curves``, ``schedules``, ``lr_finder``. Drawing: ``plotting``. Notebooks import from here and never
+``losses``, ``train``, ``curves``, ``schedules``, ``lr_finder``,
+``metrics``, ``masking``, ``surfaces``. Drawing: ``plotting`` (and ``plotting_*``); widgets: ``widgets``, ``lab`` (and ``intro_widgets``). Notebooks import from here and never
 copy library code.
 
 Example:
@@ -20,6 +21,10 @@ from .losses import (LOSSES, bce_with_logits_loss, causal_lm_loss, cross_entropy
                      get_loss, hinge_loss, huber_loss, kl_div_loss, kl_divergence, log_softmax,
                      mae_loss, mse_loss, multiclass_hinge_loss)
 from .lr_finder import LR_FINDER_STOPS, SUGGESTION_RULES, LRFinderResult, lr_range_test, lr_sweep, suggest_lrs
+from .masking import (IGNORE_INDEX, MASK_KINDS, BottleneckHistory, BottleneckLM, BottleneckOutput, BottleneckRun,
+                      MaskedTokens, bottleneck_loss, evaluate_bottleneck, mask_tokens, sample_span_lengths,
+                      span_length_distribution, span_mask, train_bottleneck)
+from .metrics import CLASSIFICATION_METRICS, accuracy, precision, recall
 from .models import ACTIVATIONS, MLP, LinearModel, TinyCausalLM, count_params
 from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
                         cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
@@ -34,6 +39,10 @@ __all__ = [
     "LOSSES", "bce_with_logits_loss", "causal_lm_loss", "cross_entropy_loss", "gaussian_kl", "get_loss",
     "hinge_loss", "huber_loss", "kl_div_loss", "kl_divergence", "log_softmax", "mae_loss", "mse_loss",
     "multiclass_hinge_loss",
+    "IGNORE_INDEX", "MASK_KINDS", "BottleneckHistory", "BottleneckLM", "BottleneckOutput", "BottleneckRun",
+    "MaskedTokens", "bottleneck_loss", "evaluate_bottleneck", "mask_tokens", "sample_span_lengths",
+    "span_length_distribution", "span_mask", "train_bottleneck",
+    "CLASSIFICATION_METRICS", "accuracy", "precision", "recall",
     "ACTIVATIONS", "MLP", "LinearModel", "TinyCausalLM", "count_params",
     "LR_FINDER_STOPS", "SUGGESTION_RULES", "LRFinderResult", "lr_range_test", "lr_sweep", "suggest_lrs",
     "ANNEAL_STRATEGIES", "CYCLIC_MODES", "Schedule", "attach_schedule", "cyclic_lr", "cyclic_momentum",

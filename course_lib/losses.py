@@ -379,7 +379,9 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
     """
     check_choice("reduction", reduction, _REDUCTIONS, where="gaussian_kl")
     _check_pair("mu", mu, "logvar", logvar, where="gaussian_kl")
-    kl = 0.5 * (logvar.exp() + mu**2 - 1 - logvar).sum(dim=-1)  # (...,)
+    # exp(lv) - 1 written as expm1(lv): near a collapsed latent (lv ~ 1e-4) the naive form
+    # loses every digit in float32 and can come out negative.
+    kl = 0.5 * (torch.expm1(logvar) - logvar + mu**2).sum(dim=-1)  # (...,)
     return _reduce(kl, reduction)
 
 

@@ -18,7 +18,7 @@ from ._validation import check_number, check_type
 from .curves import ema
 
 __all__ = ["set_course_theme", "plot_loss_curves", "COLORS", "RULE_STYLES", "LRFinderPlot", "plot_lr_finder",
-           "SchedulePlot", "preview_schedule"]
+           "SchedulePlot", "preview_schedule", "LossCurvesPlot"]
 
 # One palette for the whole course: train is always blue, validation always orange, so a
 # student never has to read the legend twice.
@@ -308,3 +308,145 @@ def preview_schedule(schedule, num_steps: int | None = None, ax: Axes | None = N
     p = SchedulePlot(ax, log_lr=log_lr)
     p.update(schedule, num_steps)
     return p.ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Live loss curves (for the training lab)
+# ---------------------------------------------------------------------------------------------
+
+def _decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``max_points`` points: per bucket keep the min and the max, so a spike
+    (the first sign of divergence) never disappears from a long curve."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    size = math.ceil(n / (max_points // 2))        # points per bucket
+    m = n // size * size                           # whole buckets; the ragged tail is kept as is
+    rows = y[:m].reshape(-1, size)                 # (buckets, size)
+    base = np.arange(0, m, size)
+    lo, hi = base + rows.argmin(axis=1), base + rows.argmax(axis=1)
+    idx = np.unique(np.concatenate([lo, hi, np.arange(m, n), [n - 1]]))
+    return x[idx], y[idx]
+
+
+class LossCurvesPlot:
+    """Training and validation loss of a run that is still going, drawn into one Axes whose
+    artists are kept and moved (``update(history)``), plus faded *ghost* runs for comparison.
+
+    Args:
+        ax (Axes or None): where to draw; None makes a new figure.
+        log_y (bool): logarithmic loss axis. Default True.
+        smooth (float): EMA beta in [0, 1) for the training curve (raw stays faint). Default 0.9.
+        baseline, floor (float or None): horizontal reference lines (trivial predictor; irreducible loss).
+        max_points (int): curves longer than this are decimated (min/max per bucket) so a frame
+            costs the same at step 500 and at step 50,000. Default 1500.
+        max_ghosts (int): earlier runs kept on the plot. Default 3.
+    """
+
+    def __init__(self, ax: Axes | None = None, *, log_y: bool = True, smooth: float = 0.9,
+                 baseline: float | None = None, floor: float | None = None, max_points: int = 1500,
+                 max_ghosts: int = 3):
+        where = "LossCurvesPlot"
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+        check_type("ax", ax, Axes, where=where, expected="matplotlib Axes or None")
+        check_number("smooth", smooth, where=where, low=0.0, high=1.0, high_open=True)
+        self.ax, self.smooth, self.max_points, self.max_ghosts = ax, smooth, max_points, max_ghosts
+        self.raw = ax.plot([], [], color=COLORS["train"], alpha=0.25, lw=0.8)[0]
+        self.train = ax.plot([], [], color=COLORS["train"], lw=1.6, label="train")[0]
+        self.val = ax.plot([], [], color=COLORS["val"], lw=1.8, marker="o", ms=3, label="validation")[0]
+        self.diverged = ax.plot([], [], ls="none", marker="X", ms=13, color=COLORS["diverged"], label="diverged")[0]
+        self.diverged_text = ax.annotate("", (0, 0), textcoords="offset points", xytext=(-10, 8), ha="right",
+                                         color=COLORS["diverged"], fontsize="small")
+        self.refs = []
+        if baseline is not None:
+            self.refs.append(ax.axhline(baseline, color=COLORS["baseline"], ls="--", lw=1, label="baseline"))
+        if floor is not None:
+            self.refs.append(ax.axhline(floor, color=COLORS["floor"], ls=":", lw=1.5, label="irreducible loss"))
+        self.ghosts: list[list] = []       # artists of each ghost run
+        self._events: list = []            # artists of the current run's change events
+        self._n_events = 0
+        self._ylim: tuple[float, float] | None = None
+        ax.set_xlabel("step")
+        self.set_log_y(log_y)
+
+    def set_log_y(self, log_y: bool) -> None:
+        self.ax.set_yscale("log" if log_y else "linear")
+        self.ax.set_ylabel("loss (log scale)" if log_y else "loss")
+
+    def set_smooth(self, smooth: float) -> None:
+        self.smooth = check_number("smooth", smooth, where="LossCurvesPlot.set_smooth", low=0.0, high=1.0,
+                                   high_open=True)
+
+    def clear_run(self) -> None:
+        """Forget the current run's curves and event marks (before a new run starts)."""
+        for line in (self.raw, self.train, self.val, self.diverged):
+            line.set_data([], [])
+        self.diverged_text.set_text("")
+        for art in self._events:
+            art.remove()
+        self._events, self._n_events = [], 0
+
+    def update(self, history) -> None:
+        """Move the curves to ``history`` (a ``History``, possibly still growing)."""
+        steps, loss = _finite(history.step, history.train_loss)
+        if self.smooth > 0 and len(loss):
+            self.raw.set_data(*_decimate(steps, loss, self.max_points))
+            self.train.set_data(*_decimate(steps, ema(loss, beta=self.smooth), self.max_points))
+        else:
+            self.raw.set_data([], [])
+            self.train.set_data(*_decimate(steps, loss, self.max_points))
+        self.val.set_data(*_finite(history.val_step, history.val_loss))
+        self._draw_new_events(history, steps, loss)
+        self._autoscale(steps, loss)
+
+    def _draw_new_events(self, history, steps, loss) -> None:
+        for ev in history.events[self._n_events:]:
+            if ev["kind"] in ("diverged", "exploded"):
+                s, v = (steps[-1], loss[-1]) if len(loss) else (ev["step"], 1.0)
+                self.diverged.set_data([s], [v])
+                self.diverged_text.set_text(f"diverged at step {ev['step']}")
+                self.diverged_text.xy = (s, v)
+            else:
+                self._events.append(self.ax.axvline(ev["step"], color=COLORS["event"], lw=0.9, alpha=0.7))
+                self._events.append(self.ax.annotate(
+                    ev["text"], (ev["step"], 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top",
+                    ha="right", fontsize="x-small", color=COLORS["event"]))
+        self._n_events = len(history.events)
+
+    def _autoscale(self, steps, loss) -> None:
+        ys = [loss] + [np.asarray(g[0].get_ydata(), dtype=float) for g in self.ghosts if len(g[0].get_ydata())]
+        ys.append(np.asarray(self.val.get_ydata(), dtype=float))
+        ys = np.concatenate([y[np.isfinite(y)] for y in ys if len(y)]) if any(len(y) for y in ys) else np.array([])
+        xmax = max([steps[-1] if len(steps) else 1] + [g[0].get_xdata()[-1] for g in self.ghosts if len(g[0].get_xdata())])
+        self.ax.set_xlim(0, max(1, xmax))
+        if len(ys):
+            lo, hi = float(ys.min()), float(ys.max())
+            if self.ax.get_yscale() == "log":
+                lo, hi = max(lo, 1e-8) / 1.3, max(hi, 1e-8) * 1.3
+            else:
+                pad = 0.05 * max(hi - lo, 1e-8)
+                lo, hi = lo - pad, hi + pad
+            self.ax.set_ylim(lo, hi)
+
+    def add_ghost(self, history, label: str) -> None:
+        """Keep ``history`` on the plot, faded, labelled with its settings; the oldest ghost
+        goes when there are more than ``max_ghosts``."""
+        steps, loss = _finite(history.step, history.train_loss)
+        if not len(loss):
+            return
+        y = ema(loss, beta=self.smooth) if self.smooth > 0 else loss
+        arts = [self.ax.plot(*_decimate(steps, y, self.max_points), color="#555555", alpha=0.35, lw=1.2,
+                             label=f"earlier: {label}")[0]]
+        vs, vl = _finite(history.val_step, history.val_loss)
+        if len(vl):
+            arts.append(self.ax.plot(vs, vl, color=COLORS["val"], alpha=0.3, lw=1.0, ls="--")[0])
+        self.ghosts.append(arts)
+        while len(self.ghosts) > self.max_ghosts:
+            for art in self.ghosts.pop(0):
+                art.remove()
+
+    def legend(self) -> None:
+        handles = [ln for ln in self.ax.get_lines() if not ln.get_label().startswith("_") and len(ln.get_xdata())]
+        handles += [r for r in self.refs]
+        self.ax.legend(handles=handles, loc="upper right", fontsize="x-small")

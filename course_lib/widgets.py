@@ -53,6 +53,15 @@ def use_live_backend() -> str:
         return "inline"
 
 
+def _outside_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return True
+    ip = get_ipython()
+    return ip is None or not hasattr(ip, "kernel")
+
+
 def _is_ipympl(fig) -> bool:
     return type(fig.canvas).__module__.startswith("ipympl")
 
@@ -63,6 +72,8 @@ class LiveFigure:
     Args:
         nrows, ncols (int): subplot grid. Default 1 x 1.
         figsize (tuple): inches. Default (7, 3.5).
+        headless (bool or None): render without encoding PNG frames (no front end to show
+            them). None: headless exactly when not running inside a Jupyter kernel.
         min_interval (float): seconds between frames >= 0. Default 0.08 (about 12 frames/s).
         max_share (float): at most this fraction of the wall time goes to drawing, in (0, 1]:
             after a frame that took ``d`` seconds the next waits at least ``d * (1/max_share - 1)``.
@@ -84,7 +95,7 @@ class LiveFigure:
     """
 
     def __init__(self, nrows: int = 1, ncols: int = 1, figsize=(7, 3.5), min_interval: float = 0.08,
-                 max_share: float = 0.25):
+                 max_share: float = 0.25, headless: bool | None = None):
         check_number("min_interval", min_interval, where="LiveFigure", low=0.0)
         check_number("max_share", max_share, where="LiveFigure", low=0.0, high=1.0, low_open=True)
         self.max_share = max_share
@@ -92,9 +103,17 @@ class LiveFigure:
         with plt.ioff():  # no automatic display: we show the figure once, where we want it
             self.fig, self.axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained")
         self.min_interval = min_interval
+        # Constrained layout keeps labels inside the figure but costs 40% of a frame (and far
+        # more with a long legend): it runs for the first frame, then the layout is frozen.
+        # Call `relayout()` after changing titles or labels.
+        self._layout = self.fig.get_layout_engine()
+        self._needs_layout = True
         self.frames = 0
         self._last = -float("inf")
         self.ipympl = _is_ipympl(self.fig)
+        # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
+        # surface, frames are still counted) but skip the encoding.
+        self.headless = _outside_kernel() if headless is None else headless
         if self.ipympl:
             self.fig.canvas.header_visible = False
             self.widget = self.fig.canvas
@@ -113,9 +132,13 @@ class LiveFigure:
         now = time.perf_counter()
         if not force and now - self._last < self._wait:
             return False
+        self.fig.set_layout_engine(self._layout if self._needs_layout else "none")
+        self._needs_layout = False
         if self.ipympl:
             canvas = self.fig.canvas
             canvas.draw_idle() if canvas.syncing_data_url else canvas.draw()
+        elif self.headless:
+            self.fig.canvas.draw()
         else:
             buf = io.BytesIO()
             self.fig.savefig(buf, format="png")
@@ -125,6 +148,10 @@ class LiveFigure:
         cost = self._last - now
         self._wait = max(self.min_interval, cost * (1 / self.max_share - 1))
         return True
+
+    def relayout(self) -> None:
+        """Recompute the layout at the next frame (after titles, labels or axes changed)."""
+        self._needs_layout = True
 
     def due(self) -> bool:
         """True if a ``refresh()`` now would draw (lets callers skip preparing a frame)."""

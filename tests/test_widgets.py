@@ -23,7 +23,7 @@ def _close_figures():
 
 
 def test_live_figure_throttles_and_counts_frames():
-    live = widgets.LiveFigure(min_interval=10.0)
+    live = widgets.LiveFigure(min_interval=10.0, headless=False)   # the inline path: PNG frames
     assert live.refresh(force=True) and live.frames == 1
     assert not live.refresh() and live.frames == 1           # within min_interval: skipped
     assert live.refresh(force=True) and live.frames == 2
@@ -31,7 +31,7 @@ def test_live_figure_throttles_and_counts_frames():
 
 
 def test_a_slow_frame_makes_the_next_one_wait(monkeypatch):
-    live = widgets.LiveFigure(min_interval=0.0, max_share=0.25)
+    live = widgets.LiveFigure(min_interval=0.0, max_share=0.25, headless=False)
     real = live.fig.savefig
 
     def slow_savefig(*a, **k):  # a frame that takes at least 50 ms

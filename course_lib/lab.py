@@ -1,0 +1,554 @@
+"""The training lab: sliders, Play / Pause / Step / Reset, and loss curves that redraw live.
+
+TensorFlow Playground resets training whenever anything but the learning rate changes. Here
+the learning rate, weight decay, L1 and dropout (and any live setting a task adds, such as a
+masking strength) change **while training runs**: the change applies on the next step and is
+drawn on the curve as a thin vertical line. Changing the data or the model starts a new run;
+the old one stays on the plot, faded (a *ghost*), labelled with its settings.
+
+How it stays responsive: training runs in a background thread (``Play``), and the Jupyter
+kernel's main thread keeps receiving slider changes. A change is queued and the training
+thread applies it between two steps (``TrainState.set_hyperparams``), so nothing races with
+a step. Frames are drawn by the training thread at most every ``min_interval`` seconds and
+with at most ``max_share`` of the wall time (see :class:`course_lib.widgets.LiveFigure`).
+
+For scripts, tests and notebook checks, :meth:`TrainingLab.run` trains in the calling thread
+(blocking, deterministic), and :meth:`TrainingLab.schedule` queues a change for a given step.
+A run's settings, including its mid-run changes, are one short string
+(:meth:`TrainingLab.settings_string`); pasting it back (:meth:`TrainingLab.apply_settings`)
+replays the same seeded run.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+from urllib.parse import parse_qsl, urlencode
+
+import ipywidgets as W
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_choice, check_number, check_relation
+from .curves import diagnose
+from .data import make_classification, make_regression
+from .metrics import CLASSIFICATION_METRICS
+from .models import MLP, BottleneckMLP
+from .plotting import LossCurvesPlot
+from .train import History, fit
+from .widgets import LiveFigure
+
+__all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS"]
+
+LAB_TASKS = ("spirals", "moons", "circles", "regression")
+LIVE_SETTINGS = ("lr", "weight_decay", "l1", "dropout")            # change mid-run
+RESET_SETTINGS = ("task", "width", "depth", "noise", "batch_size", "train_fraction", "n_samples", "seed")
+_REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]  # 0, then 1e-6 .. 10, 3 per decade
+
+_DEFAULTS = dict(task="spirals", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
+                 batch_size=32, train_fraction=0.5, n_samples=400, seed=0)
+
+
+class TrainingLab:
+    """A slider panel around :func:`course_lib.fit`, with a live loss plot and diagnosis.
+
+    Args:
+        task (str): ``"spirals"``, ``"moons"``, ``"circles"`` (classification, cross-entropy)
+            or ``"regression"`` (a noisy polynomial, MSE). Default ``"spirals"``.
+        lr, weight_decay, l1, dropout (float): starting values of the live settings.
+        width, depth (int): the MLP. noise (float): data noise. batch_size (int).
+        train_fraction (float): share of the ``n_samples`` examples used for training (the
+            rest is the validation set), in [0.1, 0.9].
+        optimizer (str): ``"adam"``, ``"sgd"``, ``"momentum"`` or ``"adamw"``. Default ``"adam"``.
+        max_steps (int): steps per run. Default 3000.
+        eval_every (int): steps between validation points. Default 25.
+        seed (int): seeds data, initial weights, batch order and dropout. Default 0.
+        device: default CUDA if present, else MPS, else CPU.
+        masking (float or None): masking strength in [1e-3, 10]: the model gets a Gaussian
+            bottleneck (:class:`~course_lib.models.BottleneckMLP`) and the loss adds
+            ``masking * KL``; the slider changes it while training runs. None: no bottleneck.
+        live_settings (dict): extra settings a task reads every step, ``name -> (widget, apply)``
+            where ``apply(value)`` makes the change; each change is marked on the curve.
+        min_interval (float): seconds between frames. Default 0.08.
+        max_share (float): at most this share of the time goes to drawing. Default 0.1.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> lab = TrainingLab("moons", max_steps=200, device="cpu")
+        >>> lab.schedule(100, lr=0.1)           # as if the slider moved at step 100
+        >>> h = lab.run()
+        >>> h.lr[99], h.lr[100]
+        (0.01, 0.1)
+        >>> lab.settings_string()
+        'task=moons&lr=0.01&weight_decay=0&l1=0&dropout=0&width=32&depth=2&noise=0.2&batch_size=32&train_fraction=0.5&n_samples=400&seed=0&changes=100:lr=0.1'
+    """
+
+    def __init__(self, task: str = "spirals", *, lr: float = 0.01, weight_decay: float = 0.0, l1: float = 0.0,
+                 dropout: float = 0.0, width: int = 32, depth: int = 2, noise: float = 0.2, batch_size: int = 32,
+                 train_fraction: float = 0.5, n_samples: int = 400, optimizer: str = "adam",
+                 max_steps: int = 3000, eval_every: int = 25, seed: int = 0, device=None,
+                 masking: float | None = None, live_settings: dict | None = None,
+                 min_interval: float = 0.08, max_share: float = 0.1,
+                 figsize=(8, 3.6)):
+        where = "TrainingLab"
+        self.optimizer = optimizer
+        self.max_steps = check_number("max_steps", max_steps, where=where, low=1, integer=True)
+        self.eval_every = check_number("eval_every", eval_every, where=where, low=1, integer=True)
+        self.device = device
+        self.settings = self._check(dict(task=task, lr=lr, weight_decay=weight_decay, l1=l1, dropout=dropout,
+                                         width=width, depth=depth, noise=noise, batch_size=batch_size,
+                                         train_fraction=train_fraction, n_samples=n_samples, seed=seed))
+        self.live_settings = dict(live_settings or {})
+        if masking is not None:
+            check_number("masking", masking, where=where, low=1e-3, high=10.0)
+            self.masking = float(masking)
+            slider = W.FloatLogSlider(value=masking, base=10, min=-3, max=1, description="masking strength",
+                                      readout_format=".1e", style={"description_width": "110px"})
+            self.live_settings["masking"] = (slider, lambda v: setattr(self, "masking", float(v)))
+        else:
+            self.masking = None
+        self.history: History | None = None
+        self.runs: list[tuple[str, History]] = []        # finished or abandoned runs (the ghosts)
+        self._scheduled: dict[int, dict] = {}            # step -> changes (replay, tests)
+        self._changes: list[tuple[int, str, float]] = []  # what was applied, for settings_string
+        self._pending: dict = {}                          # slider changes waiting for the next step
+        self._lock = threading.Lock()                     # guards _pending
+        self._draw_lock = threading.Lock()                # one drawer at a time
+        self._go = threading.Event()                      # set = the thread may train
+        self._paused = threading.Event()                  # set = the thread is waiting, all drawn
+        self._step_budget: int | None = None              # Step button: steps left before pausing
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._force_frame = False
+        self._last_diag = 0.0
+        self.change_latency: list[float] = []             # seconds from slider to applied, measured
+
+        # The figure and its artists, made once.
+        self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share)
+        self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
+        self._build_widgets()
+        self._new_run()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(s: dict) -> dict:
+        where = "TrainingLab"
+        check_choice("task", s["task"], LAB_TASKS, where=where)
+        check_number("lr", s["lr"], where=where, low=0.0, low_open=True)
+        check_number("weight_decay", s["weight_decay"], where=where, low=0.0)
+        check_number("l1", s["l1"], where=where, low=0.0)
+        check_number("dropout", s["dropout"], where=where, low=0.0, high=0.9)
+        check_number("width", s["width"], where=where, low=1, high=1024, integer=True)
+        check_number("depth", s["depth"], where=where, low=0, high=8, integer=True)
+        check_number("noise", s["noise"], where=where, low=0.0)
+        check_number("batch_size", s["batch_size"], where=where, low=1, integer=True)
+        check_number("train_fraction", s["train_fraction"], where=where, low=0.1, high=0.9)
+        check_number("n_samples", s["n_samples"], where=where, low=20, integer=True)
+        check_number("seed", s["seed"], where=where, low=0, integer=True)
+        return dict(s)
+
+    def settings_string(self) -> str:
+        """The run's settings and its mid-run changes as one short, copyable string."""
+        # Changes of the *current* run: the start values above plus these replay it exactly.
+        start = self._start_settings if self.history is not None else self.settings
+        pairs = [(k, f"{v:g}" if isinstance(v, float) else str(v)) for k, v in start.items()]
+        if self._changes:
+            pairs.append(("changes", ";".join(f"{s}:{n}={v:g}" for s, n, v in self._changes)))
+        return urlencode(pairs, safe=":;=")
+
+    def apply_settings(self, text: str) -> None:
+        """Set every slider from a :meth:`settings_string` and start a new run that replays it
+        (the same seed, the same changes at the same steps)."""
+        where = "TrainingLab.apply_settings"
+        items = dict(parse_qsl(text.strip().lstrip("?#"), keep_blank_values=False, strict_parsing=False))
+        unknown = set(items) - set(_DEFAULTS) - {"changes"} - ({"masking"} if self.masking is not None else set())
+        check_relation(not unknown, "the settings string has unknown keys", where=where, unknown=sorted(unknown))
+        new = dict(self.settings)
+        masking = float(items.pop("masking")) if "masking" in items else self.masking
+        for k, v in items.items():
+            if k == "changes":
+                continue
+            new[k] = v if k == "task" else (int(v) if isinstance(_DEFAULTS[k], int) else float(v))
+        new = self._check(new)
+        scheduled: dict[int, dict] = {}
+        for part in filter(None, items.get("changes", "").split(";")):
+            step, _, assign = part.partition(":")
+            name, _, value = assign.partition("=")
+            check_choice("change", name, LIVE_SETTINGS + tuple(self.live_settings), where=where)
+            scheduled.setdefault(int(step), {})[name] = float(value)
+        self.pause()
+        self._join()
+        self._quiet = True
+        try:
+            for k, v in new.items():
+                if k in self.sliders:
+                    w = self.sliders[k]
+                    w.value = _nearest(_REG_STEPS, v) if isinstance(w, W.SelectionSlider) else v
+        finally:
+            self._quiet = False
+        self.settings = new
+        if masking is not None:
+            check_number("masking", masking, where=where, low=1e-3, high=10.0)
+            self._quiet = True
+            self.sliders["masking"].value = masking
+            self._quiet = False
+            self.masking = masking
+        self._new_run()
+        self._scheduled = scheduled
+
+    def schedule(self, step: int, **changes: float) -> None:
+        """Queue live changes to apply from ``step`` on (what a slider does, at an exact step)."""
+        check_number("step", step, where="TrainingLab.schedule", low=1, integer=True)
+        for name in changes:
+            check_choice("change", name, LIVE_SETTINGS + tuple(self.live_settings), where="TrainingLab.schedule")
+        self._scheduled.setdefault(step, {}).update(changes)
+
+    # -- widgets ------------------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        st = {"description_width": "110px"}
+        s = self.settings
+        reg = [(f"{v:g}", v) for v in _REG_STEPS]
+        self.sliders = {
+            "lr": W.FloatLogSlider(value=s["lr"], base=10, min=-5, max=1, description="learning rate",
+                                   readout_format=".1e", style=st),
+            "weight_decay": W.SelectionSlider(options=reg, value=_nearest(_REG_STEPS, s["weight_decay"]),
+                                              description="weight decay", style=st),
+            "l1": W.SelectionSlider(options=reg, value=_nearest(_REG_STEPS, s["l1"]), description="L1", style=st),
+            "dropout": W.FloatSlider(value=s["dropout"], min=0.0, max=0.9, step=0.05, description="dropout", style=st),
+            "width": W.IntSlider(value=s["width"], min=1, max=256, description="width", style=st),
+            "depth": W.IntSlider(value=s["depth"], min=0, max=6, description="depth", style=st),
+            "noise": W.FloatSlider(value=s["noise"], min=0.0, max=1.0, step=0.05, description="data noise", style=st),
+            "batch_size": W.IntSlider(value=s["batch_size"], min=1, max=256, description="batch size", style=st),
+            "train_fraction": W.FloatSlider(value=s["train_fraction"], min=0.1, max=0.9, step=0.05,
+                                            description="train fraction", style=st),
+            "task": W.Dropdown(options=list(LAB_TASKS), value=s["task"], description="task", style=st),
+        }
+        for name, (widget, _) in self.live_settings.items():
+            self.sliders[name] = widget
+        for name, w in self.sliders.items():
+            w.add_class(f"{name.replace('_', '-')}-slider")
+            w.observe(lambda ch, name=name: self._on_slider(name, ch["new"]), names="value")
+        self._quiet = False
+        self.buttons = {name: W.Button(description=name.capitalize(), layout=W.Layout(width="80px"))
+                        for name in ("play", "pause", "step", "reset")}
+        for name, b in self.buttons.items():
+            b.add_class(f"lab-{name}")
+        self.buttons["play"].on_click(lambda _: self.play())
+        self.buttons["pause"].on_click(lambda _: self.pause())
+        self.buttons["step"].on_click(lambda _: self.step(10))
+        self.buttons["reset"].on_click(lambda _: self.reset())
+        self.log_y = W.Checkbox(value=True, description="log loss axis")
+        self.smooth = W.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="smoothing", style=st)
+        self.log_y.observe(lambda ch: self._set_view(log_y=ch["new"]), names="value")
+        self.smooth.observe(lambda ch: self._set_view(smooth=ch["new"]), names="value")
+        self.status = W.HTML("ready")
+        self.status.add_class("lab-status")
+        self.diagnosis = W.HTML("")
+        self.diagnosis.add_class("lab-diagnosis")
+        self.share = W.Text(description="settings", layout=W.Layout(width="95%"), style=st)
+        self.share.add_class("lab-settings")
+        apply = W.Button(description="Replay", layout=W.Layout(width="80px"))
+        apply.on_click(lambda _: self.apply_settings(self.share.value))
+        live_names = list(LIVE_SETTINGS) + list(self.live_settings)
+        reset_names = [n for n in self.sliders if n not in live_names]
+        self.widget = W.VBox([
+            W.HBox(list(self.buttons.values()) + [self.status]),
+            W.HBox([
+                W.VBox([W.HTML("<b>change while training</b>")] + [self.sliders[n] for n in live_names]
+                       + [W.HTML("<b>new run</b>")] + [self.sliders[n] for n in reset_names]
+                       + [self.log_y, self.smooth]),
+                W.VBox([self.view.widget, self.diagnosis]),
+            ]),
+            W.HBox([self.share, apply]),
+        ])
+
+    def show(self) -> "TrainingLab":
+        from IPython.display import display
+        display(self.widget)
+        self._draw(force=True)
+        return self
+
+    def _on_slider(self, name: str, value) -> None:
+        if self._quiet:
+            return
+        if name in LIVE_SETTINGS or name in self.live_settings:
+            value = float(value)
+            if name in LIVE_SETTINGS:
+                self.settings[name] = value
+            if self.running:
+                with self._lock:                      # applied by the training thread, next step
+                    self._pending[name] = (value, time.perf_counter())
+            else:
+                # Paused mid-run: applied when training resumes (no latency to measure).
+                if self.history is not None and len(self.history):
+                    with self._lock:
+                        self._pending[name] = (value, None)
+                elif name in LIVE_SETTINGS:
+                    self._start_settings[name] = value
+                else:
+                    self.live_settings[name][1](value)
+            return
+        # Data or model changed: the old run becomes a ghost, a new one starts where it was.
+        was_running = self.running
+        self.settings[name] = value
+        self.pause()
+        self._join()
+        self._new_run()
+        if was_running:
+            self.play()
+
+    def _set_view(self, **kw) -> None:
+        with self._draw_lock:
+            if "log_y" in kw:
+                self.plot.set_log_y(kw["log_y"])
+            if "smooth" in kw:
+                self.plot.set_smooth(kw["smooth"])
+        self._force_frame = True
+        if not self.running:
+            self._draw(force=True)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._go.is_set()
+
+    def _new_run(self) -> None:
+        """Keep the current run as a ghost (if it trained at all); build data and model."""
+        if self.history is not None and len(self.history):
+            label = self._label(self._start_settings)
+            self.runs.append((label, self.history))
+            with self._draw_lock:
+                self.plot.add_ghost(self.history, label)
+        s = self.settings
+        if s["task"] == "regression":
+            self.data = make_regression(s["n_samples"], kind="polynomial", noise=s["noise"],
+                                        val_fraction=1 - s["train_fraction"], seed=s["seed"])
+            self.loss_fn, self.metrics, out = "mse", None, 1
+        else:
+            n_classes = 3 if s["task"] == "spirals" else 2
+            self.data = make_classification(s["n_samples"], kind=s["task"], noise=s["noise"], n_classes=n_classes,
+                                            val_fraction=1 - s["train_fraction"], seed=s["seed"])
+            self.loss_fn, self.metrics, out = "cross_entropy", CLASSIFICATION_METRICS, n_classes
+        torch.manual_seed(s["seed"])
+        if self.masking is None:
+            self.model = MLP(self.data.X_train.shape[1], out, width=s["width"], depth=s["depth"], dropout=s["dropout"])
+        else:
+            self.model = BottleneckMLP(self.data.X_train.shape[1], out, width=s["width"], depth=s["depth"],
+                                       dropout=s["dropout"])
+            self.loss_fn = self._masked_loss(self.loss_fn)
+        self.baseline = self.data.baseline_loss()
+        self.history = None
+        self.state = None
+        self._changes, self._scheduled, self._pending = [], {}, {}
+        self._start_settings = dict(s)
+        if self.masking is not None:
+            self._start_settings["masking"] = self.masking
+        self._stop = False
+        self._go.clear()
+        with self._draw_lock:
+            self.plot.clear_run()
+            self.plot.ax.set_title(self._label(s), fontsize="small")
+        self.status.value = "ready: press Play"
+        self.diagnosis.value = ""
+        self.share.value = self.settings_string()
+        self._draw(force=True)
+
+    def _masked_loss(self, name: str) -> Callable:
+        """Task loss + masking * KL while training; the task loss alone when evaluating, so
+        validation curves stay comparable across strengths."""
+        task_loss = F.cross_entropy if name == "cross_entropy" else F.mse_loss
+
+        def loss(y_hat, y):
+            base = task_loss(y_hat, y)
+            return base + self.masking * self.model.kl if self.model.training else base
+        loss.__name__ = f"{name} + masking * KL"
+        return loss
+
+    @staticmethod
+    def _label(s: dict) -> str:
+        masking = f", masking {s['masking']:.2g}" if "masking" in s else ""
+        return (f"{s['task']}, lr {s['lr']:.2g}, wd {s['weight_decay']:.2g}, L1 {s['l1']:.2g}, "
+                f"dropout {s['dropout']:.2g}{masking}, {s['depth']}x{s['width']}, noise {s['noise']:.2g}, "
+                f"batch {s['batch_size']}, train {s['train_fraction']:.0%}")
+
+    def run(self, num_steps: int | None = None) -> History:
+        """Train ``num_steps`` more steps (None: to the end of the run) and wait; returns the History.
+
+        The same code path as Play, only waited for: deterministic, for scripts, tests and the
+        checks at the end of a notebook.
+        """
+        check_number("num_steps", num_steps, where="TrainingLab.run", low=1, integer=True, allow_none=True)
+        self._start(num_steps)
+        self.wait()
+        return self.history
+
+    def play(self) -> None:
+        """Start (or continue) training in the background; the kernel stays free for sliders."""
+        self._start(None)
+
+    def pause(self) -> None:
+        self._go.clear()
+
+    def step(self, n: int = 10) -> None:
+        """Train ``n`` more steps in the background, then pause."""
+        check_number("n", n, where="TrainingLab.step", low=1, integer=True)
+        self._start(n)
+
+    def _start(self, budget: int | None) -> None:
+        if self.history is not None and self.history.stop_reason not in ("running",):
+            self._join()
+            self._new_run()                           # the last run ended: start a new one
+        self._step_budget = budget
+        self._paused.clear()
+        self._go.set()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._train, name="course-lab", daemon=True)
+            self._thread.start()
+
+    def reset(self) -> None:
+        """Stop, keep this run as a ghost, and prepare a fresh one with the current settings."""
+        self.pause()
+        self._join()
+        self._new_run()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the background run has paused (and drawn) or ended."""
+        t_end = None if timeout is None else time.perf_counter() + timeout
+        while self._thread is not None and self._thread.is_alive() and not self._paused.is_set():
+            if t_end is not None and time.perf_counter() > t_end:
+                break
+            self._paused.wait(0.01)
+
+    def _join(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._stop = True
+            self._go.set()                            # release a paused thread so it can stop
+            self._thread.join()
+            self._go.clear()
+        self._thread = None
+
+    def _train(self) -> None:
+        """The body of a run: ``fit`` with a callback that applies changes, pauses and draws."""
+        if self.history is not None and self.history.stop_reason != "running":
+            return                                    # finished: Reset or Play starts a new run
+        s = self._start_settings
+        self.status.value = "training..."
+        try:
+            fit(self.model, self.data, loss_fn=self.loss_fn, optimizer=self.optimizer, lr=s["lr"],
+                weight_decay=s["weight_decay"], l1=s["l1"], dropout=s["dropout"], batch_size=s["batch_size"],
+                num_steps=self.max_steps, eval_every=self.eval_every, metrics=self.metrics, baseline=self.baseline,
+                seed=s["seed"], device=self.device, on_step=self._on_step, on_eval=self._on_eval)
+        finally:
+            self._go.clear()
+            self._finish()
+
+    def _on_eval(self, state) -> None:
+        self.history = state.history                  # the History fit fills in, live
+
+    def _on_step(self, state) -> None:
+        self.state, self.history = state, state.history
+        nxt = state.step + 1                          # the step the changes below apply to
+        # 1. Changes: scheduled ones at their step, slider ones at the next step.
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        changes = {k: v for k, (v, _) in pending.items()}
+        changes.update(self._scheduled.pop(nxt, {}))
+        if changes:
+            self._apply(state, changes, nxt)
+            for _, t in pending.values():
+                if t is not None:
+                    self.change_latency.append(time.perf_counter() - t)
+            self._force_frame = True
+        if self._stop:
+            state.request_stop("callback")
+            return
+        # 2. Step button: count down, then pause.
+        if self._step_budget is not None:
+            self._step_budget -= 1
+            if self._step_budget <= 0:
+                self._step_budget = None
+                self._go.clear()
+                self._force_frame = True
+        # 3. A frame, if one is due (or forced by a change).
+        if self._force_frame or self.view.due():
+            self._draw(force=self._force_frame, state=state)
+        # 4. Paused: wait here, in the training thread, until Play/Step/Reset.
+        if not self._go.is_set():
+            self._draw(force=True, state=state)
+            self.status.value = f"paused at step {state.step + 1}"
+            self._paused.set()
+            while not self._go.is_set():
+                self._go.wait(0.05)
+            self._paused.clear()
+            if self._stop:
+                state.request_stop("callback")
+
+    def _apply(self, state, changes: dict, step: int) -> None:
+        std = {k: v for k, v in changes.items() if k in LIVE_SETTINGS}
+        if std:
+            state.set_hyperparams(**std)
+        for name, value in changes.items():
+            if name in self.live_settings:
+                self.live_settings[name][1](value)
+                state.history.add_event(step, "change", f"{name} -> {value:.3g}")
+            self._changes.append((step, name, value))
+        self.share.value = self.settings_string()
+
+    def _draw(self, force: bool = False, state=None) -> None:
+        with self._draw_lock:
+            if state is not None:
+                state.flush()
+            if self.history is not None:
+                self.plot.update(self.history)
+                self._update_text(state)
+            self.plot.legend()
+            drawn = self.view.refresh(force=force)
+            if drawn:
+                self._force_frame = False
+
+    def _update_text(self, state) -> None:
+        h = self.history
+        if not len(h):
+            return
+        step = h.step[-1] + 1
+        last = next((v for v in reversed(h.train_loss) if math.isfinite(v)), float("nan"))
+        val = f", validation {h.val_loss[-1]:.3g}" if h.val_loss else ""
+        acc = f", accuracy {h.val_metrics['accuracy'][-1]:.1%}" if h.val_metrics.get("accuracy") else ""
+        if state is not None:
+            self.status.value = f"training: step {step}, loss {last:.3g}{val}{acc}"
+        now = time.perf_counter()
+        if len(h) >= 40 and (now - self._last_diag > 0.5 or state is None):
+            self._last_diag = now
+            try:
+                d = diagnose(h, baseline=self.baseline)
+                self.diagnosis.value = f"<b>{d.verdict}</b>: {d.message} <small>{_evidence(d)}</small>"
+            except ValueError:
+                pass
+
+    def _finish(self) -> None:
+        h = self.history
+        if h is None:
+            return
+        self._draw(force=True)
+        step = h.step[-1] + 1 if len(h) else 0
+        if h.stop_reason in ("diverged", "exploded"):
+            self.status.value = f"diverged at step {h.stop_step}: the loss became too large or NaN (lower the LR)"
+        elif h.stop_reason == "completed":
+            self.status.value = f"finished {step} steps: press Play for a new run, or move a slider"
+        elif h.stop_reason == "callback":
+            self.status.value = f"stopped at step {step}"
+        self.share.value = self.settings_string()
+
+
+def _nearest(options: list[float], value: float) -> float:
+    return min(options, key=lambda o: abs(math.log10(o + 1e-12) - math.log10(value + 1e-12)))
+
+
+def _evidence(d) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.evidence.items())

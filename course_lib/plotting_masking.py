@@ -1,0 +1,250 @@
+"""Figures of the masking lesson (notebook 06): the KL-vs-LM trade-off and masked sentences.
+
+Drawing only; the computing lives in :mod:`course_lib.masking`. Every function takes axes
+(``ax=None`` makes a figure) and returns them, so figures compose and tests can count artists.
+:class:`BottleneckPlot` keeps its line artists and updates them in place: the same code draws a
+finished run and a run that is still training (inside a ``widgets.LiveFigure``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+
+from ._validation import check_number, check_relation, check_tensor, check_type
+from .curves import ema
+from .masking import MASK_KINDS, BottleneckHistory, MaskedTokens
+
+__all__ = ["MASK_COLORS", "STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run",
+           "plot_masking_tradeoff", "plot_masked_tokens"]
+
+# Colour-blind-safe (Okabe-Ito): what happened to a token. "none" is a pale box, so the eye
+# goes to the masked positions first.
+MASK_COLORS = {"none": "#eeeeee", "mask": "#0072B2", "random": "#E69F00", "keep": "#009E73"}
+# One colour per masking strength in every figure of the lesson (weak -> strong: blue -> red).
+STRENGTH_COLORS = {0.001: "#0072B2", 0.5: "#009E73", 10.0: "#D55E00"}
+# The two reference losses of a Markov language: what a perfect model gets, and what a model
+# that only knows token frequencies gets (a collapsed bottleneck).
+REFERENCE_STYLES = {"entropy_rate": dict(color="black", ls=":", lw=1.5),
+                    "unigram_entropy": dict(color="#7f7f7f", ls="--", lw=1.2)}
+_EVENT_COLOR, _DIVERGED_COLOR = "#9467bd", "#d62728"
+
+
+def _strength_color(w: float | None) -> str:
+    if w is None:
+        return "#1f77b4"
+    for known, color in STRENGTH_COLORS.items():
+        if math.isclose(w, known):
+            return color
+    return "#1f77b4"
+
+
+class BottleneckPlot:
+    """The two curves of a bottleneck run, drawn in place: KL term (log y) and causal-LM loss.
+
+    Args:
+        ax_kl (Axes): where the KL term goes (log scale: it spans decades).
+        ax_ce (Axes): where the next-token cross-entropy goes.
+        entropy_rate (float, optional): ``H``, drawn as a labelled dotted line on ``ax_ce``.
+        unigram_entropy (float, optional): ``U``, drawn as a labelled dashed line on ``ax_ce``.
+        color (str, optional): line colour. Default: blue.
+        smooth (float): EMA beta in [0, 1) applied to both curves; 0 draws the raw steps. Default: 0.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> fig, (ax_kl, ax_ce) = plt.subplots(2, 1)
+        >>> plot = BottleneckPlot(ax_kl, ax_ce, entropy_rate=2.0, unigram_entropy=3.0)
+        >>> plot.update(BottleneckHistory(step=[0, 1], ce=[3.4, 3.1], kl=[0.5, 0.4], strength=[0.5, 0.5]))
+        >>> plot.ce_line.get_ydata().tolist()
+        [3.4, 3.1]
+    """
+
+    def __init__(self, ax_kl: Axes, ax_ce: Axes, *, entropy_rate: float | None = None,
+                 unigram_entropy: float | None = None, color: str | None = None, smooth: float = 0.0):
+        where = "BottleneckPlot"
+        check_type("ax_kl", ax_kl, Axes, where=where, expected="matplotlib Axes")
+        check_type("ax_ce", ax_ce, Axes, where=where, expected="matplotlib Axes")
+        check_number("entropy_rate", entropy_rate, where=where, low=0.0, allow_none=True)
+        check_number("unigram_entropy", unigram_entropy, where=where, low=0.0, allow_none=True)
+        self.smooth = check_number("smooth", smooth, where=where, low=0.0, high=1.0, high_open=True)
+        self.ax_kl, self.ax_ce = ax_kl, ax_ce
+        color = color or "#1f77b4"
+        (self.kl_line,) = ax_kl.plot([], [], color=color, lw=1.2)
+        (self.ce_line,) = ax_ce.plot([], [], color=color, lw=1.2)
+        # Reference lines labelled just outside the right edge, like tick labels: a legend box
+        # or a label inside the axes would sit on top of a curve that is still moving.
+        for value, key, name in ((entropy_rate, "entropy_rate", "H"), (unigram_entropy, "unigram_entropy", "U")):
+            if value is not None:
+                style = REFERENCE_STYLES[key]
+                ax_ce.axhline(value, **style)
+                ax_ce.annotate(name, (1.01, value), xycoords=("axes fraction", "data"), ha="left", va="center",
+                               fontsize="small", fontweight="bold", color=style["color"], annotation_clip=False)
+        ax_kl.set_yscale("log")
+        ax_kl.set(xlabel="step", ylabel="KL term (nats, log scale)")
+        ax_ce.set(xlabel="step", ylabel="CE (nats / token)")
+        self._events_drawn = 0
+
+    def update(self, history: BottleneckHistory) -> None:
+        """Redraw from ``history`` (cheap: ``set_data`` and a rescale; new events only)."""
+        steps = np.asarray(history.step, dtype=float)
+        ce = np.asarray(history.ce, dtype=float)
+        kl = np.asarray(history.kl, dtype=float)
+        if self.smooth > 0 and len(steps):
+            ce = np.asarray(ema(ce.tolist(), beta=self.smooth))
+            kl = np.asarray(ema(kl.tolist(), beta=self.smooth))
+        kl = np.where(kl > 0, kl, np.nan)  # log scale: a KL of exactly 0 (or NaN) leaves a gap
+        self.ce_line.set_data(steps, np.where(np.isfinite(ce), ce, np.nan))
+        self.kl_line.set_data(steps, kl)
+        for ax in (self.ax_kl, self.ax_ce):
+            ax.relim()
+            ax.autoscale_view()
+        for ev in history.events[self._events_drawn:]:
+            self._draw_event(ev, history)
+        self._events_drawn = len(history.events)
+
+    def _draw_event(self, ev: dict, history: BottleneckHistory) -> None:
+        if ev["kind"] == "diverged":
+            finite = [(s, c) for s, c in zip(history.step, history.ce) if math.isfinite(c)]
+            s, c = finite[-1] if finite else (ev["step"], float("nan"))
+            self.ax_ce.plot([s], [c], marker="X", ms=11, color=_DIVERGED_COLOR, ls="none")
+            self.ax_ce.annotate(f"diverged at step {ev['step']}", (s, c), textcoords="offset points", xytext=(-8, 8),
+                                ha="right", color=_DIVERGED_COLOR, fontsize="small")
+            return
+        for ax in (self.ax_kl, self.ax_ce):  # a strength change: a thin line, labelled, on both panels
+            ax.axvline(ev["step"], color=_EVENT_COLOR, lw=1.0, alpha=0.7)
+            ax.annotate(ev["text"], (ev["step"], 0.98), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize="x-small", color=_EVENT_COLOR)
+
+
+def plot_bottleneck_run(history: BottleneckHistory, axes=None, *, entropy_rate: float | None = None,
+                        unigram_entropy: float | None = None, color: str | None = None,
+                        smooth: float = 0.0) -> tuple[Axes, Axes]:
+    """One run: KL term (log y) above, causal-LM loss below, with the reference lines.
+
+    Args:
+        history (BottleneckHistory): from ``course_lib.masking.train_bottleneck`` or a ``BottleneckRun``.
+        axes (pair of Axes, optional): ``(ax_kl, ax_ce)``; None makes a 2 x 1 figure.
+        entropy_rate, unigram_entropy (float, optional): ``H`` and ``U`` of the language.
+        color (str, optional): line colour. Default: the strength's colour in ``STRENGTH_COLORS``.
+        smooth (float): EMA beta in [0, 1). Default: 0 (raw steps).
+
+    Returns:
+        ``(ax_kl, ax_ce)``.
+    """
+    check_type("history", history, BottleneckHistory, where="plot_bottleneck_run")
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(5, 5), sharex=True, layout="constrained")
+    ax_kl, ax_ce = axes
+    w = history.strength[0] if history.strength else history.config.get("strength")
+    plot = BottleneckPlot(ax_kl, ax_ce, entropy_rate=entropy_rate, unigram_entropy=unigram_entropy,
+                          color=color or _strength_color(w), smooth=smooth)
+    plot.update(history)
+    return ax_kl, ax_ce
+
+
+def plot_masking_tradeoff(histories: dict, *, entropy_rate: float, unigram_entropy: float, axes=None,
+                          smooth: float = 0.0) -> np.ndarray:
+    """The seed figure: one column per masking strength; top row the KL term on a log axis,
+    bottom row the causal-LM loss with ``H`` and ``U`` as reference lines.
+
+    Args:
+        histories (dict): ``strength -> BottleneckHistory``, in column order.
+        entropy_rate (float): ``H`` of the language (the floor of the CE).
+        unigram_entropy (float): ``U`` (the CE of a collapsed latent).
+        axes (array of Axes, optional): shape ``(2, len(histories))``; None makes the figure.
+        smooth (float): EMA beta in [0, 1) for both rows. Default: 0.
+
+    Returns:
+        numpy array of Axes, shape ``(2, n)``.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> h = BottleneckHistory(step=[0, 1], ce=[3.2, 3.1], kl=[1e-3, 1e-4], strength=[10.0, 10.0])
+        >>> plot_masking_tradeoff({10.0: h}, entropy_rate=2.0, unigram_entropy=3.1).shape
+        (2, 1)
+    """
+    where = "plot_masking_tradeoff"
+    check_type("histories", histories, dict, where=where, expected="dict strength -> BottleneckHistory")
+    check_relation(len(histories) > 0, "'histories' must hold at least one run", where=where, histories=histories)
+    n = len(histories)
+    if axes is None:
+        _, axes = plt.subplots(2, n, figsize=(4 * n, 6), sharex="col", sharey="row", squeeze=False,
+                               layout="constrained")
+    axes = np.asarray(axes).reshape(2, n)
+    for col, (w, h) in enumerate(histories.items()):
+        check_type(f"histories[{w!r}]", h, BottleneckHistory, where=where)
+        plot_bottleneck_run(h, (axes[0, col], axes[1, col]), entropy_rate=entropy_rate,
+                            unigram_entropy=unigram_entropy, color=_strength_color(w), smooth=smooth)
+        axes[0, col].set_title(f"log KL loss, strength {w:g}")
+        axes[1, col].set_title(f"causal LM loss, strength {w:g}")
+        axes[0, col].set_xlabel("")  # the x-axis is shared with the panel below
+        if col > 0:  # one set of y-labels per row is enough
+            axes[0, col].set_ylabel("")
+            axes[1, col].set_ylabel("")
+    return axes
+
+
+def _token_text(token: int) -> str:
+    return f"t{token:02d}"
+
+
+def plot_masked_tokens(tokens, examples: dict, ax: Axes | None = None, *, per_line: int = 16) -> Axes:
+    """A sentence and how each masking scheme hides it, token by token, coloured by what
+    happened: ``[M]`` (blue), a random token (orange), selected but kept (green), untouched (grey).
+
+    Args:
+        tokens (Tensor): the sentence, int64 ``(T,)``.
+        examples (dict): ``name -> MaskedTokens`` for that sentence (each ``(T,)``), one block each.
+        ax (Axes, optional): where to draw; None makes a figure sized to the text.
+        per_line (int): tokens per line (>= 1). Default: 16.
+
+    Returns:
+        Axes (one text artist per token and row, axis off).
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import torch
+        >>> from course_lib.masking import mask_tokens
+        >>> tokens = torch.arange(8)
+        >>> ax = plot_masked_tokens(tokens, {"MLM": mask_tokens(tokens, 32, 32, mask_prob=0.5, seed=0)})
+        >>> len(ax.texts)   # 8 tokens x (sentence + 1 scheme) + 2 row names
+        18
+    """
+    where = "plot_masked_tokens"
+    check_tensor("tokens", tokens, where=where, ndim=1, floating=False, shape_hint="(T,)")
+    check_type("examples", examples, dict, where=where, expected="dict name -> MaskedTokens")
+    check_number("per_line", per_line, where=where, low=1, integer=True)
+    for name, m in examples.items():
+        check_type(f"examples[{name!r}]", m, MaskedTokens, where=where)
+        check_relation(tuple(m.inputs.shape) == tuple(tokens.shape), "each example must have the shape of 'tokens'",
+                       where=where, **{"tokens.shape": tuple(tokens.shape), f"{name}.shape": tuple(m.inputs.shape)})
+    T = tokens.shape[0]
+    lines = max(1, math.ceil(T / per_line))
+    rows = [("sentence", tokens.tolist(), [0] * T)]
+    rows += [(name, m.inputs.tolist(), m.kinds.tolist()) for name, m in examples.items()]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.5 * min(T, per_line), 0.45 * len(rows) * (lines + 0.8) + 0.4),
+                             layout="constrained")
+    check_type("ax", ax, Axes, where=where, expected="matplotlib Axes or None")
+    block = lines + 0.8  # a block per row, a gap between blocks
+    for r, (name, ids, kinds) in enumerate(rows):
+        top = -r * block
+        ax.text(-0.8, top, name, ha="right", va="center", fontsize="small", fontweight="bold")
+        for i, (tok, kind) in enumerate(zip(ids, kinds)):
+            label = MASK_KINDS[kind]
+            text = "[M]" if label == "mask" else _token_text(tok)
+            ax.text(i % per_line, top - i // per_line, text, ha="center", va="center", family="monospace",
+                    fontsize="small", color="white" if label == "mask" else "black",
+                    bbox=dict(boxstyle="round,pad=0.25", fc=MASK_COLORS[label], ec="none"))
+    ax.set_xlim(-0.8 - 0.25 * max(len(r[0]) for r in rows), min(T, per_line) - 0.5)
+    ax.set_ylim(-(len(rows) - 1) * block - lines + 0.4, 0.6)
+    ax.axis("off")
+    handles = [Patch(fc=MASK_COLORS[k], label=text) for k, text in
+               (("mask", "[MASK]"), ("random", "random token"), ("keep", "selected, kept"), ("none", "not selected"))]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small", frameon=False)
+    return ax

@@ -1,0 +1,191 @@
+"""The training lab driven from Python, the way a student drives it with the mouse: every slider
+at its extremes and mid-range, changes while training runs (in the background thread), ghost
+curves, divergence as an event, Play / Pause / Step / Reset, and replay from a settings string."""
+
+import math
+import time
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import ipywidgets as W
+
+matplotlib.use("Agg")
+
+from course_lib.lab import LIVE_SETTINGS, TrainingLab  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _lab(**kw):
+    kw.setdefault("max_steps", 120)
+    kw.setdefault("eval_every", 20)
+    return TrainingLab(device="cpu", **kw)
+
+
+def _extremes_and_middle(w):
+    if isinstance(w, W.SelectionSlider):
+        vals = [v for _, v in w.options]
+        return [vals[0], vals[len(vals) // 2], vals[-1]]
+    if isinstance(w, W.Dropdown):
+        return list(w.options)
+    if isinstance(w, W.FloatLogSlider):
+        return [w.base ** w.min, w.base ** ((w.min + w.max) / 2), w.base ** w.max]
+    mid = (w.min + w.max) / 2
+    return [w.min, int(mid) if isinstance(w, W.IntSlider) else mid, w.max]
+
+
+def _plotted(lab):
+    return np.array(lab.plot.train.get_ydata(), dtype=float).copy()
+
+
+@pytest.mark.parametrize("name", ["lr", "weight_decay", "l1", "dropout", "width", "depth", "noise", "batch_size",
+                                  "train_fraction", "task"])
+def test_every_slider_at_extremes_and_middle_changes_the_plot(name):
+    lab = _lab(max_steps=60)
+    for value in _extremes_and_middle(lab.sliders[name]):
+        if lab.sliders[name].value == value:
+            continue
+        lab.run(30)                                      # some training with the old value
+        before = _plotted(lab)
+        lab.sliders[name].value = value                  # the observer runs, as for a mouse move
+        h = lab.run(30)                                  # ...and the run goes on (or restarts)
+        after = _plotted(lab)
+        assert not np.array_equal(before, after), f"{name}={value!r}: the plotted curve did not change"
+        assert h.stop_reason in ("running", "completed", "diverged", "exploded", "callback")
+        if name in LIVE_SETTINGS and len(h) > 30:
+            # applied mid-run, at the step after the change, and marked on the curve
+            assert any(e["kind"] == "change" and e["text"].startswith(name) for e in h.events)
+        lab.reset()
+
+
+def test_a_change_while_training_runs_applies_on_the_next_step():
+    lab = _lab(max_steps=20000, eval_every=50)
+    lab.play()                                           # background thread
+    time.sleep(0.5)
+    lab.sliders["lr"].value = 0.1                         # from the kernel's thread, mid-run
+    time.sleep(0.3)
+    lab.sliders["weight_decay"].value = 1e-3
+    time.sleep(0.2)
+    lab.pause()
+    lab.wait(5)
+    lab.state.flush()
+    h = lab.history
+    ev = [e for e in h.events if e["kind"] == "change"]
+    assert [e["text"].split()[0] for e in ev] == ["lr", "weight_decay"]
+    s = ev[0]["step"]
+    assert 0 < s < len(h) and h.lr[s - 1] == 0.01 and h.lr[s] == 0.1   # exactly from the next step
+    assert len(lab.change_latency) == 2                 # both measured, slider -> applied
+    assert "paused" in lab.status.value
+    lab.reset()
+
+
+def test_ghost_curves_keep_the_last_three_runs():
+    lab = _lab(max_steps=30)
+    for i in range(5):
+        lab.run()
+        lab.sliders["width"].value = 8 + i               # a model change starts a new run
+    assert len(lab.plot.ghosts) == 3 and len(lab.runs) == 5
+    labels = [g[0].get_label() for g in lab.plot.ghosts]
+    assert all(lb.startswith("earlier: spirals") for lb in labels) and "1x" not in labels[0]
+    assert labels[-1].endswith("train 50%") and "2x11" in labels[-1]
+
+
+@pytest.mark.parametrize("task", ["spirals", "moons", "circles", "regression"])
+def test_lr_10_is_a_divergence_marker_not_an_exception(task):
+    lab = _lab(task=task, lr=10.0, max_steps=300)
+    lab.sliders["width"].value = 256
+    h = lab.run()
+    assert h.stop_reason in ("diverged", "exploded")
+    assert len(lab.plot.diverged.get_xdata()) == 1
+    assert "diverged at step" in lab.plot.diverged_text.get_text()
+    assert "diverged" in lab.status.value
+
+
+def test_play_pause_step_reset_buttons():
+    lab = _lab(max_steps=5000)
+    lab.buttons["step"].click()                           # 10 steps, then pause
+    lab.wait(10)
+    n = len(lab.history.step) if lab.history is not None else 0
+    lab.state.flush()
+    assert len(lab.history) == 10 and "paused at step 10" in lab.status.value, (n, lab.status.value)
+    lab.buttons["step"].click()
+    lab.wait(10)
+    lab.state.flush()
+    assert len(lab.history) == 20
+    lab.buttons["play"].click()
+    time.sleep(0.3)
+    lab.buttons["pause"].click()
+    lab.wait(10)
+    lab.state.flush()
+    assert len(lab.history) > 20
+    lab.buttons["reset"].click()
+    assert lab.history is None and len(lab.plot.ghosts) == 1 and lab.status.value.startswith("ready")
+
+
+def test_settings_string_replays_the_same_seeded_run():
+    lab = _lab(task="moons", max_steps=150)
+    lab.schedule(40, lr=0.05)
+    lab.schedule(90, weight_decay=0.01, dropout=0.2)
+    first = lab.run()
+    text = lab.settings_string()
+    assert "changes=40:lr=0.05;90:weight_decay=0.01;90:dropout=0.2" in text
+    other = _lab(max_steps=150)                          # another lab, other settings
+    other.apply_settings(text)
+    again = other.run()
+    assert first.same_curves(again)
+    assert other.sliders["task"].value == "moons"
+
+
+def test_bad_settings_are_named():
+    lab = _lab()
+    with pytest.raises(ValueError, match=r"'lr' must be a float > 0, got lr=-1.0"):
+        lab.apply_settings("lr=-1")
+    with pytest.raises(ValueError, match=r"the settings string has unknown keys"):
+        lab.apply_settings("learning_rate=0.1")
+    with pytest.raises(ValueError, match=r"TrainingLab\(\): 'task' must be one of 'spirals', 'moons', 'circles', 'regression'"):
+        TrainingLab("mnist")
+
+
+def test_diagnosis_and_toggles():
+    lab = _lab(task="moons", max_steps=400)
+    lab.run()
+    assert lab.diagnosis.value.startswith("<b>")          # a verdict with its evidence
+    lab.log_y.value = False
+    assert lab.plot.ax.get_yscale() == "linear"
+    lab.smooth.value = 0.0
+    assert len(lab.plot.raw.get_xdata()) == 0             # no smoothing: one raw curve
+    assert math.isfinite(float(lab.plot.train.get_ydata()[-1]))
+
+
+def test_masking_strength_changes_mid_run_and_replays():
+    lab = _lab(task="moons", masking=1e-3, max_steps=200)
+    lab.schedule(100, masking=10.0)
+    h = lab.run()
+    ev = [e for e in h.events if e["text"].startswith("masking")]
+    assert len(ev) == 1 and ev[0]["step"] == 100
+    # a strength of 10 collapses the bottleneck: the training loss (CE + 10 KL) jumps, then the
+    # model gives up the input and heads to the baseline
+    assert np.mean(h.train_loss[150:]) > np.mean(h.train_loss[80:100])
+    text = lab.settings_string()
+    assert "masking=0.001" in text and "changes=100:masking=10" in text
+    lab.apply_settings(text)
+    assert lab.run().same_curves(h)
+
+
+def test_masking_slider_at_extremes_and_middle():
+    lab = _lab(task="spirals", masking=0.01, max_steps=90)
+    w = lab.sliders["masking"]
+    assert "masking-slider" in w._dom_classes
+    for value in _extremes_and_middle(w):
+        lab.run(30)
+        before = _plotted(lab)
+        w.value = value
+        lab.run(30)
+        assert not np.array_equal(before, _plotted(lab))
+        lab.reset()
