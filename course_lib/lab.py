@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ._validation import check_choice, check_number, check_relation
 from .curves import diagnose
+from .device import resolve_device
 from .data import make_classification, make_regression
 from .metrics import CLASSIFICATION_METRICS
 from .models import MLP, BottleneckMLP
@@ -45,10 +46,10 @@ __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS"]
 
 LAB_TASKS = ("spirals", "moons", "circles", "regression")
 LIVE_SETTINGS = ("lr", "weight_decay", "l1", "dropout")            # change mid-run
-RESET_SETTINGS = ("task", "width", "depth", "noise", "batch_size", "train_fraction", "n_samples", "seed")
+RESET_SETTINGS = ("task", "optimizer", "width", "depth", "noise", "batch_size", "train_fraction", "n_samples", "seed")
 _REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]  # 0, then 1e-6 .. 10, 3 per decade
 
-_DEFAULTS = dict(task="spirals", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
+_DEFAULTS = dict(task="spirals", optimizer="adam", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
                  batch_size=32, train_fraction=0.5, n_samples=400, seed=0)
 
 
@@ -83,7 +84,7 @@ class TrainingLab:
         >>> h.lr[99], h.lr[100]
         (0.01, 0.1)
         >>> lab.settings_string()
-        'task=moons&lr=0.01&weight_decay=0&l1=0&dropout=0&width=32&depth=2&noise=0.2&batch_size=32&train_fraction=0.5&n_samples=400&seed=0&changes=100:lr=0.1'
+        'task=moons&optimizer=adam&lr=0.01&weight_decay=0&l1=0&dropout=0&width=32&depth=2&noise=0.2&batch_size=32&train_fraction=0.5&n_samples=400&seed=0&changes=100:lr=0.1'
     """
 
     def __init__(self, task: str = "spirals", *, lr: float = 0.01, weight_decay: float = 0.0, l1: float = 0.0,
@@ -94,11 +95,14 @@ class TrainingLab:
                  min_interval: float = 0.08, max_share: float = 0.1,
                  figsize=(8, 3.6)):
         where = "TrainingLab"
-        self.optimizer = optimizer
         self.max_steps = check_number("max_steps", max_steps, where=where, low=1, integer=True)
         self.eval_every = check_number("eval_every", eval_every, where=where, low=1, integer=True)
         self.device = device
-        self.settings = self._check(dict(task=task, lr=lr, weight_decay=weight_decay, l1=l1, dropout=dropout,
+        if torch.device(resolve_device(device, where=where)).type == "cpu":
+            # Small models: one thread is as fast as two, and leaves a core for the browser
+            # and the Jupyter server (with two threads busy-waiting, steps got 10x slower).
+            torch.set_num_threads(1)
+        self.settings = self._check(dict(task=task, optimizer=optimizer, lr=lr, weight_decay=weight_decay, l1=l1, dropout=dropout,
                                          width=width, depth=depth, noise=noise, batch_size=batch_size,
                                          train_fraction=train_fraction, n_samples=n_samples, seed=seed))
         self.live_settings = dict(live_settings or {})
@@ -138,6 +142,7 @@ class TrainingLab:
     def _check(s: dict) -> dict:
         where = "TrainingLab"
         check_choice("task", s["task"], LAB_TASKS, where=where)
+        check_choice("optimizer", s["optimizer"], ("adam", "adamw", "sgd", "momentum"), where=where)
         check_number("lr", s["lr"], where=where, low=0.0, low_open=True)
         check_number("weight_decay", s["weight_decay"], where=where, low=0.0)
         check_number("l1", s["l1"], where=where, low=0.0)
@@ -162,17 +167,17 @@ class TrainingLab:
 
     def apply_settings(self, text: str) -> None:
         """Set every slider from a :meth:`settings_string` and start a new run that replays it
-        (the same seed, the same changes at the same steps)."""
+        (the same seed, the same changes at the same steps). Keys left out take their defaults."""
         where = "TrainingLab.apply_settings"
         items = dict(parse_qsl(text.strip().lstrip("?#"), keep_blank_values=False, strict_parsing=False))
         unknown = set(items) - set(_DEFAULTS) - {"changes"} - ({"masking"} if self.masking is not None else set())
         check_relation(not unknown, "the settings string has unknown keys", where=where, unknown=sorted(unknown))
-        new = dict(self.settings)
+        new = dict(_DEFAULTS)                          # a missing key means its default, not "as now"
         masking = float(items.pop("masking")) if "masking" in items else self.masking
         for k, v in items.items():
             if k == "changes":
                 continue
-            new[k] = v if k == "task" else (int(v) if isinstance(_DEFAULTS[k], int) else float(v))
+            new[k] = v if k in ("task", "optimizer") else (int(v) if isinstance(_DEFAULTS[k], int) else float(v))
         new = self._check(new)
         scheduled: dict[int, dict] = {}
         for part in filter(None, items.get("changes", "").split(";")):
@@ -227,6 +232,8 @@ class TrainingLab:
             "train_fraction": W.FloatSlider(value=s["train_fraction"], min=0.1, max=0.9, step=0.05,
                                             description="train fraction", style=st),
             "task": W.Dropdown(options=list(LAB_TASKS), value=s["task"], description="task", style=st),
+            "optimizer": W.Dropdown(options=["adam", "adamw", "sgd", "momentum"], value=s["optimizer"],
+                                    description="optimizer", style=st),
         }
         for name, (widget, _) in self.live_settings.items():
             self.sliders[name] = widget
@@ -373,7 +380,7 @@ class TrainingLab:
     @staticmethod
     def _label(s: dict) -> str:
         masking = f", masking {s['masking']:.2g}" if "masking" in s else ""
-        return (f"{s['task']}, lr {s['lr']:.2g}, wd {s['weight_decay']:.2g}, L1 {s['l1']:.2g}, "
+        return (f"{s['task']}, {s['optimizer']} lr {s['lr']:.2g}, wd {s['weight_decay']:.2g}, L1 {s['l1']:.2g}, "
                 f"dropout {s['dropout']:.2g}{masking}, {s['depth']}x{s['width']}, noise {s['noise']:.2g}, "
                 f"batch {s['batch_size']}, train {s['train_fraction']:.0%}")
 
@@ -440,7 +447,7 @@ class TrainingLab:
         s = self._start_settings
         self.status.value = "training..."
         try:
-            fit(self.model, self.data, loss_fn=self.loss_fn, optimizer=self.optimizer, lr=s["lr"],
+            fit(self.model, self.data, loss_fn=self.loss_fn, optimizer=s["optimizer"], lr=s["lr"],
                 weight_decay=s["weight_decay"], l1=s["l1"], dropout=s["dropout"], batch_size=s["batch_size"],
                 num_steps=self.max_steps, eval_every=self.eval_every, metrics=self.metrics, baseline=self.baseline,
                 seed=s["seed"], device=self.device, on_step=self._on_step, on_eval=self._on_eval)

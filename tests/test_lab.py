@@ -45,7 +45,7 @@ def _plotted(lab):
 
 
 @pytest.mark.parametrize("name", ["lr", "weight_decay", "l1", "dropout", "width", "depth", "noise", "batch_size",
-                                  "train_fraction", "task"])
+                                  "train_fraction", "task", "optimizer"])
 def test_every_slider_at_extremes_and_middle_changes_the_plot(name):
     lab = _lab(max_steps=60)
     for value in _extremes_and_middle(lab.sliders[name]):
@@ -92,7 +92,7 @@ def test_ghost_curves_keep_the_last_three_runs():
         lab.sliders["width"].value = 8 + i               # a model change starts a new run
     assert len(lab.plot.ghosts) == 3 and len(lab.runs) == 5
     labels = [g[0].get_label() for g in lab.plot.ghosts]
-    assert all(lb.startswith("earlier: spirals") for lb in labels) and "1x" not in labels[0]
+    assert all(lb.startswith("earlier: spirals, adam") for lb in labels) and "1x" not in labels[0]
     assert labels[-1].endswith("train 50%") and "2x11" in labels[-1]
 
 
