@@ -41,7 +41,9 @@ def _extremes_and_middle(w):
 
 
 def _plotted(lab):
-    return np.array(lab.plot.train.get_ydata(), dtype=float).copy()
+    """Every line on the plot (the run, its validation curve, the ghosts), as one array."""
+    parts = [np.asarray(ln.get_ydata(), dtype=float) for ln in lab.plot.ax.get_lines()]
+    return np.concatenate([[len(p)] for p in parts] + parts)
 
 
 @pytest.mark.parametrize("name", ["lr", "weight_decay", "l1", "dropout", "width", "depth", "noise", "batch_size",
