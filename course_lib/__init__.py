@@ -28,6 +28,9 @@ from .metrics import CLASSIFICATION_METRICS, accuracy, precision, recall
 from .models import ACTIVATIONS, MLP, LinearModel, TinyCausalLM, count_params
 from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
                         cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
+from .surfaces import (FIT_LOSSES, LOSS_CURVES, PATH_OPTIMIZERS, REGIMES, SURFACES, GDThresholds, OptimizerPath,
+                       Surface, fit_line, gd_thresholds, get_surface, loss_curve, make_outlier_data, optimizer_path,
+                       quadratic, rosenbrock, two_minima)
 from .train import OPTIMIZERS, STOP_REASONS, History, TrainState, fit
 
 __version__ = "0.1.0"
@@ -47,6 +50,9 @@ __all__ = [
     "LR_FINDER_STOPS", "SUGGESTION_RULES", "LRFinderResult", "lr_range_test", "lr_sweep", "suggest_lrs",
     "ANNEAL_STRATEGIES", "CYCLIC_MODES", "Schedule", "attach_schedule", "cyclic_lr", "cyclic_momentum",
     "cyclic_schedule", "one_cycle_lr", "one_cycle_momentum", "one_cycle_schedule",
+    "FIT_LOSSES", "LOSS_CURVES", "PATH_OPTIMIZERS", "REGIMES", "SURFACES", "GDThresholds", "OptimizerPath", "Surface",
+    "fit_line", "gd_thresholds", "get_surface", "loss_curve", "make_outlier_data", "optimizer_path", "quadratic",
+    "rosenbrock", "two_minima",
     "OPTIMIZERS", "STOP_REASONS", "History", "TrainState", "fit",
 ]
 # Plotting is imported lazily (``from course_lib.plotting import ...`` or ``course_lib.plotting``)

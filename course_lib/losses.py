@@ -153,10 +153,13 @@ def huber_loss(y_hat: torch.Tensor, y: torch.Tensor, delta: float = 1.0,
 
 # ----------------------------------------------------------------------------- classification
 def bce_with_logits_loss(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Binary cross-entropy on logits, in the stable form ``max(x, 0) - x*y + log(1 + exp(-|x|))``.
+    """Binary cross-entropy on logits, in the stable form ``log(1 + exp(x)) - x*y``.
 
-    Equal to ``-(y log sigmoid(x) + (1-y) log(1 - sigmoid(x)))``, but ``exp`` only ever sees
-    ``-|x| <= 0``, so it cannot overflow, and no ``log(0)`` appears.
+    Equal to ``-(y log sigmoid(x) + (1-y) log(1 - sigmoid(x)))``. ``log(1 + exp(x))`` is
+    computed as ``logaddexp(0, x)``, which never overflows (``exp`` only sees values <= 0
+    inside it) and, unlike the textbook ``max(x, 0) - x*y + log(1 + exp(-|x|))``, has the right
+    gradient ``sigmoid(x) - y`` at ``x = 0`` too (autograd takes one side of the kinks of
+    ``max`` and ``|x|`` there, giving 0 or 1 instead of 0.5).
 
     Args:
         logits (Tensor): raw scores ``x``, shape ``(*)``, floating.
@@ -173,7 +176,7 @@ def bce_with_logits_loss(logits: torch.Tensor, y: torch.Tensor, reduction: str =
     check_choice("reduction", reduction, _REDUCTIONS, where="bce_with_logits_loss")
     _check_pair("logits", logits, "y", y, where="bce_with_logits_loss")
     _check_values(lambda: (y >= 0) & (y <= 1), "y", y, "'y' must hold probabilities in [0, 1]", "bce_with_logits_loss")
-    loss = logits.clamp(min=0) - logits * y + torch.log1p(torch.exp(-logits.abs()))
+    loss = torch.logaddexp(torch.zeros_like(logits), logits) - logits * y
     return _reduce(loss, reduction)
 
 

@@ -330,3 +330,13 @@ LOGITS, TARGET = torch.zeros(2, 3), torch.tensor([0, 2])
 def test_bad_input_messages(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+def test_bce_gradient_at_a_zero_logit_is_sigmoid_minus_y():
+    # The oracle: torch's fused kernel; the closed form: sigmoid(0) - y = 0.5 - y.
+    for y in (0.0, 1.0, 0.3):
+        x = torch.zeros(1, requires_grad=True)
+        L.bce_with_logits_loss(x, torch.full((1,), y)).backward()
+        x2 = torch.zeros(1, requires_grad=True)
+        torch.nn.functional.binary_cross_entropy_with_logits(x2, torch.full((1,), y)).backward()
+        assert x.grad.item() == pytest.approx(0.5 - y) == pytest.approx(x2.grad.item())
