@@ -254,6 +254,7 @@ class TrainingLab:
         self.log_y.observe(lambda ch: self._set_view(log_y=ch["new"]), names="value")
         self.smooth.observe(lambda ch: self._set_view(smooth=ch["new"]), names="value")
         self.status = W.HTML("ready")
+        self.run_label = W.HTML("")
         self.status.add_class("lab-status")
         self.diagnosis = W.HTML("")
         self.diagnosis.add_class("lab-diagnosis")
@@ -269,7 +270,7 @@ class TrainingLab:
                 W.VBox([W.HTML("<b>change while training</b>")] + [self.sliders[n] for n in live_names]
                        + [W.HTML("<b>new run</b>")] + [self.sliders[n] for n in reset_names]
                        + [self.log_y, self.smooth]),
-                W.VBox([self.view.widget, self.diagnosis]),
+                W.VBox([self.run_label, self.view.widget, self.diagnosis]),
             ]),
             W.HBox([self.share, apply]),
         ])
@@ -328,8 +329,8 @@ class TrainingLab:
     def _new_run(self) -> None:
         """Keep the current run as a ghost (if it trained at all); build data and model."""
         if self.history is not None and len(self.history):
-            label = self._label(self._start_settings)
-            self.runs.append((label, self.history))
+            label = self._diff_label(self._start_settings, self.settings)
+            self.runs.append((self._label(self._start_settings), self.history))
             with self._draw_lock:
                 self.plot.add_ghost(self.history, label)
         s = self.settings
@@ -360,7 +361,7 @@ class TrainingLab:
         self._go.clear()
         with self._draw_lock:
             self.plot.clear_run()
-            self.plot.ax.set_title(self._label(s), fontsize="small")
+        self.run_label.value = f"<small>this run: {self._label(self._start_settings)}</small>"
         self.status.value = "ready: press Play"
         self.diagnosis.value = ""
         self.share.value = self.settings_string()
@@ -376,6 +377,13 @@ class TrainingLab:
             return base + self.masking * self.model.kl if self.model.training else base
         loss.__name__ = f"{name} + masking * KL"
         return loss
+
+    @staticmethod
+    def _diff_label(old: dict, new: dict) -> str:
+        """What differed in the run that becomes a ghost: short enough for a legend entry."""
+        diff = [f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in old.items()
+                if k in new and new[k] != v]
+        return ", ".join(diff) if diff else "same settings"
 
     @staticmethod
     def _label(s: dict) -> str:

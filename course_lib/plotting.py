@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
@@ -372,6 +373,10 @@ class LossCurvesPlot:
 
     def set_log_y(self, log_y: bool) -> None:
         self.ax.set_yscale("log" if log_y else "linear")
+        if log_y:
+            # Labels on every minor tick of a log axis are a third of a frame's cost (glyphs)
+            # and clutter a live plot; the major ticks carry the scale.
+            self.ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         self.ax.set_ylabel("loss (log scale)" if log_y else "loss")
 
     def set_smooth(self, smooth: float) -> None:

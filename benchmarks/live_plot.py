@@ -1,0 +1,165 @@
+"""What does the live plot cost, and how fast does a slider answer?
+
+Three measurements, each side by side in one run (noisy machines: ratios and medians, never a
+single timing):
+
+1. ``throughput_ratio_live_over_off``: steps/s of the training lab with its live plot on
+   (headless, at the lab's default redraw rate: frames at most every 0.08 s and at most
+   ``max_share`` of the wall time) over steps/s of the *same* training with no plot and no
+   callbacks at all (a plain ``fit``: same data, model, seed, batches). Runs alternate
+   on/off, ``--repeats`` times; the ratio of medians is printed. Target >= 0.90.
+2. ``slider_to_first_frame_ms_median``: while the lab trains in its background thread, a slider
+   is moved from Python (the way the Jupyter kernel's thread delivers a browser's change);
+   measured from the assignment to the end of the first frame drawn after the change was
+   applied, over ``--changes`` changes. Target <= 150 ms.
+3. ``frame_ms_5000_points_median``: one frame of the lab's plot with 5,000-step curves:
+   moving the artists and rendering the figure (what every frame costs headless; with
+   ipympl the PNG it sends is computed from this render). Target <= 30 ms.
+
+Run: ``.venv/bin/python benchmarks/live_plot.py [--repeats R] [--steps N] [--changes K]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from course_lib import fit  # noqa: E402
+from course_lib.lab import TrainingLab  # noqa: E402
+from course_lib.plotting import LossCurvesPlot  # noqa: E402
+from course_lib.train import History  # noqa: E402
+from course_lib.widgets import LiveFigure  # noqa: E402
+
+SETTINGS = dict(task="spirals", width=64, depth=2, noise=0.05, n_samples=1000, train_fraction=0.8, lr=0.01)
+
+
+def _lab(steps: int) -> TrainingLab:
+    return TrainingLab(**SETTINGS, max_steps=steps, eval_every=25, device="cpu")
+
+
+def _off(lab: TrainingLab, steps: int) -> float:
+    """The same run as the lab's, as a plain fit: no callbacks, no plot."""
+    s = lab.settings
+    torch.manual_seed(s["seed"])
+    from course_lib.models import MLP
+    model = MLP(2, 3, width=s["width"], depth=s["depth"])
+    t = time.perf_counter()
+    fit(model, lab.data, loss_fn="cross_entropy", optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"],
+        num_steps=steps, eval_every=25, metrics=lab.metrics, baseline=lab.baseline, seed=s["seed"], device="cpu")
+    return steps / (time.perf_counter() - t)
+
+
+def _on(lab: TrainingLab, steps: int) -> tuple[float, int]:
+    lab.reset()
+    frames = lab.view.frames
+    t = time.perf_counter()
+    lab.run()
+    return steps / (time.perf_counter() - t), lab.view.frames - frames
+
+
+def throughput(repeats: int, steps: int) -> dict:
+    lab = _lab(steps)
+    _off(lab, 200), _on(lab, steps)                  # warm-up (first-call costs), untimed
+    on, off, frames = [], [], []
+    for i in range(repeats):
+        order = (("on", "off") if i % 2 == 0 else ("off", "on"))
+        for kind in order:
+            if kind == "on":
+                r, f = _on(lab, steps)
+                on.append(r)
+                frames.append(f)
+            else:
+                off.append(_off(lab, steps))
+    return dict(on=on, off=off, frames=frames, ratio=statistics.median(on) / statistics.median(off))
+
+
+def slider_latency(changes: int) -> list[float]:
+    lab = _lab(10**7)
+    drawn: list[float] = []
+    real_refresh = lab.view.refresh
+
+    def timed_refresh(force=False):
+        ok = real_refresh(force)
+        if ok:
+            drawn.append(time.perf_counter())
+        return ok
+
+    lab.view.refresh = timed_refresh
+    lab.play()
+    time.sleep(0.5)                                  # let it reach steady state
+    out = []
+    values = [0.02, 0.005] * (changes // 2 + 1)
+    for v in values[:changes]:
+        n_events = len(lab.history.events)
+        t0 = time.perf_counter()
+        lab.sliders["lr"].value = v
+        # the first frame drawn after the training thread applied the change
+        while len(lab.history.events) == n_events:
+            time.sleep(0.0005)
+        applied = time.perf_counter()
+        while not drawn or drawn[-1] < applied:
+            time.sleep(0.0005)
+        out.append(1000 * (drawn[-1] - t0))
+        time.sleep(0.2)
+    lab.pause()
+    lab.reset()
+    return out
+
+
+def frame_cost(repeats: int = 30, n: int = 5000) -> list[float]:
+    rng = np.random.default_rng(0)
+    steps = list(range(n))
+    loss = list(np.exp(-np.arange(n) / 1500) + 0.05 * rng.random(n))
+    h = History(step=steps, train_loss=loss, lr=[0.01] * n, val_step=list(range(0, n, 25)),
+                val_loss=list(np.exp(-np.arange(0, n, 25) / 1500) + 0.08))
+    h.add_event(1200, "change", "lr 0.01 -> 0.03")
+    view = LiveFigure(figsize=(8, 3.6), headless=True)
+    plot = LossCurvesPlot(view.axes)
+    plot.update(h)
+    plot.legend()
+    view.refresh(force=True)                          # first frame: layout, fonts, caches
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        plot.update(h)
+        view.refresh(force=True)
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--changes", type=int, default=20)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    tp = throughput(args.repeats, args.steps)
+    lat = slider_latency(args.changes)
+    fr = frame_cost()
+    print(f"setup: TrainingLab({SETTINGS}), {args.steps} steps, headless Agg, one thread, torch {torch.__version__}")
+    print(f"live_on_steps_per_s: {[round(x) for x in tp['on']]}  (frames per run: {tp['frames']})")
+    print(f"live_off_steps_per_s: {[round(x) for x in tp['off']]}")
+    print(f"slider_to_first_frame_ms: {[round(x, 1) for x in lat]}")
+    print(f"frame_ms_5000_points: {[round(x, 1) for x in fr]}")
+    out = dict(throughput_ratio_live_over_off=tp["ratio"],
+               slider_to_first_frame_ms_median=statistics.median(lat),
+               frame_ms_5000_points_median=statistics.median(fr))
+    print(f"throughput_ratio_live_over_off: {out['throughput_ratio_live_over_off']:.3f}")
+    print(f"slider_to_first_frame_ms_median: {out['slider_to_first_frame_ms_median']:.1f}")
+    print(f"frame_ms_5000_points_median: {out['frame_ms_5000_points_median']:.1f}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
