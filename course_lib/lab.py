@@ -238,6 +238,7 @@ class TrainingLab:
         for name, (widget, _) in self.live_settings.items():
             self.sliders[name] = widget
         for name, w in self.sliders.items():
+            w.layout.width = "330px"                  # room for the label and the readout
             w.add_class(f"{name.replace('_', '-')}-slider")
             w.observe(lambda ch, name=name: self._on_slider(name, ch["new"]), names="value")
         self._quiet = False
@@ -268,8 +269,8 @@ class TrainingLab:
             W.HBox(list(self.buttons.values()) + [self.status]),
             W.HBox([
                 W.VBox([W.HTML("<b>change while training</b>")] + [self.sliders[n] for n in live_names]
-                       + [W.HTML("<b>new run</b>")] + [self.sliders[n] for n in reset_names]
-                       + [self.log_y, self.smooth]),
+                       + [W.HTML("<b>start a new run</b>")] + [self.sliders[n] for n in reset_names]
+                       + [self.log_y, self.smooth], layout=W.Layout(min_width="340px")),
                 W.VBox([self.run_label, self.view.widget, self.diagnosis]),
             ]),
             W.HBox([self.share, apply]),
@@ -381,8 +382,10 @@ class TrainingLab:
     @staticmethod
     def _diff_label(old: dict, new: dict) -> str:
         """What differed in the run that becomes a ghost: short enough for a legend entry."""
+        def same(a, b):  # slider floats come back as 0.8000000000000002
+            return math.isclose(a, b, rel_tol=1e-9) if isinstance(a, float) and isinstance(b, float) else a == b
         diff = [f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in old.items()
-                if k in new and new[k] != v]
+                if k in new and not same(new[k], v)]
         return ", ".join(diff) if diff else "same settings"
 
     @staticmethod
