@@ -76,7 +76,8 @@ class LiveFigure:
             them). None: headless exactly when not running inside a Jupyter kernel.
         min_interval (float): seconds between frames >= 0. Default 0.08 (about 12 frames/s).
         max_share (float): at most this fraction of the wall time goes to drawing, in (0, 1]:
-            after a frame that took ``d`` seconds the next waits at least ``d * (1/max_share - 1)``.
+            after a frame that took ``d`` seconds the next waits at least ``d * (1/max_share - 1)``,
+            but never more than ``max_wait`` (1 s): a slow machine still sees a frame a second.
             Default 0.25, so a live plot never slows training by more than about a quarter.
 
     Attributes:
@@ -99,6 +100,7 @@ class LiveFigure:
         check_number("min_interval", min_interval, where="LiveFigure", low=0.0)
         check_number("max_share", max_share, where="LiveFigure", low=0.0, high=1.0, low_open=True)
         self.max_share = max_share
+        self.max_wait = 1.0
         self._wait = min_interval
         with plt.ioff():  # no automatic display: we show the figure once, where we want it
             self.fig, self.axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained")
@@ -132,7 +134,8 @@ class LiveFigure:
         now = time.perf_counter()
         if not force and now - self._last < self._wait:
             return False
-        self.fig.set_layout_engine(self._layout if self._needs_layout else "none")
+        relayout = self._needs_layout
+        self.fig.set_layout_engine(self._layout if relayout else "none")
         self._needs_layout = False
         if self.ipympl:
             canvas = self.fig.canvas
@@ -145,8 +148,11 @@ class LiveFigure:
             self.widget.value = buf.getvalue()
         self.frames += 1
         self._last = time.perf_counter()
-        cost = self._last - now
-        self._wait = max(self.min_interval, cost * (1 / self.max_share - 1))
+        if not relayout:
+            # Adapt to what an ordinary frame costs (a first frame with layout and font caches
+            # would stall the plot for seconds), and never wait more than `max_wait`.
+            cost = self._last - now
+            self._wait = min(self.max_wait, max(self.min_interval, cost * (1 / self.max_share - 1)))
         return True
 
     def relayout(self) -> None:

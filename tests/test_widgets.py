@@ -38,10 +38,15 @@ def test_a_slow_frame_makes_the_next_one_wait(monkeypatch):
         time.sleep(0.05)
         return real(*a, **k)
 
+    live.refresh(force=True)            # the first frame lays the figure out: not a measure
     monkeypatch.setattr(live.fig, "savefig", slow_savefig)
     live.refresh(force=True)
     # drawing may use at most 25% of the time: the next frame waits >= 0.05 * (1/0.25 - 1) s
     assert live._wait >= 0.15 - 1e-9 and not live.due() and not live.refresh()
+    # ...but never longer than max_wait, however slow the frame
+    live.max_wait, live.max_share = 0.1, 0.01
+    live.refresh(force=True)
+    assert live._wait == 0.1
 
 
 def test_bad_live_figure_settings_are_named():
