@@ -87,8 +87,8 @@ def slider_latency(changes: int) -> list[float]:
     drawn: list[float] = []
     real_refresh = lab.view.refresh
 
-    def timed_refresh(force=False):
-        ok = real_refresh(force)
+    def timed_refresh(force=False, **kw):
+        ok = real_refresh(force, **kw)
         if ok:
             drawn.append(time.perf_counter())
         return ok
@@ -103,11 +103,16 @@ def slider_latency(changes: int) -> list[float]:
         t0 = time.perf_counter()
         lab.sliders["lr"].value = v
         # the first frame drawn after the training thread applied the change
+        deadline = t0 + 10
         while len(lab.history.events) == n_events:
             time.sleep(0.0005)
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the slider change was not applied within 10 s")
         applied = time.perf_counter()
         while not drawn or drawn[-1] < applied:
             time.sleep(0.0005)
+            if time.perf_counter() > deadline:
+                raise RuntimeError("no frame within 10 s of the slider change")
         out.append(1000 * (drawn[-1] - t0))
         time.sleep(0.2)
     lab.pause()
@@ -138,8 +143,8 @@ def frame_cost(repeats: int = 30, n: int = 5000) -> list[float]:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10000)   # about 6 s a run: a lab run in class is longer
     ap.add_argument("--changes", type=int, default=20)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

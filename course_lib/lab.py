@@ -525,6 +525,7 @@ class TrainingLab:
         self.share.value = self.settings_string()
 
     def _draw(self, force: bool = False, state=None) -> None:
+        t0 = time.perf_counter()
         with self._draw_lock:
             if state is not None:
                 state.flush()
@@ -532,7 +533,7 @@ class TrainingLab:
                 self.plot.update(self.history)
                 self._update_text(state)
             self.plot.legend()
-            drawn = self.view.refresh(force=force)
+            drawn = self.view.refresh(force=force, started=t0)
             if drawn:
                 self._force_frame = False
 
@@ -547,7 +548,7 @@ class TrainingLab:
         if state is not None:
             self.status.value = f"training: step {step}, loss {last:.3g}{val}{acc}"
         now = time.perf_counter()
-        if len(h) >= 40 and (now - self._last_diag > 0.5 or state is None):
+        if len(h) >= 40 and (now - self._last_diag > 2.0 or state is None):  # diagnose reads the whole run
             self._last_diag = now
             try:
                 d = diagnose(h, baseline=self.baseline)

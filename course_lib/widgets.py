@@ -129,8 +129,12 @@ class LiveFigure:
         self.refresh(force=True)
         return self
 
-    def refresh(self, force: bool = False) -> bool:
-        """Draw a frame unless the last one was less than ``min_interval`` ago; True if drawn."""
+    def refresh(self, force: bool = False, started: float | None = None) -> bool:
+        """Draw a frame unless the last one was less than ``min_interval`` ago; True if drawn.
+
+        ``started`` (a ``time.perf_counter()`` value): when the caller began preparing this
+        frame (moving artists, computing labels), so the time share counts that work too.
+        """
         now = time.perf_counter()
         if not force and now - self._last < self._wait:
             return False
@@ -151,7 +155,7 @@ class LiveFigure:
         if not relayout:
             # Adapt to what an ordinary frame costs (a first frame with layout and font caches
             # would stall the plot for seconds), and never wait more than `max_wait`.
-            cost = self._last - now
+            cost = self._last - (now if started is None else min(started, now))
             self._wait = min(self.max_wait, max(self.min_interval, cost * (1 / self.max_share - 1)))
         return True
 

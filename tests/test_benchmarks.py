@@ -26,3 +26,12 @@ def test_lr_finder_benchmark_prints_its_lines_and_the_same_curve(capsys):
     assert out["max_abs_diff_raw_losses"] <= 1e-6          # the same batches give the same curve
     assert out["ours_restores_state"] is True
     assert out["theirs_restores_state_without_reset"] is False
+
+
+@pytest.mark.slow
+def test_live_plot_benchmark_prints_its_three_lines(capsys):
+    out = _load("live_plot").main(["--repeats", "1", "--steps", "400", "--changes", "4"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines[-3:]] == [
+        "throughput_ratio_live_over_off", "slider_to_first_frame_ms_median", "frame_ms_5000_points_median"]
+    assert all(v > 0 for v in out.values())
