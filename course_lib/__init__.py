@@ -25,7 +25,7 @@ from .masking import (IGNORE_INDEX, MASK_KINDS, BottleneckHistory, BottleneckLM,
                       MaskedTokens, bottleneck_loss, evaluate_bottleneck, mask_tokens, sample_span_lengths,
                       span_length_distribution, span_mask, train_bottleneck)
 from .metrics import CLASSIFICATION_METRICS, accuracy, precision, recall
-from .models import ACTIVATIONS, MLP, LinearModel, TinyCausalLM, count_params
+from .models import ACTIVATIONS, MLP, BottleneckMLP, LinearModel, TinyCausalLM, count_params
 from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
                         cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
 from .surfaces import (FIT_LOSSES, LOSS_CURVES, PATH_OPTIMIZERS, REGIMES, SURFACES, GDThresholds, OptimizerPath,
@@ -46,7 +46,7 @@ __all__ = [
     "MaskedTokens", "bottleneck_loss", "evaluate_bottleneck", "mask_tokens", "sample_span_lengths",
     "span_length_distribution", "span_mask", "train_bottleneck",
     "CLASSIFICATION_METRICS", "accuracy", "precision", "recall",
-    "ACTIVATIONS", "MLP", "LinearModel", "TinyCausalLM", "count_params",
+    "ACTIVATIONS", "MLP", "BottleneckMLP", "LinearModel", "TinyCausalLM", "count_params",
     "LR_FINDER_STOPS", "SUGGESTION_RULES", "LRFinderResult", "lr_range_test", "lr_sweep", "suggest_lrs",
     "ANNEAL_STRATEGIES", "CYCLIC_MODES", "Schedule", "attach_schedule", "cyclic_lr", "cyclic_momentum",
     "cyclic_schedule", "one_cycle_lr", "one_cycle_momentum", "one_cycle_schedule",

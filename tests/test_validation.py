@@ -223,7 +223,8 @@ def test_public_api_names_exist():
     assert missing == [], f"course_lib.__all__ names that course_lib does not define: {missing}"
 
 
-@pytest.mark.parametrize("module", ["curves", "data", "device", "language", "losses", "models", "train"])
+@pytest.mark.parametrize("module", ["curves", "data", "device", "language", "losses", "models", "train", "schedules",
+                                    "lr_finder", "metrics", "masking", "surfaces"])
 def test_compute_modules_are_re_exported(module):
     mod = importlib.import_module(f"course_lib.{module}")
     not_exported = sorted(set(mod.__all__) - set(course_lib.__all__))
