@@ -11,13 +11,16 @@ PORT   ?= 8888
 # JupyterLab refuses to start as root unless told; only add the flag when it is needed.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast env lock exercises clean-env help
+.PHONY: lab test test-fast env lock exercises grade clean-env help
 
 help:
 	@echo "make lab        create the environment if missing, then open the course in JupyterLab"
 	@echo "make test       create the environment if missing, then run the whole test suite"
 	@echo "make test-fast  the suite without the slow tests (notebooks, browser)"
 	@echo "make lock       regenerate requirements/lock.txt from course.txt and dev.txt"
+	@echo "make exercises  regenerate exercises/ (the student copies) from the masters in solutions/"
+	@echo "make grade SUBMISSIONS=dir [OUT=gradebook.csv] [FEEDBACK=feedback]"
+	@echo "                grade one folder per student: a CSV gradebook and one feedback file each"
 
 # 1. venv  2. pinned packages  3. course_lib editable  4. a named Jupyter kernel
 # 5. a JupyterLab setting that stops the news pop-up (offline it only gets in the way).
@@ -44,6 +47,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser"
+
+# exercises/ is generated, never edited: each solution block of solutions/*.ipynb becomes
+# `raise NotImplementedError("Exercise N.M: ...")`; the suite fails if the two drift apart.
+exercises: $(STAMP)
+	$(BIN)/python -m course_lib.assign
+
+# One sandboxed subprocess per submission, one per core; student files are never modified.
+OUT      ?= gradebook.csv
+FEEDBACK ?= feedback
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=gradebook.csv] [FEEDBACK=feedback]" >&2; exit 2; }
+	$(BIN)/python -m course_lib.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --feedback "$(FEEDBACK)"
 
 # Regenerate the lock in a throw-away venv. torch 2.13.0 is installed first so that nothing
 # else can pull a different torch (or gigabytes of CUDA packages).

@@ -1,0 +1,81 @@
+"""How fast does the batch grader go, and how much memory does one grading process take?
+
+Generates N submissions from the masters in ``solutions/`` (a class-like mix: mostly correct or
+half right, some wrong answers and untouched stubs, and broken ones: a syntax error, sys.exit,
+an infinite loop, a memory hog, a print flood, a file vandal), grades them with
+``course_lib.grading.grade`` (one sandboxed subprocess per submission, ``--workers`` at a time)
+and reports throughput and the peak resident memory of a grading process. Infinite loops cost
+their tests' timeouts, so the mix and ``--timeout-per-test`` drive the throughput.
+
+Run: ``.venv/bin/python benchmarks/grading.py [--n 30] [--workers W] [--timeout-per-test 10] [--demo]``
+(``--demo`` grades the tiny demo course of the test suite instead of the real exercises).
+Last lines: ``submissions_per_minute: X`` and ``max_rss_mb: M`` (peak resident memory of the
+largest grading process; ``median_rss_mb`` is the typical one, ``grader_rss_mb`` the parent's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from course_lib import grading
+
+ROOT = Path(__file__).resolve().parents[1]
+MIX = ["all_correct", "half_right", "all_correct", "wrong", "untouched", "all_correct", "syntax_error", "half_right",
+       "sys_exit", "all_correct", "infinite_loop", "memory_hog", "half_right", "print_flood", "file_vandal"]
+
+
+def _builder():
+    path = ROOT / "tests" / "fixtures" / "submissions" / "make_submissions.py"
+    spec = importlib.util.spec_from_file_location("make_submissions", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=30, help="number of submissions (default 30)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel grading processes (default: cores)")
+    ap.add_argument("--timeout-per-test", type=float, default=10.0)
+    ap.add_argument("--demo", action="store_true", help="grade the test suite's tiny demo course")
+    args = ap.parse_args(argv)
+    ms = _builder()
+    with tempfile.TemporaryDirectory(prefix="grading-bench-") as tmp:
+        tmp = Path(tmp)
+        root = ms.build_demo_course(tmp / "course") if args.demo else ROOT
+        masters = ms._masters(root / "solutions")
+        lasts = ms.last_exercises(root / "solutions")
+        kinds = [MIX[i % len(MIX)] for i in range(args.n)]
+        for i, kind in enumerate(kinds):
+            ms.make_submission(kind, masters, tmp / "subs" / f"s{i:02d}_{kind}", victim=lasts[i % len(lasts)],
+                               decoy=tmp / "decoy.txt")
+        t0 = time.perf_counter()
+        results = grading.grade(tmp / "subs", tmp / "gradebook.csv", tmp / "feedback", workers=args.workers,
+                                timeout_per_test=args.timeout_per_test, root=root, verbose=False)
+        wall = time.perf_counter() - t0
+    n_tests = len(results[0].tests) if results else 0
+    out = {
+        "wall_s": round(wall, 1),
+        "median_submission_s": round(statistics.median(r.wall_s for r in results), 2),
+        "median_rss_mb": round(statistics.median(r.max_rss_mb for r in results), 1),
+        "grader_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "submissions_per_minute": round(len(results) / wall * 60, 2),
+        "max_rss_mb": round(max(r.max_rss_mb for r in results), 1),
+    }
+    print(f"course: {'demo' if args.demo else root} ({n_tests} tests per submission)")
+    print(f"submissions: {len(results)} ({', '.join(f'{k} x{kinds.count(k)}' for k in dict.fromkeys(kinds))})")
+    print(f"workers: {args.workers}, timeout_per_test: {args.timeout_per_test:g} s")
+    for key, value in out.items():
+        print(f"{key}: {value}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Grading tests of notebook 04 (regularization and capacity): exercises 4.1-4.3.
+
+Oracles: ``torch.nn.functional.dropout``'s statistics (zeros fraction, mean, scaling) and
+its closed forms; a hand-computed L1 sum; a seeded ``course_lib.fit`` run for the weight
+decay (calibrated: no decay ends at validation MSE 0.199, any decay in [0.05, 8] below 0.172).
+"""
+
+import contextlib
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import course_lib as cl
+
+
+@contextlib.contextmanager
+def _isolated():
+    """One CPU thread (the setting the bounds were calibrated with); the caller's thread count and
+    random state are restored afterwards (check() runs these tests inside the student's kernel)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- 4.1 dropout
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+def test_dropout_eval_mode_is_identity(exercise):
+    """If training is False, return x as it is."""
+    dropout = exercise("4.1").dropout
+    x = torch.randn(50, 20, generator=_gen(0))
+    got = dropout(x, 0.5, training=False, generator=_gen(1))
+    assert torch.equal(got, x), "with training=False dropout must return x unchanged (no mask, no scaling)"
+
+
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+def test_dropout_p_zero_is_identity(exercise):
+    """With p = 0 nothing is dropped and the scale 1 / (1 - p) is 1."""
+    dropout = exercise("4.1").dropout
+    x = torch.randn(50, 20, generator=_gen(0))
+    got = dropout(x, 0.0, training=True, generator=_gen(1))
+    assert torch.allclose(got, x), "with p=0 dropout must return x unchanged"
+
+
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+def test_dropout_scales_survivors(exercise):
+    """Divide the survivors by 1 - p (inverted dropout), so the expected value is unchanged."""
+    dropout = exercise("4.1").dropout
+    x = torch.full((1000,), 3.0)
+    got = dropout(x, 0.25, generator=_gen(2))
+    assert got.shape == x.shape and got.dtype == x.dtype, (
+        f"dropout should keep shape {tuple(x.shape)} and dtype {x.dtype}; got {tuple(got.shape)}, {got.dtype}")
+    values = sorted(set(torch.unique(got).tolist()))
+    assert values == pytest.approx([0.0, 4.0]), (
+        f"with p=0.25 every element of a tensor of 3.0 should become 0 or 3 / (1 - 0.25) = 4.0; got values "
+        f"{values[:6]}. "
+        "Hint: divide the survivors by 1 - p (inverted dropout)")
+
+
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_dropout_zero_fraction_and_mean_like_torch(exercise, p):
+    """An element survives where torch.rand(...) >= p: a fraction 1 - p survives."""
+    dropout = exercise("4.1").dropout
+    n = 200_000
+    x = torch.ones(n)
+    got = dropout(x, p, generator=_gen(3))
+    with torch.random.fork_rng(devices=[]):  # torch's dropout draws from the global generator
+        torch.manual_seed(3)
+        ref = F.dropout(x, p, training=True)
+    sigma = math.sqrt(p * (1 - p) / n)  # std of the zeros fraction
+    zeros, ref_zeros = (got == 0).double().mean().item(), (ref == 0).double().mean().item()
+    assert abs(zeros - p) < 5 * sigma, (
+        f"dropout(p={p}) should zero a fraction {p} of the elements (torch.nn.functional.dropout: {ref_zeros:.4f}); "
+        f"got {zeros:.4f}. Hint: an element survives where a uniform number is >= p")
+    # mean of x * keep / (1 - p): expected 1, std sqrt(p / ((1 - p) n))
+    mean, ref_mean = got.double().mean().item(), ref.double().mean().item()
+    tol = 5 * math.sqrt(p / ((1 - p) * n))
+    assert abs(mean - 1.0) < tol, f"dropout(p={p}) should preserve the mean 1.0 (torch: {ref_mean:.4f}); got {mean:.4f}"
+
+
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+def test_dropout_uses_the_generator(exercise):
+    """Pass generator=generator to torch.rand, so a seeded generator gives the same mask."""
+    dropout = exercise("4.1").dropout
+    x = torch.ones(1000)
+    a = dropout(x, 0.5, generator=_gen(7))
+    b = dropout(x, 0.5, generator=_gen(7))
+    c = dropout(x, 0.5, generator=_gen(8))
+    assert torch.equal(a, b), (
+        "two calls with generators seeded alike should give the same mask: draw with generator=generator")
+    assert not torch.equal(a, c), "generators with different seeds should give different masks"
+
+
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+def test_dropout_gradient_is_the_scaled_mask(exercise):
+    """Multiply x by the mask and divide by 1 - p with tensor operations, so autograd sees it."""
+    dropout = exercise("4.1").dropout
+    x = torch.randn(500, generator=_gen(4)).requires_grad_(True)
+    out = dropout(x, 0.3, generator=_gen(5))
+    out.sum().backward()
+    mask = (out.detach() != 0).float()
+    assert x.grad is not None, "no gradient reached x: build the output with tensor operations"
+    assert torch.allclose(x.grad, mask / 0.7), (
+        "d out / d x should be keep_mask / (1 - p): 1/0.7 where kept, 0 where dropped")
+
+
+# ----------------------------------------------------------------------------- 4.2 l1_penalty
+def _linear(weight, bias):
+    layer = nn.Linear(len(weight[0]), len(weight))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight))
+        layer.bias.copy_(torch.tensor(bias))
+    return layer
+
+
+@pytest.mark.exercise("4.2")
+@pytest.mark.points(1)
+def test_l1_hand_computed(exercise):
+    """l1 times the sum of |w| over the weight matrices (parameters with ndim >= 2)."""
+    l1_penalty = exercise("4.2").l1_penalty
+    layer = _linear([[1.0, -3.0], [0.5, 0.0]], [100.0, -100.0])
+    got = l1_penalty(layer, 0.1)
+    assert isinstance(got, torch.Tensor) and got.ndim == 0, f"l1_penalty should return a 0-dim tensor; got {got!r}"
+    assert float(got.detach()) == pytest.approx(0.45), (
+        f"l1_penalty of weights [[1, -3], [0.5, 0]] at l1=0.1 should be 0.1 * 4.5 = 0.45 (biases excluded); got "
+        f"{float(got.detach())}")
+
+
+@pytest.mark.exercise("4.2")
+@pytest.mark.points(2)
+def test_l1_on_an_mlp_skips_biases(exercise):
+    """Skip the biases: keep only parameters with p.ndim >= 2."""
+    l1_penalty = exercise("4.2").l1_penalty
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = cl.MLP(3, 2, width=8, depth=2)
+    want = 1e-3 * sum(p.abs().sum() for p in model.parameters() if p.ndim >= 2).item()
+    with_biases = 1e-3 * sum(p.abs().sum() for p in model.parameters()).item()
+    got = float(l1_penalty(model, 1e-3).detach())
+    assert got == pytest.approx(want, rel=1e-6), (
+        f"l1_penalty of an MLP(3, 2, width=8, depth=2) at l1=1e-3 should be {want:.6g} (weight matrices only); got "
+        f"{got:.6g}"
+        + (" - that includes the biases: keep parameters with p.ndim >= 2"
+           if got == pytest.approx(with_biases, rel=1e-6) else ""))
+
+
+@pytest.mark.exercise("4.2")
+@pytest.mark.points(1)
+def test_l1_gradient_is_sign(exercise):
+    """Return a tensor built from the weights (sum of w.abs().sum()), not a Python number."""
+    l1_penalty = exercise("4.2").l1_penalty
+    layer = _linear([[1.0, -3.0, 0.2]], [2.0])
+    l1_penalty(layer, 0.5).backward()
+    assert layer.weight.grad is not None, (
+        "no gradient reached the weights: return a tensor built from them (no .item())")
+    assert torch.allclose(layer.weight.grad, torch.tensor([[0.5, -0.5, 0.5]])), (
+        f"d penalty / d W should be l1 * sign(W) = [[0.5, -0.5, 0.5]]; got {layer.weight.grad.tolist()}")
+    assert layer.bias.grad is None or torch.all(layer.bias.grad == 0), (
+        "the bias should get no gradient from the L1 penalty")
+
+
+# ----------------------------------------------------------------------------- 4.3 choose_weight_decay
+VAL_BOUND = 0.18  # no decay: 0.199; decays 0.05..8: 0.124..0.172 (torch 2.13, CPU, one thread)
+
+
+def _validation_mse(weight_decay, init_seed=0):
+    """Exactly the run the exercise text shows; the validation MSE at the end."""
+    data = cl.make_regression(220, kind="polynomial", noise=0.3, val_fraction=0.9, seed=1)
+    with _isolated():
+        torch.manual_seed(init_seed)
+        model = cl.MLP(1, 1, width=128, depth=2)
+        cl.fit(model, data, optimizer="adamw", lr=1e-2, weight_decay=weight_decay, num_steps=1000,
+               batch_size=32, eval_every=0, device="cpu", seed=0)
+    model.eval()
+    with torch.no_grad():
+        return float(((model(data.X_val) - data.y_val) ** 2).mean())
+
+
+@pytest.mark.exercise("4.3")
+@pytest.mark.points(1)
+def test_weight_decay_is_a_positive_number(exercise):
+    """Return a float > 0, e.g. return 0.5."""
+    wd = exercise("4.3").choose_weight_decay()
+    assert isinstance(wd, (int, float)) and not isinstance(wd, bool), (
+        f"choose_weight_decay() should return a float; got {wd!r}")
+    assert math.isfinite(wd) and wd > 0, f"the weight decay should be a finite number > 0; got {wd!r}"
+
+
+@pytest.mark.exercise("4.3")
+@pytest.mark.points(4)
+def test_weight_decay_beats_the_bound_after_training(exercise):
+    """Try a few values with the experiment cell below the exercise; notebook 04's sweep shows which decays
+    help."""
+    wd = float(exercise("4.3").choose_weight_decay())
+    got = _validation_mse(wd)
+    assert got < VAL_BOUND, (
+        f"after 1000 AdamW steps with weight_decay={wd:g} the validation MSE should be below {VAL_BOUND} "
+        f"(no decay: about 0.20; the noise floor: 0.09); got {got:.3f}. "
+        + ("Hint: that decay shrinks the weights too hard (underfitting)" if wd > 10 else "Hint: try a stronger decay"))

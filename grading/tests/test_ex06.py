@@ -1,0 +1,276 @@
+"""Grading tests of notebook 06 (masking objectives): exercises 6.1-6.5.
+
+Oracles: ``course_lib.losses.causal_lm_loss`` (the shifted cross-entropy),
+``course_lib.masking.span_length_distribution`` (the exact renormalised pmf, mean 3.797),
+and binomial tolerances (5 standard deviations) for every sampled proportion.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.losses import causal_lm_loss
+from course_lib.masking import span_length_distribution
+
+IGNORE_INDEX = -100
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- 6.1 next_token_pairs
+@pytest.mark.exercise("6.1")
+@pytest.mark.points(1)
+def test_pairs_hand_example(exercise):
+    """inputs = tokens[:, :-1], targets = tokens[:, 1:]."""
+    got = exercise("6.1").next_token_pairs(torch.tensor([[5, 6, 7, 8]]))
+    assert isinstance(got, tuple) and len(got) == 2, f"next_token_pairs should return (inputs, targets); got {got!r}"
+    inputs, targets = got
+    assert inputs.tolist() == [[5, 6, 7]] and targets.tolist() == [[6, 7, 8]], (
+        f"for tokens [[5, 6, 7, 8]] inputs should be [[5, 6, 7]] and targets [[6, 7, 8]]; got {inputs.tolist()} and "
+        f"{targets.tolist()}")
+
+
+@pytest.mark.exercise("6.1")
+@pytest.mark.points(2)
+def test_pairs_on_a_batch(exercise):
+    """Slice along the last dimension for every row of the batch."""
+    tokens = torch.randint(0, 50, (4, 9), generator=_gen(0))
+    inputs, targets = exercise("6.1").next_token_pairs(tokens)
+    assert tuple(inputs.shape) == (4, 8) and tuple(targets.shape) == (4, 8), (
+        f"for tokens of shape (4, 9) inputs and targets should both be (4, 8); got {tuple(inputs.shape)} and "
+        f"{tuple(targets.shape)}")
+    assert torch.equal(inputs, tokens[:, :-1]), "inputs should be every token but the last of each row"
+    assert torch.equal(targets, tokens[:, 1:]), (
+        "targets should be every token but the first of each row (targets[:, t] == tokens[:, t + 1])")
+
+
+# ----------------------------------------------------------------------------- 6.2 next_token_loss
+@pytest.mark.exercise("6.2")
+@pytest.mark.points(1)
+def test_loss_of_uniform_logits_is_log_v(exercise):
+    """Average the cross-entropy over all B * (T - 1) predictions."""
+    got = float(exercise("6.2").next_token_loss(torch.zeros(2, 6, 7), torch.randint(0, 7, (2, 6), generator=_gen(1))))
+    assert got == pytest.approx(math.log(7), rel=1e-6), (
+        f"uniform logits over V=7 tokens cost log 7 = {math.log(7):.5f} per prediction; got {got:.5f}")
+
+
+@pytest.mark.exercise("6.2")
+@pytest.mark.points(1)
+@pytest.mark.parametrize("B, T, V", [(3, 8, 11), (1, 2, 5)])
+def test_loss_matches_course_lib(exercise, B, T, V):
+    """Drop the last position of the logits and the first token, reshape to (N, V) and (N,), then F.cross_entropy."""
+    g = _gen(2)
+    logits = 2 * torch.randn(B, T, V, generator=g, dtype=torch.float64)
+    tokens = torch.randint(0, V, (B, T), generator=g)
+    want = causal_lm_loss(logits, tokens).item()
+    got = exercise("6.2").next_token_loss(logits, tokens)
+    assert isinstance(got, torch.Tensor) and got.ndim == 0, f"next_token_loss should return a 0-dim tensor; got {got!r}"
+    assert float(got) == pytest.approx(want, rel=1e-9), (
+        f"next_token_loss on random logits of shape {(B, T, V)}: expected {want:.8g} (course_lib's causal_lm_loss); "
+        f"got {float(got):.8g}")
+
+
+@pytest.mark.exercise("6.2")
+@pytest.mark.points(1)
+def test_loss_shifts_in_the_right_direction(exercise):
+    """The logits at position t predict the token at t + 1: pair logits[:, :-1] with tokens[:, 1:]."""
+    f = exercise("6.2").next_token_loss
+    tokens = torch.tensor([[1, 4, 2, 0, 3, 3, 1]])
+    V = 5
+    knows_next = torch.zeros(1, 7, V)
+    knows_next[0, torch.arange(6), tokens[0, 1:]] = 20.0
+    copies_current = 20.0 * F.one_hot(tokens, V).float()
+    good, bad = float(f(knows_next, tokens)), float(f(copies_current, tokens))
+    assert good < 1e-6, f"a model with a large logit on the *next* token should have a loss near 0; got {good:.4g}"
+    assert bad > 5, (
+        f"a model that copies the *current* token should have a large loss; got {bad:.4g}. "
+        "Hint: logits at position t go with the token at t + 1")
+
+
+@pytest.mark.exercise("6.2")
+@pytest.mark.points(1)
+def test_last_position_gets_no_gradient(exercise):
+    """Do not use the logits of the last position: logits[:, :-1]."""
+    logits = torch.randn(2, 5, 6, generator=_gen(3), requires_grad=True)
+    tokens = torch.randint(0, 6, (2, 5), generator=_gen(4))
+    exercise("6.2").next_token_loss(logits, tokens).backward()
+    assert logits.grad is not None, "no gradient reached the logits"
+    last = logits.grad[:, -1].abs().max().item()
+    assert last == 0.0, (
+        f"the logits of the last position predict nothing, so their gradient should be 0; got max |grad| {last:.3g}")
+
+
+# ----------------------------------------------------------------------------- 6.3 span_length_pmf
+@pytest.mark.exercise("6.3")
+@pytest.mark.points(1)
+def test_pmf_shape_and_sum(exercise):
+    """Return a float64 tensor of max_len probabilities that sums to 1."""
+    got = exercise("6.3").span_length_pmf()
+    assert isinstance(got, torch.Tensor) and tuple(got.shape) == (10,), (
+        f"span_length_pmf() should be a tensor of shape (10,); got {got!r}")
+    assert got.dtype == torch.float64, f"span_length_pmf should return float64; got {got.dtype}"
+    assert float(got.sum()) == pytest.approx(1.0, abs=1e-12), (
+        f"the probabilities should sum to 1; got {float(got.sum())}")
+
+
+@pytest.mark.exercise("6.3")
+@pytest.mark.points(1)
+@pytest.mark.parametrize("p, max_len", [(0.2, 10), (0.5, 4), (0.05, 30)])
+def test_pmf_is_the_renormalised_geometric(exercise, p, max_len):
+    """p * (1 - p) ** (l - 1) for l = 1..max_len, divided by its sum (renormalise, do not clip)."""
+    got = exercise("6.3").span_length_pmf(p, max_len)
+    want = span_length_distribution(p, max_len, truncation="renormalise")
+    clipped = span_length_distribution(p, max_len, truncation="clip")
+    err = (got.double() - want).abs().max().item()
+    hint = " - that is the clipped distribution: renormalise instead" if torch.allclose(got.double(), clipped) else ""
+    assert err < 1e-12, (
+        f"span_length_pmf({p}, {max_len}) should be {[round(v, 4) for v in want.tolist()]}; got "
+        f"{[round(v, 4) for v in got.tolist()]}{hint}")
+
+
+@pytest.mark.exercise("6.3")
+@pytest.mark.points(1)
+def test_pmf_mean_is_3_797(exercise):
+    """Renormalise over 1..10; clipping the tail onto 10 gives the wrong mean 4.463."""
+    got = exercise("6.3").span_length_pmf()
+    mean = float((torch.arange(1, 11, dtype=torch.float64) * got).sum())
+    assert mean == pytest.approx(3.797, abs=5e-4), (
+        f"the mean span length for p=0.2, max_len=10 should be 3.797 (4.463 if clipped); got {mean:.4f}")
+
+
+# ----------------------------------------------------------------------------- 6.4 sample_span_lengths
+N_DRAWS = 200_000
+
+
+@pytest.mark.exercise("6.4")
+@pytest.mark.points(1)
+def test_samples_type_and_range(exercise):
+    """torch.multinomial gives indices 0..max_len-1 (int64): add 1."""
+    got = exercise("6.4").sample_span_lengths(1000, generator=_gen(5))
+    assert isinstance(got, torch.Tensor) and tuple(got.shape) == (1000,), (
+        f"sample_span_lengths(1000) should be a tensor of shape (1000,); got {got!r}")
+    assert got.dtype == torch.int64, f"the lengths should be int64; got {got.dtype}"
+    lo, hi = int(got.min()), int(got.max())
+    assert lo >= 1 and hi <= 10, (
+        f"lengths should lie in 1..10; got min {lo}, max {hi}. Hint: multinomial gives indices 0..9: add 1")
+
+
+@pytest.mark.exercise("6.4")
+@pytest.mark.points(2)
+def test_samples_mean_is_3_80(exercise):
+    """Draw from the renormalised probabilities with torch.multinomial(probs, n, replacement=True,
+    generator=generator)."""
+    got = exercise("6.4").sample_span_lengths(N_DRAWS, generator=_gen(6)).double()
+    pmf = span_length_distribution()
+    lengths = torch.arange(1, 11, dtype=torch.float64)
+    mean = float((lengths * pmf).sum())
+    std = float(((lengths - mean) ** 2 * pmf).sum().sqrt())
+    tol = 5 * std / math.sqrt(N_DRAWS)
+    assert abs(got.mean().item() - mean) < tol, (
+        f"the mean of {N_DRAWS} draws should be {mean:.3f} +- {tol:.3f}; got {got.mean().item():.3f}"
+        + (" - about 4.46 means the tail was clipped onto 10 instead of renormalised"
+           if got.mean().item() > 4.3 else ""))
+
+
+@pytest.mark.exercise("6.4")
+@pytest.mark.points(1)
+def test_samples_frequencies_match_the_pmf(exercise):
+    """Use the p and max_len arguments when you build the probabilities."""
+    p, max_len = 0.5, 4
+    got = exercise("6.4").sample_span_lengths(N_DRAWS, p, max_len, generator=_gen(7))
+    freq = torch.bincount(got, minlength=max_len + 1)[1:].double() / N_DRAWS
+    pmf = span_length_distribution(p, max_len)
+    assert tuple(freq.shape) == (max_len,) and int(got.max()) <= max_len, (
+        f"with max_len={max_len} no length should exceed {max_len}; got max {int(got.max())}")
+    tol = 5 * (pmf * (1 - pmf) / N_DRAWS).sqrt()
+    assert ((freq - pmf).abs() < tol).all(), (
+        f"with p={p}, max_len={max_len} the frequencies of lengths 1..{max_len} should be "
+        f"{[round(v, 4) for v in pmf.tolist()]}; "
+        f"got {[round(v, 4) for v in freq.tolist()]}")
+
+
+@pytest.mark.exercise("6.4")
+@pytest.mark.points(1)
+def test_samples_use_the_generator(exercise):
+    """Pass generator=generator to torch.multinomial."""
+    f = exercise("6.4").sample_span_lengths
+    a, b, c = f(500, generator=_gen(8)), f(500, generator=_gen(8)), f(500, generator=_gen(9))
+    assert torch.equal(a, b), (
+        "two calls with generators seeded alike should give the same lengths: pass generator=generator")
+    assert not torch.equal(a, c), "generators with different seeds should give different lengths"
+
+
+# ----------------------------------------------------------------------------- 6.5 bert_mask
+V_BIG, MASK_ID = 1000, 1000
+
+
+def _masked(exercise, seed=10, shape=(200, 1000), mask_prob=0.15):
+    tokens = torch.randint(0, V_BIG, shape, generator=_gen(seed))
+    inputs, labels = exercise("6.5").bert_mask(tokens, MASK_ID, V_BIG, mask_prob, generator=_gen(seed + 1))
+    return tokens, inputs, labels
+
+
+def _within(got, p, n, what):
+    tol = 5 * math.sqrt(p * (1 - p) / n)
+    assert abs(got - p) < tol, f"{what} should be {p:.4f} +- {tol:.4f}; got {got:.4f}"
+
+
+@pytest.mark.exercise("6.5")
+@pytest.mark.points(1)
+def test_bert_labels_and_unselected_positions(exercise):
+    """labels = torch.where(selected, tokens, -100); unselected positions keep their token in inputs."""
+    tokens, inputs, labels = _masked(exercise)
+    assert inputs.shape == tokens.shape and labels.shape == tokens.shape, (
+        f"inputs and labels should have the shape of tokens {tuple(tokens.shape)}; got {tuple(inputs.shape)}, "
+        f"{tuple(labels.shape)}")
+    sel = labels != IGNORE_INDEX
+    assert torch.equal(labels[sel], tokens[sel]), "at selected positions the label should be the original token"
+    assert torch.equal(inputs[~sel], tokens[~sel]), (
+        "positions that were not selected (label -100) must keep their token")
+    assert not (inputs[~sel] == MASK_ID).any(), "[MASK] should only appear at selected positions"
+
+
+@pytest.mark.exercise("6.5")
+@pytest.mark.points(1)
+def test_bert_selects_15_percent(exercise):
+    """Select each position independently: torch.rand(tokens.shape, generator=generator) < mask_prob."""
+    tokens, inputs, labels = _masked(exercise)
+    _within((labels != IGNORE_INDEX).double().mean().item(), 0.15, tokens.numel(), "the fraction of selected positions")
+
+
+@pytest.mark.exercise("6.5")
+@pytest.mark.points(2)
+def test_bert_80_10_10(exercise):
+    """For selected positions draw u: u < 0.8 -> [MASK], 0.8 <= u < 0.9 -> a random token, else unchanged."""
+    tokens, inputs, labels = _masked(exercise)
+    sel = labels != IGNORE_INDEX
+    n = int(sel.sum())
+    got_in, got_tok = inputs[sel], tokens[sel]
+    masked = (got_in == MASK_ID).double().mean().item()
+    unchanged = (got_in == got_tok).double().mean().item()
+    random = ((got_in != MASK_ID) & (got_in != got_tok)).double().mean().item()
+    # A random replacement is uniform over the whole vocabulary, so 1/V of them show the original token.
+    _within(masked, 0.8, n, "among selected positions, the share replaced by [MASK]")
+    _within(random, 0.1 * (1 - 1 / V_BIG), n, "among selected positions, the share replaced by a different token")
+    _within(unchanged, 0.1 + 0.1 / V_BIG, n, "among selected positions, the share left unchanged")
+    assert int(got_in[got_in != MASK_ID].max()) < V_BIG, "random replacements should be ids in [0, vocab_size)"
+
+
+@pytest.mark.exercise("6.5")
+@pytest.mark.points(1)
+def test_bert_uses_the_generator_and_mask_prob(exercise):
+    """Draw every random number from generator, and use the mask_prob argument."""
+    f = exercise("6.5").bert_mask
+    tokens = torch.randint(0, 50, (8, 64), generator=_gen(12))
+    a = f(tokens, 50, 50, 0.3, generator=_gen(13))
+    b = f(tokens, 50, 50, 0.3, generator=_gen(13))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), "generators seeded alike should give the same masking"
+    inputs, labels = f(tokens, 50, 50, 0.0, generator=_gen(14))
+    assert torch.equal(inputs, tokens) and (labels == IGNORE_INDEX).all(), (
+        "with mask_prob=0 nothing should be selected or changed")
+    inputs, labels = f(tokens, 50, 50, 1.0, generator=_gen(15))
+    assert (labels == tokens).all(), "with mask_prob=1 every position should be selected (labels == tokens)"
