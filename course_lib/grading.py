@@ -71,7 +71,23 @@ from ._validation import check_number, check_type
 
 __all__ = ["DEFAULT_HINTS", "CheckResult", "GradingPlugin", "LoadedExercise", "SubmissionModule",
            "SubmissionResult", "SubmissionsModifiedError", "check", "check_all", "collect_tests",
-           "course_root", "exercise_loader", "grade", "load_exercises", "main"]
+           "course_root", "exercise_loader", "grade", "isolated_torch", "load_exercises", "main"]
+
+@contextlib.contextmanager
+def isolated_torch():
+    """For grading tests that train: one CPU thread (the setting their bounds were calibrated
+    with) and a forked torch RNG; the caller's thread count and random state come back after.
+    ``check()`` runs tests inside the student's kernel, so a test must not change either."""
+    import torch  # here, not at the top: the batch grader's parent process never needs torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 hookimpl = HookimplMarker("pytest")
 _real_exit = os._exit  # the grading child ends with this even after student code patched things

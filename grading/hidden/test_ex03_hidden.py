@@ -6,7 +6,6 @@ the validation loss ends 50% above its minimum while training loss falls; with w
 3.0 it ends 8% above it).
 """
 
-import contextlib
 import math
 
 import numpy as np
@@ -14,19 +13,7 @@ import pytest
 import torch
 
 import course_lib as cl
-
-
-@contextlib.contextmanager
-def _isolated():
-    """One CPU thread (the setting the bounds were calibrated with); the caller's thread count and
-    random state are restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+from course_lib.grading import isolated_torch as _isolated
 
 
 def _reference_stop(val_losses, patience, min_delta):

@@ -4,26 +4,13 @@ The max_lr rule on a third optimizer (SGD with momentum 0.9; calibrated: validat
 < 0.02 for max_lr in about [9e-3, 0.25]), and the steep rule on a real range test.
 """
 
-import contextlib
 
 import numpy as np
 import pytest
 import torch
 
 import course_lib as cl
-
-
-@contextlib.contextmanager
-def _isolated():
-    """One CPU thread (the setting the bounds were calibrated with); the caller's thread count and
-    random state are restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+from course_lib.grading import isolated_torch as _isolated
 
 
 def _model():

@@ -4,7 +4,6 @@ Oracles: ``course_lib.curves.ema`` and pandas' ``ewm(adjust=True)`` for the EMA,
 ``course_lib.fit``'s own early stopping, and hand-made curves for the diagnosis rules.
 """
 
-import contextlib
 import math
 
 import numpy as np
@@ -13,19 +12,7 @@ import pytest
 import torch
 
 import course_lib as cl
-
-
-@contextlib.contextmanager
-def _isolated():
-    """One CPU thread (the setting the bounds were calibrated with); the caller's thread count and
-    random state are restored afterwards (check() runs these tests inside the student's kernel)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+from course_lib.grading import isolated_torch as _isolated
 
 
 def _noisy_curve(n=500, seed=0):

@@ -5,7 +5,6 @@ its closed forms; a hand-computed L1 sum; a seeded ``course_lib.fit`` run for th
 decay (calibrated: no decay ends at validation MSE 0.199, any decay in [0.05, 8] below 0.172).
 """
 
-import contextlib
 import math
 
 import pytest
@@ -14,19 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import course_lib as cl
-
-
-@contextlib.contextmanager
-def _isolated():
-    """One CPU thread (the setting the bounds were calibrated with); the caller's thread count and
-    random state are restored afterwards (check() runs these tests inside the student's kernel)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+from course_lib.grading import isolated_torch as _isolated
 
 
 def _gen(seed):

@@ -6,7 +6,6 @@ seeded one-cycle runs (calibrated: validation MSE < 0.02 for max_lr in about [2e
 with Adam and [9e-3, 0.25] with SGD; 0.3 and above diverge or stall).
 """
 
-import contextlib
 import math
 
 import numpy as np
@@ -14,20 +13,8 @@ import pytest
 import torch
 
 import course_lib as cl
+from course_lib.grading import isolated_torch as _isolated
 from course_lib.lr_finder import suggest_lrs
-
-
-@contextlib.contextmanager
-def _isolated():
-    """One CPU thread (the setting the bounds were calibrated with); the caller's thread count and
-    random state are restored afterwards (check() runs these tests inside the student's kernel)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _torch_lrs(make_scheduler, num_steps):
