@@ -12,8 +12,6 @@ traceback. Numbers come from :mod:`course_lib.surfaces`, drawing from
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 from IPython.display import display
 
@@ -21,7 +19,7 @@ from ._validation import check_choice, check_number
 from .plotting_intro import LOSS_STYLES, OPTIMIZER_STYLES, LossCurvePlot, OutlierFitPlot, SurfacePlot, _line_text
 from .surfaces import (FIT_LOSSES, PATH_OPTIMIZERS, SURFACES, fit_line, gd_thresholds, get_surface, loss_curve,
                        make_outlier_data, optimizer_path)
-from .widgets import LiveFigure
+from .widgets import LiveFigure, SliderPanel, error_html
 
 __all__ = ["LossExplorer", "OutlierExplorer", "DescentExplorer"]
 
@@ -29,53 +27,11 @@ _STYLE = {"description_width": "110px"}
 _WIDE = W.Layout(width="360px")
 
 
-def _error(err: Exception) -> str:
-    return f"<span style='color:#d62728'>{html.escape(str(err))}</span>"
-
-
-class _Panel:
-    """What every panel shares: sliders with CSS classes and one observer, a status line,
-    ``show()``, and a redraw that turns the library's ValueError/TypeError into a message."""
-
-    sliders: dict
-    view: LiveFigure
-    status: W.HTML
-    widget: W.Widget
-
-    def _wire(self) -> None:
-        for name, w in self.sliders.items():
-            w.add_class(f"{name.replace('_', '-')}-slider")  # stable handles for browser tests
-            w.observe(self._on_change, names="value")
-
-    def _on_change(self, change) -> None:
-        self.redraw()
-
-    def show(self):
-        """Display the panel; later changes redraw it where it is."""
-        display(self.widget)
-        self.view.refresh(force=True)
-        return self
-
-    def settings(self) -> dict:
-        """The current control values by name."""
-        return {name: w.value for name, w in self.sliders.items()}
-
-    def redraw(self) -> bool:
-        """Recompute and redraw from the sliders; False (and a message) if a setting was refused."""
-        try:
-            self._draw()
-        except (ValueError, TypeError) as err:  # a setting the library rejects: say why, keep the plot
-            self.status.value = _error(err)
-            return False
-        self.view.refresh(force=True)  # a slider's last position must always be drawn: no throttling
-        return True
-
-
 # ---------------------------------------------------------------------------------------------
 # LossExplorer
 # ---------------------------------------------------------------------------------------------
 
-class LossExplorer(_Panel):
+class LossExplorer(SliderPanel):
     """Move a prediction (regression) and a margin (classification); see each loss and its
     gradient there, on the curves and in a table.
 
@@ -141,7 +97,7 @@ class LossExplorer(_Panel):
 # OutlierExplorer
 # ---------------------------------------------------------------------------------------------
 
-class OutlierExplorer(_Panel):
+class OutlierExplorer(SliderPanel):
     """Move one outlier and watch the MSE, MAE and Huber fits: the MSE fit follows it, the
     MAE fit barely moves, Huber's stays close to MAE's.
 
@@ -209,7 +165,7 @@ class OutlierExplorer(_Panel):
 # DescentExplorer
 # ---------------------------------------------------------------------------------------------
 
-class DescentExplorer(_Panel):
+class DescentExplorer(SliderPanel):
     """Pick a surface, an optimizer and a learning rate; see the path it takes (left) and its
     loss above the minimum (right). On the quadratic the status line names the regime theory
     predicts for GD (too slow, good, oscillating, diverging) from the thresholds ``1/L`` and

@@ -1,4 +1,5 @@
-"""Toy models of the course: a linear model, an MLP and a tiny causal language model.
+"""Toy models of the course: a linear model, an MLP, a tiny causal language model and a
+rank-d bigram language model (the model family of the scaling-law notebook).
 
 They are small on purpose: every notebook trains them in seconds on a laptop CPU, so a slider
 can start a fresh run while the class watches.
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from ._validation import check_choice, check_number, check_relation, check_tensor
 from .losses import gaussian_kl
 
-__all__ = ["LinearModel", "MLP", "BottleneckMLP", "TinyCausalLM", "count_params", "ACTIVATIONS"]
+__all__ = ["LinearModel", "MLP", "BottleneckMLP", "TinyCausalLM", "FactorizedBigram", "count_params", "ACTIVATIONS"]
 
 # Name -> module class, so a notebook slider or a config string can pick an activation.
 ACTIVATIONS = {
@@ -258,3 +259,58 @@ class TinyCausalLM(nn.Module):
         if exclude_embeddings:
             n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
         return n
+
+
+class FactorizedBigram(nn.Module):
+    """A rank-``d`` bigram language model: ``logits[x] = embed[x] @ unembed + bias``.
+
+    It predicts the next token from the previous one only, through a ``d``-dimensional
+    bottleneck: the (V, V) table of logits has rank at most ``d`` (plus a bias row). That makes
+    ``d`` a clean "model size" knob for the scaling-law notebook: on ``MarkovLanguage`` a
+    rank-``d`` model can capture only about the first ``d`` directions of the chain's logit
+    spectrum, and with ``d = V`` it can represent the chain exactly. Because the whole model is
+    a (V, V) table, its loss on infinitely much data is computed exactly by
+    ``MarkovLanguage.population_cross_entropy(model.log_probs())``.
+
+    Args:
+        vocab_size (int): V (>= 2).
+        rank (int): d (>= 1), the width of the bottleneck.
+
+    Shape: previous tokens ``(...)`` int64 -> logits ``(..., V)``.
+
+    Attributes:
+        num_params (int): ``N = 2 V d + V`` (embedding, unembedding, bias).
+
+    Example:
+        >>> m = FactorizedBigram(vocab_size=8, rank=2)
+        >>> m(torch.tensor([0, 3])).shape, m.num_params, m.log_probs().shape
+        (torch.Size([2, 8]), 40, torch.Size([8, 8]))
+
+    References:
+        Bengio et al., A Neural Probabilistic Language Model, JMLR 2003 (low-rank next-token tables).
+    """
+
+    def __init__(self, vocab_size: int, rank: int):
+        super().__init__()
+        where = "FactorizedBigram"
+        V = check_number("vocab_size", vocab_size, where=where, low=2, integer=True)
+        d = check_number("rank", rank, where=where, low=1, integer=True)
+        self.embed = nn.Parameter(torch.randn(V, d))  # (V, d), one vector per previous token
+        # Zero unembedding: the model starts at a uniform guess (loss log V) whatever d is,
+        # so models of different sizes start from the same loss.
+        self.unembed = nn.Parameter(torch.zeros(d, V))  # (d, V)
+        self.bias = nn.Parameter(torch.zeros(V))  # (V,), learns the unigram frequencies
+        self.config = dict(vocab_size=V, rank=d)
+
+    @property
+    def num_params(self) -> int:
+        return count_params(self)
+
+    def forward(self, prev: torch.Tensor) -> torch.Tensor:
+        return self.embed[prev] @ self.unembed + self.bias  # (..., d) @ (d, V) -> (..., V)
+
+    @torch.no_grad()
+    def log_probs(self) -> torch.Tensor:
+        """The whole model as a table: (V, V) float64 ``log q(next | prev)``, row = prev."""
+        logits = self.embed.double() @ self.unembed.double() + self.bias.double()  # (V, V)
+        return torch.log_softmax(logits, dim=1).cpu()

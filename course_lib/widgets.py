@@ -18,6 +18,7 @@ wall time: a slow PNG frame waits longer for the next), whatever the step rate, 
 
 from __future__ import annotations
 
+import html
 import io
 import time
 from typing import Callable
@@ -29,7 +30,7 @@ from IPython.display import display
 from ._validation import check_choice, check_number
 from .plotting import LRFinderPlot, SchedulePlot
 
-__all__ = ["use_live_backend", "LiveFigure", "LiveLRFinder", "SchedulePreviewer"]
+__all__ = ["use_live_backend", "LiveFigure", "SliderPanel", "error_html", "LiveLRFinder", "SchedulePreviewer"]
 
 
 def use_live_backend() -> str:
@@ -169,6 +170,51 @@ class LiveFigure:
 
     def close(self) -> None:
         plt.close(self.fig)
+
+
+def error_html(err: Exception) -> str:
+    """A refused setting as a red status line (the library's own message, HTML-escaped)."""
+    return f"<span style='color:#d62728'>{html.escape(str(err))}</span>"
+
+
+class SliderPanel:
+    """What every slider panel shares (intro and scaling panels): sliders with CSS classes and
+    one observer, a status line, ``show()``, and a redraw that turns the library's
+    ValueError/TypeError into a message. A subclass builds ``sliders``, ``view``, ``status`` and
+    ``widget``, implements ``_draw()`` and calls ``_wire()``."""
+
+    sliders: dict
+    view: LiveFigure
+    status: W.HTML
+    widget: W.Widget
+
+    def _wire(self) -> None:
+        for name, w in self.sliders.items():
+            w.add_class(f"{name.replace('_', '-')}-slider")  # stable handles for browser tests
+            w.observe(self._on_change, names="value")
+
+    def _on_change(self, change) -> None:
+        self.redraw()
+
+    def show(self):
+        """Display the panel; later changes redraw it where it is."""
+        display(self.widget)
+        self.view.refresh(force=True)
+        return self
+
+    def settings(self) -> dict:
+        """The current control values by name."""
+        return {name: w.value for name, w in self.sliders.items()}
+
+    def redraw(self) -> bool:
+        """Recompute and redraw from the sliders; False (and a message) if a setting was refused."""
+        try:
+            self._draw()
+        except (ValueError, TypeError) as err:  # a setting the library rejects: say why, keep the plot
+            self.status.value = error_html(err)
+            return False
+        self.view.refresh(force=True)  # a slider's last position must always be drawn: no throttling
+        return True
 
 
 class LiveLRFinder:

@@ -210,3 +210,32 @@ def test_population_cross_entropy_messages(lang):
         lang.population_cross_entropy(torch.zeros(64, 64, dtype=torch.int64))
     with pytest.raises(ValueError, match=where + r"'log_q' must hold log-probabilities"):
         lang.population_cross_entropy(torch.randn(64, 64))  # raw logits, not log_softmax
+
+
+# ---- independent bigram pairs (the scaling sweep's data) ---------------------------------------
+
+
+def test_sample_bigrams_follow_the_joint_law(lang):
+    prev, nxt = lang.sample_bigrams(1_000_000, seed=2)
+    assert prev.shape == nxt.shape == (1_000_000,) and prev.dtype == torch.int64
+    counts = torch.zeros(64 * 64, dtype=torch.float64).index_add_(0, prev * 64 + nxt, torch.ones(len(prev), dtype=torch.float64))
+    joint = (lang.stationary[:, None] * lang.transition).flatten()  # (V*V,) the oracle: pi_x P_xy
+    # Each cell's count is binomial: |freq - p| <= 5 standard errors everywhere.
+    se = (joint * (1 - joint) / len(prev)).sqrt()
+    assert ((counts / len(prev) - joint).abs() <= 5 * se + 1e-9).all()
+
+
+def test_sample_bigrams_prefixes_are_nested_and_seeded(lang):
+    a_prev, a_next = lang.sample_bigrams(500, seed=7)
+    b_prev, b_next = lang.sample_bigrams(50, seed=7)
+    assert torch.equal(a_prev[:50], b_prev) and torch.equal(a_next[:50], b_next)
+    assert not torch.equal(lang.sample_bigrams(50, seed=8)[0], b_prev)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_pairs=0), r"sample_bigrams\(\): 'num_pairs' must be an int >= 1, got num_pairs=0"),
+    (dict(num_pairs=10, seed=-1), r"'seed' must be an int >= 0, got seed=-1"),
+])
+def test_sample_bigrams_bad_input(lang, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lang.sample_bigrams(**kwargs)

@@ -230,3 +230,55 @@ def test_sequence_longer_than_context_message():
     with pytest.raises(ValueError, match=re.escape(
             "TinyCausalLM.forward(): the sequence length T must be <= 'context', got T=5, context=4")):
         lm(torch.zeros(2, 5, dtype=torch.long))
+
+
+# ---- the rank-d bigram of the scaling notebook --------------------------------------------------
+
+
+@pytest.mark.parametrize("V, d", [(8, 1), (16, 3), (64, 64)])
+def test_factorized_bigram_param_count_closed_form(V, d):
+    from course_lib.models import FactorizedBigram
+
+    m = FactorizedBigram(V, d)
+    assert m.num_params == count_params(m) == 2 * V * d + V
+
+
+def test_factorized_bigram_logits_and_table_agree():
+    from course_lib.models import FactorizedBigram
+
+    torch.manual_seed(0)
+    m = FactorizedBigram(8, 3)
+    with torch.no_grad():
+        m.unembed.normal_()
+    prev = torch.tensor([0, 5, 5, 7])
+    table = m.log_probs()  # (V, V) float64
+    assert table.shape == (8, 8) and table.dtype == torch.float64
+    assert torch.allclose(table.exp().sum(1), torch.ones(8, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(table[prev], torch.log_softmax(m(prev).double(), dim=1), atol=1e-6)
+    # Rank at most d: the logits table (bias removed) has rank 3.
+    assert torch.linalg.matrix_rank(m.embed @ m.unembed).item() == 3
+
+
+def test_full_rank_bigram_can_represent_the_chain_exactly():
+    # Oracle: with d = V, embed = I and unembed = log P, the model *is* the chain, so its
+    # population cross-entropy is the entropy rate.
+    from course_lib.language import MarkovLanguage
+    from course_lib.models import FactorizedBigram
+
+    lang = MarkovLanguage(vocab_size=16, seed=3)
+    m = FactorizedBigram(16, 16)
+    with torch.no_grad():
+        m.embed.copy_(torch.eye(16))
+        m.unembed.copy_(lang.log_transition.float())
+    assert abs(lang.population_cross_entropy(m.log_probs()) - lang.entropy_rate) < 1e-5
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(vocab_size=1, rank=2), r"FactorizedBigram\(\): 'vocab_size' must be an int >= 2, got vocab_size=1"),
+    (dict(vocab_size=8, rank=0), r"FactorizedBigram\(\): 'rank' must be an int >= 1, got rank=0"),
+])
+def test_factorized_bigram_bad_input(kwargs, match):
+    from course_lib.models import FactorizedBigram
+
+    with pytest.raises(ValueError, match=match):
+        FactorizedBigram(**kwargs)
