@@ -2,7 +2,7 @@
 
 Compute modules (no plotting imports): ``device``, ``data``, ``language``, ``models``,
 ``losses``, ``train``, ``curves``, ``schedules``, ``lr_finder``,
-``metrics``, ``masking``, ``surfaces``. Drawing: ``plotting`` (and ``plotting_*``); widgets: ``widgets``, ``lab`` (and ``intro_widgets``). Notebooks import from here and never
+``metrics``, ``masking``, ``surfaces``, ``sweep``, ``scaling``. Drawing: ``plotting`` (and ``plotting_*``); widgets: ``widgets``, ``lab`` (and ``intro_widgets``). Notebooks import from here and never
 copy library code.
 
 Example:
@@ -25,7 +25,11 @@ from .masking import (IGNORE_INDEX, MASK_KINDS, BottleneckHistory, BottleneckLM,
                       MaskedTokens, bottleneck_loss, evaluate_bottleneck, mask_tokens, sample_span_lengths,
                       span_length_distribution, span_mask, train_bottleneck)
 from .metrics import CLASSIFICATION_METRICS, accuracy, precision, recall
-from .models import ACTIVATIONS, MLP, BottleneckMLP, LinearModel, TinyCausalLM, count_params
+from .models import ACTIVATIONS, MLP, BottleneckMLP, FactorizedBigram, LinearModel, TinyCausalLM, count_params
+from .scaling import (CHINCHILLA, CHINCHILLA_TOKENS_PER_PARAM, KAPLAN, ChinchillaFit, KaplanLaws, PowerLawFit,
+                      fit_chinchilla, fit_power_law, flops)
+from .sweep import (COURSE_GRIDS, EVALUATIONS, RunConfig, RunResult, SweepResult, course_sweeps, default_cache_dir,
+                    run_sweep, train_run)
 from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
                         cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
 from .surfaces import (FIT_LOSSES, LOSS_CURVES, PATH_OPTIMIZERS, REGIMES, SURFACES, GDThresholds, OptimizerPath,
@@ -46,7 +50,11 @@ __all__ = [
     "MaskedTokens", "bottleneck_loss", "evaluate_bottleneck", "mask_tokens", "sample_span_lengths",
     "span_length_distribution", "span_mask", "train_bottleneck",
     "CLASSIFICATION_METRICS", "accuracy", "precision", "recall",
-    "ACTIVATIONS", "MLP", "BottleneckMLP", "LinearModel", "TinyCausalLM", "count_params",
+    "ACTIVATIONS", "MLP", "BottleneckMLP", "FactorizedBigram", "LinearModel", "TinyCausalLM", "count_params",
+    "CHINCHILLA", "CHINCHILLA_TOKENS_PER_PARAM", "KAPLAN", "ChinchillaFit", "KaplanLaws", "PowerLawFit",
+    "fit_chinchilla", "fit_power_law", "flops",
+    "COURSE_GRIDS", "EVALUATIONS", "RunConfig", "RunResult", "SweepResult", "course_sweeps", "default_cache_dir",
+    "run_sweep", "train_run",
     "LR_FINDER_STOPS", "SUGGESTION_RULES", "LRFinderResult", "lr_range_test", "lr_sweep", "suggest_lrs",
     "ANNEAL_STRATEGIES", "CYCLIC_MODES", "Schedule", "attach_schedule", "cyclic_lr", "cyclic_momentum",
     "cyclic_schedule", "one_cycle_lr", "one_cycle_momentum", "one_cycle_schedule",

@@ -48,7 +48,8 @@ from .device import resolve_device
 from .language import MarkovLanguage
 from .models import FactorizedBigram
 
-__all__ = ["RunConfig", "RunResult", "SweepResult", "train_run", "run_sweep", "default_cache_dir", "EVALUATIONS"]
+__all__ = ["RunConfig", "RunResult", "SweepResult", "train_run", "run_sweep", "course_sweeps", "default_cache_dir",
+           "EVALUATIONS", "COURSE_GRIDS"]
 
 # "exact": population cross-entropy from the model's (V, V) table; "sample": mean loss on a
 # held-out sample, what one must do for a model that is not a table (a transformer).
@@ -331,6 +332,19 @@ class SweepResult:
         ])
 
 
+def _check_config_kwargs(config: dict, where: str) -> None:
+    # rank, tokens and device have their own arguments; everything else is a RunConfig field.
+    allowed = {f.name for f in dataclasses.fields(RunConfig)} - {"rank", "tokens", "device"}
+    unknown = sorted(set(config) - allowed)
+    check_relation(not unknown, f"keyword arguments must be RunConfig fields ({', '.join(sorted(allowed))})",
+                   where=where, unknown=unknown)
+
+
+def _available_cores() -> int:
+    """The cores this process may use (its CPU affinity), not the machine's total."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _worker_init() -> None:
     # One thread per worker: the pool already uses every core, and a (B, 64) matmul gains
     # nothing from more threads (two busy-waiting thread pools per core would slow it down).
@@ -384,46 +398,55 @@ def run_sweep(
     ranks = _positive_ints("ranks", ranks, where, low=1)
     tokens = _positive_ints("tokens", tokens, where, low=1)
     dev = resolve_device(device, where=where)
-    # rank, tokens and device have their own arguments; everything else is a RunConfig field.
-    allowed = {f.name for f in dataclasses.fields(RunConfig)} - {"rank", "tokens", "device"}
-    unknown = sorted(set(config) - allowed)
-    check_relation(not unknown, f"keyword arguments must be RunConfig fields ({', '.join(sorted(allowed))})",
-                   where=where, unknown=unknown)
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = check_number("workers", available if workers is None else workers, where=where, low=1, integer=True)
-    if dev.type != "cpu":
-        workers = 1
+    _check_config_kwargs(config, where)
+    workers = check_number("workers", _available_cores() if workers is None else workers, where=where, low=1,
+                           integer=True)
     configs = [RunConfig(rank=d, tokens=D, device=dev.type, **config) for d in ranks for D in tokens]
-    lang = configs[0].language()
     t0 = time.perf_counter()
+    runs = _run_many(configs, workers, cache_dir, use_cache, progress)
+    lang = configs[0].language()
+    return SweepResult(runs, lang.entropy_rate, lang.unigram_entropy, time.perf_counter() - t0)
 
+
+def _run_many(configs: list[RunConfig], workers: int, cache_dir, use_cache: bool, progress: bool) -> list[RunResult]:
+    """The results of ``configs`` in order: from the cache where present, else trained."""
     # 1. Read what the cache already has.
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     code = _code_hash()
     paths = [cache / "scaling" / f"{_key(c, code)[:32]}.json" for c in configs]
     results: list[RunResult | None] = [_cache_read(p, c) if use_cache else None for p, c in zip(paths, configs)]
-    todo = [i for i, r in enumerate(results) if r is None]
-    todo.sort(key=lambda i: -configs[i].tokens * configs[i].rank)  # longest first: no idle core at the end
+    # A config asked for twice (two sweeps sharing a column) is trained once: its first index
+    # "owns" it, the others are its twins and get the same result.
+    owner: dict[RunConfig, int] = {}
+    twins: dict[int, list[int]] = {}
+    for i in (i for i, r in enumerate(results) if r is None):
+        j = owner.setdefault(configs[i], i)
+        twins.setdefault(j, [])
+        if j != i:
+            twins[j].append(i)
+    todo = sorted(twins, key=lambda i: -configs[i].tokens * configs[i].rank)  # longest first: no idle core at the end
 
     # 2. Train the rest, on a pool of processes when there is more than one core.
-    bar = _progress_bar(len(configs), initial=len(configs) - len(todo), enabled=progress)
+    bar = _progress_bar(len(configs), initial=sum(r is not None for r in results), enabled=progress)
 
     def finish(i: int, result: RunResult) -> None:
-        results[i] = result
+        for j in [i, *twins[i]]:
+            results[j] = result
+            bar.update(1)
         if use_cache:
             _cache_write(paths[i], result)
-        bar.update(1)
 
+    on_cpu = all(c.device == "cpu" for c in configs)
     try:
-        if workers == 1 or len(todo) <= 1:
-            with _torch_threads(1 if dev.type == "cpu" else torch.get_num_threads()):
+        if workers == 1 or len(todo) <= 1 or not on_cpu:
+            with _torch_threads(1 if on_cpu else torch.get_num_threads()):
                 for i in todo:
                     finish(i, train_run(configs[i]))
         else:
             _run_in_pool(todo, configs, min(workers, len(todo)), finish)
     finally:
         bar.close()
-    return SweepResult(results, lang.entropy_rate, lang.unigram_entropy, time.perf_counter() - t0)
+    return results
 
 
 def _run_in_pool(todo: list[int], configs: list[RunConfig], workers: int, finish) -> None:
@@ -461,3 +484,55 @@ def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc="scaling runs", unit="run")
+
+
+# The grids of notebook 11 (and of benchmarks/scaling_sweep.py, which times the class grid).
+# Token budgets double from 4k to 1M pairs; "exponents" are the spectrum slider's stops, each a
+# sweep over the ranks at the largest budget (a = 1.0 is the main grid's last column: cached).
+COURSE_GRIDS = {
+    "class": dict(ranks=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64), tokens=tuple(2**k for k in range(12, 21)),
+                  exponents=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0)),
+    "fast": dict(ranks=(1, 2, 4, 8, 16, 32, 64), tokens=tuple(2**k for k in range(12, 21, 2)),
+                 exponents=(1.0, 1.5, 2.0)),
+}
+
+
+def course_sweeps(fast: bool | None = None, **kwargs) -> tuple[SweepResult, dict[float, SweepResult]]:
+    """Run (or read from the cache) the sweeps of notebook 11.
+
+    Args:
+        fast (bool, optional): the small grid of the test suite. Default: None, read
+            ``COURSE_FAST`` (:func:`course_lib.device.fast_mode`).
+        **kwargs: passed to :func:`run_sweep` (``workers``, ``cache_dir``, ``progress``, ``device``...).
+
+    Returns:
+        tuple: ``(grid, by_exponent)``: the (rank x budget) grid on the default language, and
+        for each spectrum exponent ``a`` of the grid a sweep over the ranks at the largest budget.
+    """
+    from .device import fast_mode
+
+    grid = COURSE_GRIDS["fast" if (fast_mode() if fast is None else fast) else "class"]
+    ranks, tokens, exponents = grid["ranks"], grid["tokens"], grid["exponents"]
+    # Validate and resolve once, then train every run of every sweep on one pool (a pool
+    # per sweep would pay the workers' start-up, about 2 s, once per exponent).
+    workers = kwargs.pop("workers", None)
+    cache_dir, use_cache = kwargs.pop("cache_dir", None), kwargs.pop("use_cache", True)
+    progress, device = kwargs.pop("progress", True), kwargs.pop("device", None)
+    where = "course_sweeps"
+    _check_config_kwargs(kwargs, where)
+    dev = resolve_device(device, where=where)
+    workers = check_number("workers", _available_cores() if workers is None else workers, where=where, low=1,
+                           integer=True)
+    sweeps = [dict(ranks=ranks, tokens=tokens, exponent=kwargs.get("exponent", 1.0))]
+    sweeps += [dict(ranks=ranks, tokens=(max(tokens),), exponent=a) for a in exponents]
+    configs = [[RunConfig(rank=d, tokens=D, device=dev.type, **{**kwargs, "exponent": sw["exponent"]})
+                for d in sw["ranks"] for D in sw["tokens"]] for sw in sweeps]
+    t0 = time.perf_counter()
+    flat = _run_many([c for cs in configs for c in cs], workers, cache_dir, use_cache, progress)
+    seconds = time.perf_counter() - t0
+    results, start = [], 0
+    for cs in configs:
+        lang = cs[0].language()
+        results.append(SweepResult(flat[start:start + len(cs)], lang.entropy_rate, lang.unigram_entropy, seconds))
+        start += len(cs)
+    return results[0], dict(zip(exponents, results[1:]))

@@ -132,3 +132,17 @@ def test_sweep_on_cuda_is_close_to_cpu():
     gpu = sw.run_sweep([2, 8], [4096], device="cuda", **kw)
     assert all(r.config.device == "cuda" for r in gpu.runs)
     assert np.allclose(cpu.loss, gpu.loss, atol=0.02)
+
+
+def test_course_sweeps_share_one_pool_and_train_a_repeated_config_once(tmp_path, monkeypatch):
+    monkeypatch.setitem(sw.COURSE_GRIDS, "fast", dict(ranks=(1, 2), tokens=(512, 1024), exponents=(1.0, 1.5)))
+    calls = []
+    real = sw.train_run
+    monkeypatch.setattr(sw, "train_run", lambda cfg: calls.append(cfg) or real(cfg))
+    main, by = sw.course_sweeps(fast=True, cache_dir=tmp_path, workers=1, progress=False, device="cpu", **SMALL)
+    # 4 grid runs + 2 at a = 1.5; the a = 1.0 sweep is the grid's last column, trained once.
+    assert len(calls) == 6 and len(set(calls)) == 6
+    assert by[1.0].loss.tolist() == main.select(tokens=1024).loss.tolist()
+    assert by[1.5].entropy_rate != main.entropy_rate
+    with pytest.raises(ValueError, match=r"course_sweeps\(\): keyword arguments must be RunConfig fields"):
+        sw.course_sweeps(fast=True, ranks=[1])

@@ -224,7 +224,7 @@ def test_public_api_names_exist():
 
 
 @pytest.mark.parametrize("module", ["curves", "data", "device", "language", "losses", "models", "train", "schedules",
-                                    "lr_finder", "metrics", "masking", "surfaces"])
+                                    "lr_finder", "metrics", "masking", "surfaces", "sweep", "scaling"])
 def test_compute_modules_are_re_exported(module):
     mod = importlib.import_module(f"course_lib.{module}")
     not_exported = sorted(set(mod.__all__) - set(course_lib.__all__))

@@ -1,0 +1,255 @@
+"""Figures of the scaling-law lesson (notebook 11).
+
+Drawing only: the runs come from :mod:`course_lib.sweep`, the fits from
+:mod:`course_lib.scaling`. Every function takes axes (``ax=None`` makes a figure) and returns
+them, so figures compose and tests can count artists. The exact entropy rate ``H`` is drawn
+the same way in every figure (black, dotted): the floor no model can go below.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm, TwoSlopeNorm
+
+from ._validation import check_number, check_type
+from .scaling import CHINCHILLA_TOKENS_PER_PARAM, ChinchillaFit, PowerLawFit
+from .sweep import SweepResult
+
+__all__ = ["FLOOR_STYLE", "plot_loss_vs_params", "plot_loss_vs_tokens", "plot_excess_vs_params",
+           "plot_compute_frontier", "plot_isoflop_profile", "plot_fit_residuals", "plot_extrapolation"]
+
+FLOOR_STYLE = dict(color="black", ls=":", lw=1.5)
+_FIT_STYLE = dict(color="#D55E00", ls="--", lw=2)
+_CHINCHILLA_STYLE = dict(color="#7f7f7f", ls="-.", lw=1.5)
+
+
+def _axes(ax: Axes | None, figsize=(6, 4)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return check_type("ax", ax, Axes, where="plotting_scaling", expected="matplotlib Axes or None")
+
+
+def _floor(ax: Axes, H: float) -> None:
+    ax.axhline(H, **FLOOR_STYLE, label=f"entropy rate H = {H:.3f} (floor)")
+
+
+def _no_minor_labels(ax: Axes) -> None:
+    """Less than two decades on a log axis makes matplotlib label minor ticks, which overlap."""
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+
+
+def _plain_log_y(ax: Axes) -> None:
+    """Losses span less than a decade: label a log y-axis with plain numbers (2.7, 3.0, 3.4),
+    not with 10^0-multiples that nobody can read."""
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_locator(mticker.FixedLocator(np.geomspace(lo, hi, 6)))
+    ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%.2f"))
+    _no_minor_labels(ax)
+
+
+def _budget_colors(values) -> dict:
+    values = sorted(values)
+    cmap = plt.get_cmap("viridis")
+    return {v: cmap(i / max(1, len(values) - 1)) for i, v in enumerate(values)}
+
+
+def _tokens_label(D: float) -> str:
+    k = np.log2(D)
+    return f"D = 2^{k:.0f}" if float(k).is_integer() else f"D = {D:.3g}"
+
+
+def plot_loss_vs_params(sweep: SweepResult, fit: PowerLawFit | None = None, ax: Axes | None = None) -> Axes:
+    """Final loss against model size N (log-log), one line per token budget, the floor H.
+
+    Args:
+        sweep (SweepResult): a grid of runs.
+        fit (PowerLawFit, optional): ``L(N)`` fitted at one budget, drawn dashed.
+        ax (Axes, optional): where to draw. Default: a new figure.
+    """
+    ax = _axes(ax)
+    colors = _budget_colors(sweep.budgets)
+    for D in sweep.budgets:
+        s = sweep.select(tokens=D)
+        ax.plot(s.N, s.loss, "o-", ms=3, color=colors[D], label=_tokens_label(D))
+    if fit is not None:
+        n = np.geomspace(sweep.N.min(), sweep.N.max() * 2, 200)
+        ax.plot(n, fit.predict(n), **_FIT_STYLE, label=f"fit: E + A N^-α, α = {fit.alpha:.2f}")
+    _floor(ax, sweep.entropy_rate)
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="loss (nats / token)",
+           title="Loss vs model size")
+    _plain_log_y(ax)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_loss_vs_tokens(sweep: SweepResult, fit: PowerLawFit | None = None, ax: Axes | None = None) -> Axes:
+    """Final loss against token budget D (log-log), one line per model size, the floor H."""
+    ax = _axes(ax)
+    cmap = plt.get_cmap("plasma")
+    ranks = sweep.ranks
+    for i, d in enumerate(ranks):
+        s = sweep.select(rank=d)
+        ax.plot(s.D, s.loss, "o-", ms=3, color=cmap(0.9 * i / max(1, len(ranks) - 1)), label=f"N = {int(s.N[0]):,}")
+    if fit is not None:
+        t = np.geomspace(sweep.D.min(), sweep.D.max() * 2, 200)
+        ax.plot(t, fit.predict(t), **_FIT_STYLE, label=f"fit: E + B D^-β, β = {fit.alpha:.2f}")
+    _floor(ax, sweep.entropy_rate)
+    ax.set(xscale="log", yscale="log", xlabel="training tokens D", ylabel="loss (nats / token)",
+           title="Loss vs data")
+    _plain_log_y(ax)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_excess_vs_params(sweep: SweepResult, fit: PowerLawFit | None = None, ax: Axes | None = None, *,
+                          color: str = "#0072B2", label: str | None = None) -> Axes:
+    """The excess loss ``L - H`` against N (log-log): a power law is a straight line of slope -alpha."""
+    ax = _axes(ax)
+    excess = sweep.loss - sweep.entropy_rate
+    ax.plot(sweep.N, excess, "o", color=color, label=label or "runs: L − H")
+    if fit is not None:
+        n = np.geomspace(sweep.N.min(), sweep.N.max(), 200)
+        ax.plot(n, fit.predict(n) - sweep.entropy_rate, color=color, ls="--", lw=1.5,
+                label=f"fit, α = {fit.alpha:.2f} ± {fit.alpha_std:.2f}")
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="excess loss L − H (nats)")
+    _no_minor_labels(ax)
+    return ax
+
+
+def _contour_grid(fit: ChinchillaFit, N_range, D_range, n: int = 120):
+    N = np.geomspace(*N_range, n)
+    D = np.geomspace(*D_range, n)
+    NN, DD = np.meshgrid(N, D)  # (n, n): rows are D, columns are N
+    return NN, DD, fit.predict(NN, DD)
+
+
+def plot_compute_frontier(fit: ChinchillaFit, C: float | None = None, ax: Axes | None = None, *,
+                          N_range=None, D_range=None, runs: SweepResult | None = None,
+                          title: str = "Iso-loss contours and the compute-optimal frontier",
+                          colorbar: bool = True) -> Axes:
+    """Iso-loss contours of a fitted ``L(N, D)``, the compute-optimal path, and a budget.
+
+    The frontier is the closed form ``N_opt(C), D_opt(C)`` for ``C = 6 N D``. The grey line is
+    Chinchilla's rule of thumb, ``D = 20 N``. For a budget ``C`` the iso-FLOP line
+    ``D = C / (6 N)`` is drawn with its optimum (a star).
+
+    Args:
+        fit (ChinchillaFit): the law.
+        C (float, optional): a compute budget in FLOPs.
+        N_range, D_range (tuple, optional): axis ranges. Default: 3 decades around the frontier
+            at ``C``, or around Chinchilla's 70B / 1.4T when ``C`` is None.
+        runs (SweepResult, optional): the runs the law was fitted on, drawn as dots.
+        title (str): axes title.
+        colorbar (bool): add a colour bar (a panel redrawing the same contours adds it once).
+    """
+    ax = _axes(ax, figsize=(6, 4.5))
+    check_type("fit", fit, ChinchillaFit, where="plot_compute_frontier")
+    if C is not None:
+        check_number("C", C, where="plot_compute_frontier", low=0, low_open=True)
+    if N_range is None or D_range is None:
+        N0, D0 = fit.compute_optimal(C) if C is not None else (7e10, 1.4e12)
+        N_range = N_range or (N0 / 30, N0 * 30)
+        D_range = D_range or (D0 / 30, D0 * 30)
+    NN, DD, L = _contour_grid(fit, N_range, D_range)
+    # Colour = the law's own reducible loss L - E (positive by construction; a fitted E can sit
+    # a little below the true floor H, so L - H could be negative near the corner).
+    excess = L - fit.E
+    levels = np.geomspace(excess.min() * 1.01, excess.max() * 0.99, 12)
+    cs = ax.contourf(NN, DD, excess, levels=levels, norm=LogNorm(), cmap="viridis_r", alpha=0.85)
+    if colorbar:
+        plt.colorbar(cs, ax=ax, label="predicted L − E (nats)", format="%.2g")
+    # The frontier over budgets whose optimum lies inside the axes.
+    budgets = np.geomspace(6 * N_range[0] * D_range[0], 6 * N_range[1] * D_range[1], 200)
+    Nopt, Dopt = fit.compute_optimal(budgets)
+    ax.plot(Nopt, Dopt, color="white", lw=2.5, label="compute-optimal N, D")
+    n = np.geomspace(*N_range, 50)
+    ax.plot(n, CHINCHILLA_TOKENS_PER_PARAM * n, **_CHINCHILLA_STYLE, label="Chinchilla: 20 tokens / parameter")
+    if C is not None:
+        ax.plot(n, C / (6 * n), color="#D55E00", lw=1, label=f"C = 6ND = {C:.2g} FLOPs")
+        N_c, D_c = fit.compute_optimal(C)
+        ax.plot([N_c], [D_c], "*", ms=16, color="#D55E00", mec="white",
+                label=f"optimum: N = {N_c:.3g}, D = {D_c:.3g} ({D_c / N_c:.0f} tok/param)")
+    if runs is not None:
+        ax.plot(runs.N, runs.D, ".", color="black", ms=3, label="runs")
+    ax.set(xscale="log", yscale="log", xlim=N_range, ylim=D_range, xlabel="parameters N", ylabel="tokens D",
+           title=title)
+    _no_minor_labels(ax)
+    ax.legend(fontsize=7, loc="upper left")
+    return ax
+
+
+def plot_isoflop_profile(fit: ChinchillaFit, C: float, ax: Axes | None = None, *, floor: float | None = None,
+                         N_range=None) -> Axes:
+    """Loss along one iso-FLOP line, ``L(N, C / 6N)``: too small a model wastes the budget on
+    data it cannot use, too large a model sees too little data. The minimum is the closed form."""
+    ax = _axes(ax)
+    check_number("C", C, where="plot_isoflop_profile", low=0, low_open=True)
+    N_c, D_c = fit.compute_optimal(C)
+    n = np.geomspace(*(N_range or (N_c / 100, N_c * 100)), 300)
+    ax.plot(n, fit.predict(n, C / (6 * n)), color="#0072B2", lw=2, label=f"L(N, C / 6N), C = {C:.2g}")
+    ax.plot([N_c], [fit.predict(N_c, D_c)], "*", ms=14, color="#D55E00", label=f"optimum N = {N_c:.3g}")
+    if floor is not None:
+        _floor(ax, floor)
+    ax.set(xscale="log", xlabel="parameters N (the rest of the budget is data)", ylabel="predicted loss",
+           title="One budget, many splits (iso-FLOP profile)")
+    _no_minor_labels(ax)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_fit_residuals(sweep: SweepResult, fit: ChinchillaFit, ax: Axes | None = None) -> Axes:
+    """Heat map of the joint fit's error, ``100 * (L_fit / L - 1)`` percent, per rank and budget.
+
+    A good law leaves small residuals with no pattern; a band of one colour (a whole row or
+    column) is a regime the formula does not describe.
+    """
+    ax = _axes(ax, figsize=(7, 4))
+    ranks, budgets = sweep.ranks, sweep.budgets
+    grid = np.full((len(ranks), len(budgets)), np.nan)
+    for r in sweep.runs:
+        i, j = ranks.index(r.config.rank), budgets.index(r.config.tokens)
+        grid[i, j] = 100 * (fit.predict(r.num_params, r.config.tokens) / r.loss - 1)
+    lim = max(0.5, float(np.nanmax(np.abs(grid))))
+    im = ax.imshow(grid, cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim), aspect="auto", origin="lower")
+    for i in range(len(ranks)):
+        for j in range(len(budgets)):
+            dark = abs(grid[i, j]) > 0.6 * lim  # white text on the saturated cells
+            ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
+    ax.grid(False)
+    ax.set_xticks(range(len(budgets)), [f"2^{np.log2(b):.0f}" for b in budgets], fontsize=7)
+    ax.set_yticks(range(len(ranks)), [f"{2 * sweep.runs[0].config.vocab_size * d + sweep.runs[0].config.vocab_size:,}"
+                                      for d in ranks], fontsize=7)
+    ax.set(xlabel="training tokens D", ylabel="parameters N", title="Joint fit error (%): fit / run − 1")
+    plt.colorbar(im, ax=ax, label="%")
+    return ax
+
+
+def plot_extrapolation(sweep: SweepResult, fit: PowerLawFit, held_out: int, ax: Axes | None = None) -> Axes:
+    """Fit on the smaller models, predict the held-out largest: fitted points, prediction, truth.
+
+    Args:
+        sweep (SweepResult): runs at one budget.
+        fit (PowerLawFit): fitted on the runs smaller than ``held_out``.
+        held_out (int): N of the held-out model.
+    """
+    ax = _axes(ax)
+    used = sweep.N < held_out
+    ax.plot(sweep.N[used], sweep.loss[used], "o", color="#0072B2", label="fitted on")
+    truth = float(sweep.loss[sweep.N == held_out][0])
+    pred = float(fit.predict(held_out))
+    ax.plot([held_out], [truth], "s", color="black", ms=8, label=f"held out: {truth:.4f}")
+    ax.plot([held_out], [pred], "x", color="#D55E00", ms=10, mew=2,
+            label=f"predicted: {pred:.4f} ({100 * (pred / truth - 1):+.2f}%)")
+    n = np.geomspace(sweep.N.min(), held_out * 1.5, 200)
+    ax.plot(n, fit.predict(n), **{**_FIT_STYLE, "lw": 1.2}, label="fitted law")
+    _floor(ax, sweep.entropy_rate)
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="loss (nats / token)",
+           title="Extrapolation to the largest model")
+    _plain_log_y(ax)
+    ax.legend(fontsize=7)
+    return ax
