@@ -35,3 +35,13 @@ def test_live_plot_benchmark_prints_its_three_lines(capsys):
     assert [ln.split(":")[0] for ln in lines[-3:]] == [
         "throughput_ratio_live_over_off", "slider_to_first_frame_ms_median", "frame_ms_5000_points_median"]
     assert all(v > 0 for v in out.values())
+
+
+@pytest.mark.slow
+def test_scaling_sweep_benchmark_prints_its_three_lines(capsys):
+    out = _load("scaling_sweep").main(["--fast"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines[-3:]] == ["runs", "sweep_seconds", "runs_per_second"]
+    # The fast grid: 7 sizes x 5 budgets, plus 7 sizes on each of the 2 other languages.
+    assert out["runs"] == 7 * 5 + 2 * 7
+    assert out["warm_over_cold"] < 1
