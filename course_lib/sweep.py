@@ -13,10 +13,11 @@ Three engineering choices keep a sweep of ~100 runs inside a lecture:
    submitted first so that no core idles at the end.
 2. Each run has a fixed number of optimizer steps (at most ``max_steps``); a larger token
    budget means larger batches, not more steps. A run costs well under a second.
-3. Every finished run is cached on disk under a hash of its *full* configuration, including
-   a hash of the source code that produced it. A changed setting, or an edited training
-   code, gives a new key: a stale result is never read. Each file also carries a checksum of
-   its payload, so a hand-edited file is detected and recomputed.
+3. Every finished run is cached on disk (:mod:`course_lib._run_cache`) under a hash of its
+   *full* configuration, including a hash of the source code that produced it. A changed
+   setting, or an edited training code, gives a new key: a stale result is never read. Each
+   file also carries a checksum of its payload, so a hand-edited file is detected and
+   recomputed.
 
 Runs of one sweep share their data seed: the ``D`` pairs of a small budget are the first ``D``
 pairs of every larger budget, and every model size sees the same data (common random
@@ -31,18 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import _run_cache
+from ._run_cache import default_cache_dir
 from ._validation import check_choice, check_number, check_relation, check_type
 from .device import resolve_device
 from .language import MarkovLanguage
@@ -55,7 +57,6 @@ __all__ = ["RunConfig", "RunResult", "SweepResult", "train_run", "run_sweep", "c
 # held-out sample, what one must do for a model that is not a table (a transformer).
 EVALUATIONS = ("exact", "sample")
 _HELDOUT_PAIRS = 2**18  # held-out sample size for evaluation="sample": standard error ~ 0.003 nats
-_CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -209,18 +210,6 @@ def train_run(config: RunConfig) -> RunResult:
 # The disk cache
 # --------------------------------------------------------------------------------------------
 
-def default_cache_dir() -> Path:
-    """Where sweep results are cached: ``$COURSE_CACHE_DIR`` if set, else ``.course_cache/``
-    in the course folder (git-ignored; delete it to start cold), else ``~/.cache/loss-scaling``."""
-    env = os.environ.get("COURSE_CACHE_DIR")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
-        return repo / ".course_cache"
-    return Path.home() / ".cache" / "loss-scaling"
-
-
 def _code_hash() -> str:
     """Hash of the source files that determine a run's numbers, plus the torch version."""
     here = Path(__file__).resolve().parent
@@ -230,43 +219,22 @@ def _code_hash() -> str:
     return h.hexdigest()
 
 
-def _key(config: RunConfig, code: str) -> str:
-    blob = json.dumps({"config": dataclasses.asdict(config), "code": code, "format": _CACHE_FORMAT},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _payload_checksum(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+_RESULT_FIELDS = ("loss", "entropy_rate", "tokens_seen", "seconds", "diverged_at")
 
 
 def _cache_read(path: Path, config: RunConfig) -> RunResult | None:
-    """The cached result, or None if absent, unreadable, edited, or for another config."""
-    try:
-        stored = json.loads(path.read_text())
-        payload = stored["payload"]
-        if stored["checksum"] != _payload_checksum(payload) or payload["config"] != dataclasses.asdict(config):
-            return None
-        fields = {k: payload[k] for k in ("loss", "entropy_rate", "tokens_seen", "seconds", "diverged_at")}
-        loss = float("nan") if fields["loss"] is None else fields["loss"]
-        return RunResult(config, **{**fields, "loss": loss}, cached=True)
-    except (OSError, ValueError, KeyError, TypeError):
+    values = _run_cache.read(path, dataclasses.asdict(config))
+    if values is None:
         return None
+    fields = {k: values[k] for k in _RESULT_FIELDS}
+    fields["loss"] = float("nan") if fields["loss"] is None else fields["loss"]  # JSON has no NaN
+    return RunResult(config, **fields, cached=True)
 
 
 def _cache_write(path: Path, result: RunResult) -> None:
-    payload = {
-        "config": dataclasses.asdict(result.config),
-        "loss": None if math.isnan(result.loss) else result.loss,  # JSON has no NaN
-        "entropy_rate": result.entropy_rate,
-        "tokens_seen": result.tokens_seen,
-        "seconds": result.seconds,
-        "diverged_at": result.diverged_at,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"payload": payload, "checksum": _payload_checksum(payload)}, indent=1))
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    values = {k: getattr(result, k) for k in _RESULT_FIELDS}
+    values["loss"] = None if math.isnan(result.loss) else result.loss
+    _run_cache.write(path, dataclasses.asdict(result.config), values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,9 +379,9 @@ def run_sweep(
 def _run_many(configs: list[RunConfig], workers: int, cache_dir, use_cache: bool, progress: bool) -> list[RunResult]:
     """The results of ``configs`` in order: from the cache where present, else trained."""
     # 1. Read what the cache already has.
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else _run_cache.default_cache_dir()
     code = _code_hash()
-    paths = [cache / "scaling" / f"{_key(c, code)[:32]}.json" for c in configs]
+    paths = [_run_cache.entry_path(cache / "scaling", dataclasses.asdict(c), code) for c in configs]
     results: list[RunResult | None] = [_cache_read(p, c) if use_cache else None for p, c in zip(paths, configs)]
     # A config asked for twice (two sweeps sharing a column) is trained once: its first index
     # "owns" it, the others are its twins and get the same result.

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import course_lib.sweep as sw
 from course_lib.language import MarkovLanguage
@@ -86,11 +85,11 @@ def test_a_hand_edited_cache_file_is_recomputed(tmp_path):
     true_loss = sw.run_sweep([2], [1024], **kw).runs[0].loss
     (path,) = (tmp_path / "scaling").glob("*.json")
     stored = json.loads(path.read_text())
-    stored["payload"]["loss"] = 1.0  # a "better" result typed in by hand
+    stored["payload"]["values"]["loss"] = 1.0  # a "better" result typed in by hand
     path.write_text(json.dumps(stored))
     again = sw.run_sweep([2], [1024], **kw)
     assert again.num_cached == 0 and again.runs[0].loss == true_loss
-    assert json.loads(path.read_text())["payload"]["loss"] == true_loss  # repaired
+    assert json.loads(path.read_text())["payload"]["values"]["loss"] == true_loss  # repaired
 
 
 def test_sweep_result_views():
@@ -146,3 +145,15 @@ def test_course_sweeps_share_one_pool_and_train_a_repeated_config_once(tmp_path,
     assert by[1.5].entropy_rate != main.entropy_rate
     with pytest.raises(ValueError, match=r"course_sweeps\(\): keyword arguments must be RunConfig fields"):
         sw.course_sweeps(fast=True, ranks=[1])
+
+
+def test_a_result_copied_to_another_configs_file_is_not_read(tmp_path):
+    from course_lib import _run_cache
+
+    kw = dict(cache_dir=tmp_path, workers=1, progress=False, device="cpu", **SMALL)
+    sw.run_sweep([2], [1024], **kw)
+    (src,) = (tmp_path / "scaling").glob("*.json")
+    other = sw.RunConfig(rank=8, tokens=1024, **SMALL)
+    dst = _run_cache.entry_path(tmp_path / "scaling", dataclasses.asdict(other), sw._code_hash())
+    dst.write_text(src.read_text())  # the rank-2 result under the rank-8 key
+    assert sw.run_sweep([8], [1024], **kw).num_cached == 0
