@@ -344,7 +344,9 @@ def run_sweep(
         ranks (sequence of int): model sizes ``d`` (each >= 1); ``N = 2 V d + V``.
         tokens (sequence of int): token budgets ``D`` (each >= ``min_batch``).
         workers (int, optional): worker processes. Default: None, every core this process may
-            use (``os.sched_getaffinity``). ``1`` trains in this process.
+            use (``os.sched_getaffinity``). ``1`` trains in this process. The workers are
+            started with "spawn": in a script (not a notebook) call ``run_sweep`` under
+            ``if __name__ == "__main__":``, as for any Python process pool.
         cache_dir (str or Path, optional): cache folder. Default: :func:`default_cache_dir`.
         use_cache (bool): read and write the cache. Default: True.
         progress (bool): show a tqdm progress bar (a widget in Jupyter). Default: True.
