@@ -37,9 +37,15 @@ def _floor(ax: Axes, H: float) -> None:
 
 
 def _no_minor_labels(ax: Axes) -> None:
-    """Less than two decades on a log axis makes matplotlib label minor ticks, which overlap."""
+    """Readable log axes. Matplotlib labels minor ticks when an axis spans less than about two
+    decades, and those labels overlap. Instead: no minor labels, and on a short log x-axis
+    major ticks at 1, 2 and 5 times each power of ten, written as plain numbers."""
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    lo, hi = ax.get_xlim()
+    if ax.get_xscale() == "log" and 0 < lo and hi / lo < 10**2.5:
+        ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
 
 
 def _plain_log_y(ax: Axes) -> None:
@@ -49,12 +55,6 @@ def _plain_log_y(ax: Axes) -> None:
     ax.yaxis.set_major_locator(mticker.FixedLocator(np.geomspace(lo, hi, 6)))
     ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%.2f"))
     _no_minor_labels(ax)
-
-
-def _budget_colors(values) -> dict:
-    values = sorted(values)
-    cmap = plt.get_cmap("viridis")
-    return {v: cmap(i / max(1, len(values) - 1)) for i, v in enumerate(values)}
 
 
 def _tokens_label(D: float) -> str:
@@ -70,36 +70,28 @@ def plot_loss_vs_params(sweep: SweepResult, fit: PowerLawFit | None = None, ax: 
         fit (PowerLawFit, optional): ``L(N)`` fitted at one budget, drawn dashed.
         ax (Axes, optional): where to draw. Default: a new figure.
     """
-    ax = _axes(ax)
-    colors = _budget_colors(sweep.budgets)
-    for D in sweep.budgets:
-        s = sweep.select(tokens=D)
-        ax.plot(s.N, s.loss, "o-", ms=3, color=colors[D], label=_tokens_label(D))
-    if fit is not None:
-        n = np.geomspace(sweep.N.min(), sweep.N.max() * 2, 200)
-        ax.plot(n, fit.predict(n), **_FIT_STYLE, label=f"fit: E + A N^-α, α = {fit.alpha:.2f}")
-    _floor(ax, sweep.entropy_rate)
-    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="loss (nats / token)",
-           title="Loss vs model size")
-    _plain_log_y(ax)
-    ax.legend(fontsize=7, ncol=2)
-    return ax
+    groups = [(sweep.select(tokens=D), _tokens_label(D)) for D in sweep.budgets]
+    return _loss_against(ax, "N", groups, "viridis", sweep, fit, "fit: E + A N^-α, α", "Loss vs model size")
 
 
 def plot_loss_vs_tokens(sweep: SweepResult, fit: PowerLawFit | None = None, ax: Axes | None = None) -> Axes:
     """Final loss against token budget D (log-log), one line per model size, the floor H."""
+    groups = [(s, f"N = {s.runs[0].num_params:,}") for s in (sweep.select(rank=d) for d in sweep.ranks)]
+    return _loss_against(ax, "D", groups, "plasma", sweep, fit, "fit: E + B D^-β, β", "Loss vs data")
+
+
+def _loss_against(ax, x: str, groups, cmap: str, sweep: SweepResult, fit, fit_label: str, title: str) -> Axes:
+    """Shared body of the two loss plots: one line per group, the fit, the floor, plain labels."""
     ax = _axes(ax)
-    cmap = plt.get_cmap("plasma")
-    ranks = sweep.ranks
-    for i, d in enumerate(ranks):
-        s = sweep.select(rank=d)
-        ax.plot(s.D, s.loss, "o-", ms=3, color=cmap(0.9 * i / max(1, len(ranks) - 1)), label=f"N = {int(s.N[0]):,}")
+    colors = plt.get_cmap(cmap)(np.linspace(0, 0.9, len(groups)))
+    for (s, label), color in zip(groups, colors):
+        ax.plot(getattr(s, x), s.loss, "o-", ms=3, color=color, label=label)
     if fit is not None:
-        t = np.geomspace(sweep.D.min(), sweep.D.max() * 2, 200)
-        ax.plot(t, fit.predict(t), **_FIT_STYLE, label=f"fit: E + B D^-β, β = {fit.alpha:.2f}")
+        grid = np.geomspace(getattr(sweep, x).min(), getattr(sweep, x).max() * 2, 200)
+        ax.plot(grid, fit.predict(grid), **_FIT_STYLE, label=f"{fit_label} = {fit.alpha:.2f}")
     _floor(ax, sweep.entropy_rate)
-    ax.set(xscale="log", yscale="log", xlabel="training tokens D", ylabel="loss (nats / token)",
-           title="Loss vs data")
+    ax.set(xscale="log", yscale="log", xlabel={"N": "parameters N", "D": "training tokens D"}[x],
+           ylabel="loss (nats / token)", title=title)
     _plain_log_y(ax)
     ax.legend(fontsize=7, ncol=2)
     return ax
@@ -222,8 +214,7 @@ def plot_fit_residuals(sweep: SweepResult, fit: ChinchillaFit, ax: Axes | None =
                     color="white" if dark else "black")
     ax.grid(False)
     ax.set_xticks(range(len(budgets)), [f"2^{np.log2(b):.0f}" for b in budgets], fontsize=7)
-    ax.set_yticks(range(len(ranks)), [f"{2 * sweep.runs[0].config.vocab_size * d + sweep.runs[0].config.vocab_size:,}"
-                                      for d in ranks], fontsize=7)
+    ax.set_yticks(range(len(ranks)), [f"{sweep.select(rank=d).runs[0].num_params:,}" for d in ranks], fontsize=7)
     ax.set(xlabel="training tokens D", ylabel="parameters N", title="Joint fit error (%): fit / run − 1")
     plt.colorbar(im, ax=ax, label="%")
     return ax
