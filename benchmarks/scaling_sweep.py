@@ -19,7 +19,6 @@ Last lines: ``runs: K``, ``sweep_seconds: S`` (cold, the target is <= 120 on 2 c
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -31,7 +30,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
 from course_lib.scaling import fit_chinchilla  # noqa: E402
-from course_lib.sweep import course_sweeps  # noqa: E402
+from course_lib.sweep import _available_cores, course_sweeps  # noqa: E402
 
 
 def _slider_ms(slider, values) -> float:
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fast", action="store_true", help="the test suite's small grid instead of the class grid")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
     args = ap.parse_args(argv)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = _available_cores()
     kw = dict(fast=args.fast, workers=args.workers, progress=False, device="cpu")
     with tempfile.TemporaryDirectory(prefix="scaling-bench-") as cache:
         t0 = time.perf_counter()

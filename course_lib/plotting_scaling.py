@@ -19,7 +19,7 @@ from .scaling import CHINCHILLA_TOKENS_PER_PARAM, ChinchillaFit, PowerLawFit
 from .sweep import SweepResult
 
 __all__ = ["FLOOR_STYLE", "plot_loss_vs_params", "plot_loss_vs_tokens", "plot_excess_vs_params",
-           "plot_compute_frontier", "plot_isoflop_profile", "plot_fit_residuals", "plot_extrapolation"]
+           "plot_compute_frontier", "plot_fit_residuals", "plot_extrapolation"]
 
 FLOOR_STYLE = dict(color="black", ls=":", lw=1.5)
 _FIT_STYLE = dict(color="#D55E00", ls="--", lw=2)
@@ -171,25 +171,6 @@ def plot_compute_frontier(fit: ChinchillaFit, C: float | None = None, ax: Axes |
            title=title)
     _no_minor_labels(ax)
     ax.legend(fontsize=7, loc="upper left")
-    return ax
-
-
-def plot_isoflop_profile(fit: ChinchillaFit, C: float, ax: Axes | None = None, *, floor: float | None = None,
-                         N_range=None) -> Axes:
-    """Loss along one iso-FLOP line, ``L(N, C / 6N)``: too small a model wastes the budget on
-    data it cannot use, too large a model sees too little data. The minimum is the closed form."""
-    ax = _axes(ax)
-    check_number("C", C, where="plot_isoflop_profile", low=0, low_open=True)
-    N_c, D_c = fit.compute_optimal(C)
-    n = np.geomspace(*(N_range or (N_c / 100, N_c * 100)), 300)
-    ax.plot(n, fit.predict(n, C / (6 * n)), color="#0072B2", lw=2, label=f"L(N, C / 6N), C = {C:.2g}")
-    ax.plot([N_c], [fit.predict(N_c, D_c)], "*", ms=14, color="#D55E00", label=f"optimum N = {N_c:.3g}")
-    if floor is not None:
-        _floor(ax, floor)
-    ax.set(xscale="log", xlabel="parameters N (the rest of the budget is data)", ylabel="predicted loss",
-           title="One budget, many splits (iso-FLOP profile)")
-    _no_minor_labels(ax)
-    ax.legend(fontsize=7)
     return ax
 
 

@@ -11,7 +11,7 @@ import ipywidgets as W
 import numpy as np
 
 from ._validation import check_number, check_relation, check_type
-from .plotting_scaling import plot_compute_frontier, plot_excess_vs_params
+from .plotting_scaling import FLOOR_STYLE, plot_compute_frontier, plot_excess_vs_params
 from .scaling import ChinchillaFit, PowerLawFit, fit_power_law
 from .sweep import SweepResult
 from .widgets import LiveFigure, SliderPanel
@@ -145,7 +145,7 @@ class ComputeBudgetExplorer(SliderPanel):
         (self._profile,) = ax_r.plot([], [], color="#0072B2", lw=2, label="L(N, C / 6N)")
         (self._profile_star,) = ax_r.plot([], [], "*", ms=14, color="#D55E00", label="optimum")
         if self.floor is not None:
-            ax_r.axhline(self.floor, color="black", ls=":", lw=1.5, label=f"entropy rate H = {self.floor:.3f}")
+            ax_r.axhline(self.floor, **FLOOR_STYLE, label=f"entropy rate H = {self.floor:.3f}")
         ax_r.set(xscale="log", xlabel="parameters N (the rest of the budget is data)", ylabel="predicted loss",
                  title="One budget, many splits (iso-FLOP profile)")
         ax_r.legend(fontsize=7)
