@@ -51,7 +51,7 @@ test-fast: $(STAMP)
 # exercises/ is generated, never edited: each solution block of solutions/*.ipynb becomes
 # `raise NotImplementedError("Exercise N.M: ...")`; the suite fails if the two drift apart.
 exercises: $(STAMP)
-	$(BIN)/python -m course_lib.assign
+	$(BIN)/python -m course_lib.grading.assign
 
 # One sandboxed subprocess per submission, one per core; student files are never modified.
 OUT      ?= gradebook.csv

@@ -1,4 +1,4 @@
-"""course_lib.assign: student copies from the masters (solution blocks -> NotImplementedError stubs).
+"""course_lib.grading.assign: student copies from the masters (solution blocks -> NotImplementedError stubs).
 
 Synthetic masters (built in tmp folders) pin the transformation and every validation message;
 the last tests hold the course's real content to the contract: at least 16 exercises, and the
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import assign
-from course_lib.assign import MasterError, check_exercises, generate_exercises, student_copy
+from course_lib.grading import assign
+from course_lib.grading.assign import MasterError, check_exercises, generate_exercises, student_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -233,7 +233,7 @@ def test_committed_exercises_equal_a_fresh_generation(tmp_path):
 
 
 def test_the_command_line_check_passes_on_the_repository():
-    out = subprocess.run([sys.executable, "-m", "course_lib.assign", "--check"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "course_lib.grading.assign", "--check"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "exercises/ is up to date" in out.stdout

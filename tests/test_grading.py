@@ -27,7 +27,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import assign, grading
+from course_lib import grading
+from course_lib.grading import assign, batch, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def demo(tmp_path_factory):
 
 
 def test_grading_imports_neither_plotting_nor_widgets_nor_pytest():
-    code = ("import sys, course_lib.grading, course_lib.assign; "
+    code = ("import sys, course_lib.grading, course_lib.grading.assign; "
             "print([m for m in ('matplotlib', 'ipywidgets', 'pytest', 'course_lib.plotting', 'course_lib.widgets') "
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -152,7 +153,7 @@ def test_a_broken_notebook_costs_only_its_own_exercises(tmp_path):
     (tmp_path / "02_demo_exercises.ipynb").write_text('{"cells": [{"cell_type": "code", "source": [1, 2]')
     (tmp_path / "03_demo_exercises.ipynb").write_text('{"cells": [{"cell_type": "code", "metadata": {"tags": '
                                                       '["exercise"]}, "source": [1, 2]}]}')
-    index, nbs = grading._notebooks(tmp_path)
+    index, nbs = extract.notebooks_in(tmp_path)
     assert list(index) == ["1.1"] and index["1.1"].path.name == "01_demo_exercises.ipynb"
     errors = sorted(nb.error for nb in nbs if nb.error)
     assert errors[0].startswith("02_demo_exercises.ipynb is not a readable notebook (JSONDecodeError")
@@ -418,14 +419,14 @@ def test_demo_batch_feedback_says_what_happened(demo_batch, student):
 @pytest.mark.slow
 def test_a_student_file_that_changes_fails_loudly(demo, tmp_path, monkeypatch):
     ms.make_submissions(demo / "solutions", tmp_path / "subs", ["all_correct"])
-    real = grading._grade_folder
+    real = batch.grade_folder
 
     def tampering(folder, *args, **kwargs):
         res = real(folder, *args, **kwargs)
         (folder / "01_demo_exercises.ipynb").write_text("{}")
         return res
 
-    monkeypatch.setattr(grading, "_grade_folder", tampering)
+    monkeypatch.setattr(batch, "grade_folder", tampering)
     with pytest.raises(grading.SubmissionsModifiedError, match=r"1 student file\(s\) changed during grading.*"
                                                                 r"all_correct/01_demo_exercises.ipynb"):
         grading.grade(tmp_path / "subs", tmp_path / "gb.csv", tmp_path / "fb", root=demo, verbose=False)
@@ -436,7 +437,7 @@ def test_make_targets_and_markers_are_wired():
     mk = (ROOT / "Makefile").read_text()
     phony = mk.split(".PHONY:")[1].split("\n")[0].split()
     assert {"exercises", "grade"} <= set(phony)
-    assert "\nexercises: $(STAMP)\n\t$(BIN)/python -m course_lib.assign\n" in mk
+    assert "\nexercises: $(STAMP)\n\t$(BIN)/python -m course_lib.grading.assign\n" in mk
     assert "\ngrade: $(STAMP)\n" in mk and "-m course_lib.grading grade" in mk
     out = subprocess.run(["make", "-n", "grade", "SUBMISSIONS=subs", "OUT=gb.csv"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
@@ -459,7 +460,7 @@ def real_batch(tmp_path_factory):
     catalog = grading.collect_tests()
     counts = Counter(t["exercise"] for t in catalog)
     lasts = ms.last_exercises(ROOT / "solutions")
-    quickest = min(lasts, key=lambda i: (counts[i], assign._id_key(i)))  # the loop costs one timeout per test
+    quickest = min(lasts, key=lambda i: (counts[i], assign.id_key(i)))  # the loop costs one timeout per test
     kinds = [k for k in ms.KINDS if k not in ("all_correct", "untouched")]
     full = ms.make_submissions(ROOT / "solutions", subs, kinds, decoy=tmp / "decoy" / "decoy.txt",
                                victims={"infinite_loop": quickest})
@@ -478,8 +479,8 @@ def test_every_exercise_has_grading_tests_and_every_test_a_master_exercise():
     masters = {e.id for e in assign.collect_masters(ROOT / "solutions")}
     tested = {t["exercise"] for t in grading.collect_tests()}
     assert len(masters) >= 16, f"at least 16 exercises expected; found {sorted(masters)}"
-    assert sorted(masters - tested, key=assign._id_key) == [], "exercises without a grading test"
-    assert sorted(tested - masters, key=assign._id_key) == [], "grading tests for exercises no master has"
+    assert sorted(masters - tested, key=assign.id_key) == [], "exercises without a grading test"
+    assert sorted(tested - masters, key=assign.id_key) == [], "grading tests for exercises no master has"
 
 
 @pytest.mark.slow

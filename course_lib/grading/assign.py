@@ -12,7 +12,7 @@ same metadata). The format is fixed in the course's FORMAT contract; this module
 every problem it finds names the notebook, the cell and what is wrong, and nothing is written
 while any master has a problem.
 
-Run ``python -m course_lib.assign`` (``make exercises``) to regenerate, ``--check`` to verify
+Run ``python -m course_lib.grading.assign`` (``make exercises``) to regenerate, ``--check`` to verify
 that the committed copies equal a fresh generation (exit status 1 and a list of differences
 if not).
 
@@ -39,6 +39,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+
+from ._common import id_key
 
 __all__ = ["BEGIN", "END", "MASTER_GLOB", "PLOTTING_MODULES", "MasterError", "ExerciseInfo", "collect_masters",
            "parse_master", "read_notebook", "render_notebook", "strip_magics", "student_copy", "generate_exercises",
@@ -98,17 +100,17 @@ def render_notebook(nb: dict) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n"
 
 
-def _source(cell: dict) -> str:
+def cell_source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
 
 
-def _set_source(cell: dict, text: str) -> None:
+def set_cell_source(cell: dict, text: str) -> None:
     # Keep the master's representation (a list of lines, as Jupyter saves, or one string).
     cell["source"] = text.splitlines(keepends=True) if isinstance(cell.get("source"), list) else text
 
 
-def _tags(cell: dict) -> list:
+def cell_tags(cell: dict) -> list:
     tags = cell.get("metadata", {}).get("tags", [])
     return tags if isinstance(tags, list) else []
 
@@ -117,10 +119,6 @@ def strip_magics(source: str) -> str:
     """Replace IPython magic and shell lines (``%time``, ``!pip``) by ``pass``, keeping line numbers."""
     return "".join(_MAGIC.sub(r"\1pass  # ", line, count=1) if _MAGIC.match(line) else line
                    for line in source.splitlines(keepends=True))
-
-
-def _id_key(ex_id: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in str(ex_id).split("."))
 
 
 # ---- parsing a master ------------------------------------------------------------------------
@@ -205,7 +203,7 @@ def _defined_names(tree: ast.Module) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _exercise_meta(cell: dict) -> tuple[str | None, str | None]:
+def exercise_meta(cell: dict) -> tuple[str | None, str | None]:
     meta = cell.get("metadata", {}).get("exercise")
     if not isinstance(meta, dict):
         return None, None
@@ -226,10 +224,10 @@ def parse_master(path: str | os.PathLike, nb: dict | None = None) -> tuple[list[
     nb = read_notebook(path) if nb is None else nb
     found, problems = [], []
     for index, cell in enumerate(nb.get("cells", [])):
-        tags, (ex_id, title) = _tags(cell), _exercise_meta(cell)
+        tags, (ex_id, title) = cell_tags(cell), exercise_meta(cell)
         graded, setup = "exercise" in tags, "setup" in tags
         where = _where(path, index, cell, ex_id)
-        source = _source(cell)
+        source = cell_source(cell)
         blocks, marker_problems = _solution_blocks(source)
         if cell.get("cell_type") != "code":
             if graded or setup:
@@ -295,13 +293,13 @@ def student_copy(nb: dict, *, replace: Callable[[str, str, str, list[str]], list
         if cell.get("cell_type") != "code":
             continue
         cell["outputs"], cell["execution_count"] = [], None
-        if "exercise" not in _tags(cell):
+        if "exercise" not in cell_tags(cell):
             continue
-        ex_id, title = _exercise_meta(cell)
-        blocks, _ = _solution_blocks(_source(cell))
+        ex_id, title = exercise_meta(cell)
+        blocks, _ = _solution_blocks(cell_source(cell))
         make = (_stub(ex_id, title or "") if replace is None
                 else (lambda indent, solution, _i=ex_id, _t=title: replace(_i, _t or "", indent, solution)))
-        _set_source(cell, _replace_blocks(_source(cell), blocks, make))
+        set_cell_source(cell, _replace_blocks(cell_source(cell), blocks, make))
     return out
 
 
@@ -331,7 +329,7 @@ def _validated(src: Path) -> tuple[list[tuple[Path, dict]], list[ExerciseInfo]]:
         exercises += found
     if problems:
         raise MasterError(f"{len(problems)} problem(s) in the masters in {src}:\n- " + "\n- ".join(problems))
-    return masters, sorted(exercises, key=lambda e: _id_key(e.id))
+    return masters, sorted(exercises, key=lambda e: id_key(e.id))
 
 
 def collect_masters(src: str | os.PathLike = "solutions") -> list[ExerciseInfo]:
@@ -408,8 +406,8 @@ def check_exercises(src: str | os.PathLike = "solutions", dst: str | os.PathLike
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib.assign [--check] [--src solutions] [--dst exercises]``."""
-    ap = argparse.ArgumentParser(prog="python -m course_lib.assign", description=(
+    """``python -m course_lib.grading.assign [--check] [--src solutions] [--dst exercises]``."""
+    ap = argparse.ArgumentParser(prog="python -m course_lib.grading.assign", description=(
         "Generate the student copies (exercises/) from the masters (solutions/)."))
     ap.add_argument("--src", default="solutions", help="folder of the masters (default: solutions)")
     ap.add_argument("--dst", default="exercises", help="folder of the student copies (default: exercises)")

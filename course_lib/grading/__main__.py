@@ -1,0 +1,57 @@
+"""The command line: ``python -m course_lib.grading grade|check ...`` (and the grading child)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .batch import SubmissionsModifiedError, grade
+from .check import check, check_all
+from .sandbox import child_main
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course_lib.grading grade SUBMISSIONS [--out gradebook.csv] [--feedback feedback/]``,
+    ``python -m course_lib.grading check FOLDER [IDS...]``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_child"]:
+        child_main(argv[1:])
+        return 0
+    ap = argparse.ArgumentParser(prog="python -m course_lib.grading", description="Grade exercise notebooks.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("grade", help="grade a folder of submissions (one folder per student)")
+    g.add_argument("submissions")
+    g.add_argument("--out", default="gradebook.csv")
+    g.add_argument("--feedback", default="feedback")
+    g.add_argument("--workers", type=int, default=None)
+    g.add_argument("--timeout-per-test", type=float, default=10.0)
+    g.add_argument("--timeout-per-submission", type=float, default=None)
+    g.add_argument("--no-hidden", action="store_true", help="leave out grading/hidden")
+    g.add_argument("--root", default=None, help="the course folder (default: found automatically)")
+    c = sub.add_parser("check", help="grade the saved notebooks of one folder and print the report")
+    c.add_argument("folder")
+    c.add_argument("ids", nargs="*")
+    c.add_argument("--hidden", action="store_true")
+    c.add_argument("--root", default=None)
+    args = ap.parse_args(argv)
+    if args.cmd == "grade":
+        try:
+            results = grade(args.submissions, args.out, args.feedback, workers=args.workers,
+                            timeout_per_test=args.timeout_per_test, timeout_per_submission=args.timeout_per_submission,
+                            hidden=not args.no_hidden, root=args.root)
+        except SubmissionsModifiedError as e:
+            print(e, file=sys.stderr)
+            return 3
+        print(f"{len(results)} submission(s) graded: {args.out}, feedback in {args.feedback}/")
+        return 0
+    if args.ids:
+        results = [check(i, folder=args.folder, hidden=args.hidden, root=args.root) for i in args.ids]
+        return 0 if all(r.passed for r in results) else 1
+    return 0 if check_all(folder=args.folder, hidden=args.hidden, root=args.root).passed else 1
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""The batch grader: one child per submission, a watchdog, resume after crashes, gradebook, feedback."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._validation import check_number, check_type
+from . import assign
+from ._common import DEFAULT_HINTS, LIB_ROOT, course_root, fmt_points, id_key, summarise
+
+__all__ = ["SubmissionResult", "SubmissionsModifiedError", "collect_tests", "grade"]
+
+
+class SubmissionsModifiedError(RuntimeError):
+    """Student files changed while they were being graded (this must never happen)."""
+
+
+@dataclass
+class SubmissionResult:
+    """The grade of one submission.
+
+    Attributes:
+        student: the submission folder's name.
+        points, max_points: ``{exercise id: points}`` earned and possible.
+        tests: one dict per grading test (nodeid, exercise, points, passed, kind, message, hint, where, notes).
+        notes: what happened to the grading process (crashes, restarts, output volume).
+        wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es).
+    """
+
+    student: str
+    points: dict
+    max_points: dict
+    tests: list
+    notes: list
+    wall_s: float = 0.0
+    max_rss_mb: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.points.values())
+
+    @property
+    def max_total(self) -> float:
+        return sum(self.max_points.values())
+
+
+class _Progress:
+    """Reads the JSON lines a child appends, including while it runs (only whole lines)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.events = path, 0, []
+
+    def poll(self) -> list:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        new = []
+        for line in data[:end].splitlines():
+            with contextlib.suppress(ValueError):
+                new.append(json.loads(line))
+        self.events += new
+        return new
+
+
+def _describe_exit(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"the grading process exited with code {code}"
+    sig = -code
+    name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+    why = {"SIGSEGV": "a crash (segmentation fault)", "SIGKILL": "killed (out of memory or time)",
+           "SIGXCPU": "its CPU time limit", "SIGABRT": "an abort"}.get(name, "a signal")
+    return f"the grading process died from {name} ({why})"
+
+
+def _child_env(root: Path, submission: Path, work: Path, cell_timeout: float) -> dict:
+    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "TZ", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    pythonpath = [str(LIB_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env.update({
+        "PYTHONPATH": os.pathsep.join(pythonpath), "COURSE_ROOT": str(root), "COURSE_SUBMISSION": str(submission),
+        "COURSE_GRADING": "1", "COURSE_CELL_TIMEOUT": f"{cell_timeout:g}", "HOME": str(work),
+        "TMPDIR": str(work / "tmp"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8",
+        "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": "",  # graded on the CPU: same numbers everywhere
+    })
+    return env
+
+
+@dataclass
+class Limits:
+    timeout_per_test: float = 10.0
+    timeout_per_submission: float | None = None
+    memory_mb: float = 1536
+    file_size_mb: float = 16
+    hidden: bool = True
+    ids: list | None = None
+
+
+def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: float, skip: dict) -> dict:
+    """One grading child; returns its events, how it ended and its peak memory."""
+    work = base / "work"
+    progress_path, skip_path = base / f"progress-{attempt}.jsonl", base / "skip.json"
+    skip_path.write_text(json.dumps(skip))
+    cpu_s = max(deadline - time.monotonic(), 1.0) + 10
+    cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(root), "--progress", str(progress_path),
+           "--work", str(work), "--timeout", f"{limits.timeout_per_test:g}", "--skip-file", str(skip_path),
+           "--memory-mb", f"{limits.memory_mb:g}", "--file-size-mb", f"{limits.file_size_mb:g}", "--cpu-s", f"{cpu_s:.0f}"]
+    cmd += (["--hidden"] if limits.hidden else []) + (["--ids", ",".join(limits.ids)] if limits.ids else [])
+    env = _child_env(root, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
+    with open(base / "stdout.txt", "ab") as out, open(base / "stderr.txt", "ab") as err:
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+    reader, killed, current, since, cell = _Progress(progress_path), None, None, 0.0, None
+    grace = max(5.0, limits.timeout_per_test)  # pytest-timeout gets the first chance to stop a test
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        for ev in reader.poll():
+            if ev["event"] == "start":
+                current, since = ev["nodeid"], time.monotonic()
+            elif ev["event"] == "result":
+                current = None
+        now = time.monotonic()
+        if killed is None and current and now - since > limits.timeout_per_test + grace:
+            killed = f"the test ran past {limits.timeout_per_test:g} s and ignored the timeout; it was killed"
+        elif killed is None and now > deadline:
+            killed = "the submission used up its time (timeout_per_submission); the grader killed it"
+        if killed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.poll()
+    for ev in reader.events:
+        if ev["event"] == "cell":
+            cell = (ev["notebook"], ev["index"])
+        elif ev["event"] == "cell_done":
+            cell = None
+    exit_code = next((e["code"] for e in reader.events if e["event"] == "exit"), None)
+    tail = _tail(progress_path.with_suffix(".pytest.txt")) or _tail(base / "stderr.txt")
+    return {"events": reader.events, "ended": exit_code is not None, "exit_code": exit_code,
+            "reason": killed or _describe_exit(status), "killed": killed is not None,
+            "rss_mb": usage.ru_maxrss / 1024, "cell": cell, "tail": tail}
+
+
+def _tail(path: Path, size: int = 16384) -> str:
+    """The end of a (possibly huge) output file, for the instructor's notes; for a crash, the
+    fatal error and the student's frames from faulthandler's dump."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - size, 0))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    fatal = [i for i, ln in enumerate(lines) if "Fatal Python error" in ln]  # after pytest's progress dots
+    if fatal:
+        dump = lines[fatal[-1]:]
+        first = dump[0][dump[0].index("Fatal Python error"):]
+        return " | ".join([first] + [ln for ln in dump if ln.startswith('File "<') and '<frozen' not in ln][:3])
+    return " | ".join(lines[-8:])[-600:]
+
+
+def _copy_notebooks(src: Path, dst: Path, notes: list) -> int:
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(src):  # never follows links
+        dirnames[:] = sorted(d for d in dirnames if d != ".ipynb_checkpoints" and not d.startswith("."))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if not name.endswith(".ipynb") or p.is_symlink():
+                continue
+            if p.stat().st_size > 64 * 2**20:
+                notes.append(f"{p.relative_to(src)} is larger than 64 MB and was not graded")
+                continue
+            target = dst / p.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, target)
+            n += 1
+    return n
+
+
+def _output_note(base: Path) -> list:
+    notes = []
+    for name in ("stdout.txt", "stderr.txt"):
+        p = base / name
+        size = p.stat().st_size if p.exists() else 0
+        if size > 2**20:
+            notes.append(f"the code wrote {size / 2**20:.1f} MB straight to the grading process's {name[:-4]} "
+                         f"(file descriptor {1 if name == 'stdout.txt' else 2}); it is capped and not kept")
+    return notes
+
+
+def _failed(meta: dict, kind: str, message: str) -> dict:
+    return {**meta, "event": "result", "passed": False, "outcome": "failed", "kind": kind, "message": message,
+            "where": "", "notes": [], "duration": 0.0, "hint": DEFAULT_HINTS.get(kind, meta.get("hint", ""))}
+
+
+def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list | None, limits: Limits) -> SubmissionResult:
+    """Grade one submission folder in a sandboxed child, resuming after crashes and kills."""
+    t0 = time.monotonic()
+    notes: list = []
+    (base / "work" / "tmp").mkdir(parents=True, exist_ok=True)
+    (base / "submission").mkdir(parents=True, exist_ok=True)
+    copied = _copy_notebooks(folder, base / "submission", notes)
+    budget = limits.timeout_per_submission or (60 + (len(catalog or []) or 50) * (limits.timeout_per_test + 1))
+    deadline = t0 + budget
+    done: dict = {}
+    skip = {"tests": [], "cells": []}
+    rss, attempt = 0.0, 0
+    if not copied:
+        notes.append(f"no notebooks (.ipynb) found in {name}/: nothing to grade")
+    while copied:
+        remaining = [t for t in catalog if t["nodeid"] not in done] if catalog is not None else None
+        if remaining == []:
+            break
+        if time.monotonic() >= deadline:
+            notes.append("the submission used up its time before every test ran")
+            break
+        skip["tests"] = sorted(done)
+        run = _run_child(root, base, attempt, limits, deadline, skip)
+        attempt += 1
+        rss = max(rss, run["rss_mb"])
+        if catalog is None:  # check(): the catalog comes from the first run
+            cats = [e for e in run["events"] if e["event"] == "catalog"]
+            catalog = cats[0]["tests"] if cats else []
+        metas = {t["nodeid"]: t for t in catalog}
+        started = None
+        for ev in run["events"]:
+            if ev["event"] == "start":
+                started = ev["nodeid"]
+            elif ev["event"] == "result" and ev["nodeid"] in metas:
+                done[ev["nodeid"]] = ev
+                started = None
+        progress = any(e["event"] == "result" for e in run["events"])
+        if run["ended"] and not run["killed"]:
+            run["reason"] = ("the test ended the test session (pytest.exit or an interrupt)" if started else
+                             f"pytest stopped early (exit code {run['exit_code']}): {run['tail'][-400:]}")
+        elif not run["killed"] and run["tail"]:
+            run["reason"] += f"; its last output: {run['tail'][-300:]}"
+        if run["ended"] and not started:
+            if any(t["nodeid"] not in done for t in catalog) and not progress:
+                notes.append(run["reason"])
+                break
+            continue
+        # The child died (or was killed) in the middle: blame the running test, resume after it.
+        if started and started in metas:
+            kind = "timeout" if run["killed"] and "ignored the timeout" in run["reason"] else "crash"
+            done[started] = _failed(metas[started], kind, f"the grading process stopped during this test: {run['reason']}")
+        if run["cell"]:
+            path, index = run["cell"]
+            skip["cells"].append([path, index, f"crashed the grading process when it ran ({run['reason']}); skipped"])
+        if not (started or run["cell"] or progress):
+            notes.append(run["reason"])
+            break
+        notes.append(f"{run['reason']}" + (f" during {started}" if started else "")
+                     + "; the grader went on with the remaining tests")
+    catalog = catalog or []
+    tests = []
+    for t in catalog:
+        r = done.get(t["nodeid"])
+        if r is None:
+            why = notes[-1] if notes else "not run"
+            r = _failed(t, "missing" if not copied else "crash", f"not graded: {why}")
+        tests.append(r)
+    notes += _output_note(base)
+    notes += [n for r in tests for n in r.get("notes", []) if not n.startswith("the code printed")]
+    printed = [float(m.group(1)) for r in tests for n in r.get("notes", [])
+               for m in [re.match(r"the code printed ([\d.]+) MB", n)] if m]
+    if printed:
+        notes.append(f"the code printed up to {max(printed):.1f} MB in one test ({len(printed)} test(s) printed over "
+                     f"1 MB); output is not kept while grading")
+    max_points, points = {}, {}
+    for r in tests:
+        max_points[r["exercise"]] = max_points.get(r["exercise"], 0.0) + r["points"]
+        points[r["exercise"]] = points.get(r["exercise"], 0.0) + (r["points"] if r["passed"] else 0.0)
+    order = sorted(max_points, key=id_key)
+    return SubmissionResult(name, {k: points[k] for k in order}, {k: max_points[k] for k in order}, tests,
+                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1))
+
+
+def _run_collect(root: Path, hidden: bool) -> list:
+    with tempfile.TemporaryDirectory(prefix="course-collect-") as tmp:
+        progress = Path(tmp) / "catalog.jsonl"
+        cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(root), "--progress", str(progress),
+               "--work", tmp, "--collect-only"] + (["--hidden"] if hidden else [])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LIB_ROOT)] + (
+            [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])), "PYTHONDONTWRITEBYTECODE": "1"}
+        proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+        events = _Progress(progress)
+        events.poll()
+    cats = [e for e in events.events if e["event"] == "catalog"]
+    code = next((e["code"] for e in events.events if e["event"] == "exit"), None)
+    if not cats or code not in (0, 5):
+        raise RuntimeError(f"collecting the grading tests in {root / 'grading'} failed (exit {code}, rc "
+                           f"{proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return cats[0]["tests"]
+
+
+def collect_tests(root: str | os.PathLike | None = None, *, hidden: bool = True) -> list[dict]:
+    """Every grading test with its exercise id, points and hint (collected in a subprocess).
+
+    Raises:
+        RuntimeError: if collection fails, e.g. a test lacks ``@pytest.mark.exercise``.
+    """
+    return _run_collect(course_root(root), hidden)
+
+
+def _hash_tree(root: Path) -> dict:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "link:" + os.readlink(p)
+                continue
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(2**20), b""):
+                    h.update(chunk)
+            out[rel] = h.hexdigest()
+    return out
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._") or "student"
+
+
+def _feedback_text(res: SubmissionResult, titles: dict) -> str:
+    lines = [f"# Feedback for {res.student}", "", f"**Total: {fmt_points(res.total)} / {fmt_points(res.max_total)} points**", "",
+             "| exercise | title | points |", "|---|---|---|"]
+    for ex_id in res.max_points:
+        lines.append(f"| {ex_id} | {titles.get(ex_id, '')} | {fmt_points(res.points[ex_id])} / {fmt_points(res.max_points[ex_id])} |")
+    for ex_id in res.max_points:
+        lines += ["", f"## Exercise {ex_id}" + (f": {titles[ex_id]}" if titles.get(ex_id) else "")
+                  + f" ({fmt_points(res.points[ex_id])} / {fmt_points(res.max_points[ex_id])} points)", ""]
+        for t in (t for t in res.tests if t["exercise"] == ex_id):
+            mark, pts = ("PASS", t["points"]) if t["passed"] else ("FAIL", 0)
+            lines.append(f"- {mark} `{t['name']}` ({fmt_points(pts)} / {fmt_points(t['points'])})")
+            if not t["passed"]:
+                label = "expected vs got" if t["kind"] == "assertion" else "what happened"
+                lines.append(f"  - {label}: {t['message']}".replace("\n", "\n    "))
+                if t.get("where"):
+                    lines.append(f"  - where: {t['where']}")
+                if t.get("hint"):
+                    lines.append(f"  - hint: {t['hint']}")
+                for note in t.get("notes", []):
+                    lines.append(f"  - note: {note}")
+    if res.notes:
+        lines += ["", "## Notes from the grader", ""] + [f"- {n}" for n in res.notes]
+    return "\n".join(lines) + "\n"
+
+
+def exercise_titles(root: Path) -> dict:
+    titles = {}
+    for folder in ("exercises", "solutions"):
+        for p in sorted((root / folder).glob(assign.MASTER_GLOB)):
+            with contextlib.suppress(Exception):
+                for ex in assign.parse_master(p)[0]:
+                    titles.setdefault(ex.id, ex.title)
+    return titles
+
+
+def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "gradebook.csv",
+          feedback_dir: str | os.PathLike = "feedback", *, workers: int | None = None,
+          timeout_per_test: float = 10.0, timeout_per_submission: float | None = None, hidden: bool = True,
+          memory_mb: float = 1536, file_size_mb: float = 16, root: str | os.PathLike | None = None,
+          verbose: bool = True) -> list[SubmissionResult]:
+    """Grade every submission folder and write the gradebook and one feedback file per student.
+
+    Args:
+        submissions_dir: one folder per student, each a copy of ``exercises/`` (``<student>/NN_*_exercises.ipynb``).
+        out_csv: the gradebook: ``student, ex<id>..., total, max``, one row per folder, sorted by name.
+        feedback_dir: ``<student>.md`` per student: every test, what was expected and what came back, a hint.
+        workers (int): submissions graded at the same time, one subprocess each. Default: ``os.cpu_count()``.
+        timeout_per_test (float): seconds per grading test; an infinite loop costs that test only. Default: 10.
+        timeout_per_submission (float): seconds for one submission, restarts included. Default:
+            ``60 + n_tests * (timeout_per_test + 1)``.
+        hidden (bool): include ``grading/hidden``. Default: True.
+        memory_mb, file_size_mb: per-process limits (data segment; largest file written). Defaults: 1536, 16.
+        root: the course folder (default: :func:`course_root`).
+
+    Returns:
+        one :class:`SubmissionResult` per submission, sorted by student.
+
+    Raises:
+        SubmissionsModifiedError: a student file changed while grading (after writing the outputs).
+    """
+    where = "grade"
+    workers = (os.cpu_count() or 1) if workers is None else check_number("workers", workers, where=where, low=1,
+                                                                        integer=True)
+    check_number("timeout_per_test", timeout_per_test, where=where, low=0, low_open=True)
+    check_number("timeout_per_submission", timeout_per_submission, where=where, low=0, low_open=True, allow_none=True)
+    check_number("memory_mb", memory_mb, where=where, low=64)
+    check_number("file_size_mb", file_size_mb, where=where, low=1)
+    check_type("submissions_dir", submissions_dir, (str, os.PathLike), where=where, expected="folder path")
+    subs_dir = Path(submissions_dir).resolve()
+    if not subs_dir.is_dir():
+        raise ValueError(f"grade(): 'submissions_dir' must be an existing folder, got submissions_dir={str(submissions_dir)!r}")
+    out_csv, feedback_dir = Path(out_csv).resolve(), Path(feedback_dir).resolve()
+    for pname, p in (("out_csv", out_csv), ("feedback_dir", feedback_dir)):
+        if p == subs_dir or subs_dir in p.parents:
+            raise ValueError(f"grade(): '{pname}' must be outside 'submissions_dir' (student files are never "
+                             f"touched), got {pname}={str(p)!r}")
+    root = course_root(root)
+    students = sorted(d for d in subs_dir.iterdir()
+                      if d.is_dir() and not d.is_symlink() and not d.name.startswith((".", "__")))
+    before = _hash_tree(subs_dir)
+    catalog = _run_collect(root, hidden)
+    if not catalog:
+        raise ValueError(f"grade(): no grading tests in {root / 'grading'}")
+    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden)
+    tmp = Path(tempfile.mkdtemp(prefix="course-grading-"))
+
+    def one(i_d):
+        i, d = i_d
+        try:
+            res = grade_folder(d, d.name, tmp / f"{i:04d}", root, catalog, limits)
+        except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
+            tests = [_failed(t, "crash", f"not graded: the grader failed on this submission ({e!r})") for t in catalog]
+            res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"])
+        if verbose:
+            print(f"graded {res.student}: {fmt_points(res.total)} / {fmt_points(res.max_total)} ({res.wall_s:.1f} s)",
+                  file=sys.stderr, flush=True)
+        return res
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, enumerate(students)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ex_ids = sorted({t["exercise"] for t in catalog}, key=id_key)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_csv, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["student", *[f"ex{e}" for e in ex_ids], "total", "max"])
+        for r in results:
+            w.writerow([r.student, *[fmt_points(r.points.get(e, 0.0)) for e in ex_ids], fmt_points(r.total), fmt_points(r.max_total)])
+    feedback_dir.mkdir(parents=True, exist_ok=True)
+    titles, used = exercise_titles(root), set()
+    for r in results:
+        name = _safe_name(r.student)
+        while name in used:
+            name += "_"
+        used.add(name)
+        (feedback_dir / f"{name}.md").write_text(_feedback_text(r, titles), encoding="utf-8")
+    after = _hash_tree(subs_dir)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        raise SubmissionsModifiedError(
+            f"grade(): {len(changed)} student file(s) changed during grading (this must never happen; the gradebook "
+            f"may be wrong): " + ", ".join(changed[:20]))
+    return results
