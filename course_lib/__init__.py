@@ -21,20 +21,20 @@ from .losses import (LOSSES, bce_with_logits_loss, causal_lm_loss, cross_entropy
                      get_loss, hinge_loss, huber_loss, kl_div_loss, kl_divergence, log_softmax,
                      mae_loss, mse_loss, multiclass_hinge_loss)
 from .lr_finder import LR_FINDER_STOPS, SUGGESTION_RULES, LRFinderResult, lr_range_test, lr_sweep, suggest_lrs
-from .masking import (IGNORE_INDEX, MASK_KINDS, BottleneckHistory, BottleneckLM, BottleneckOutput, BottleneckRun,
-                      MaskedTokens, bottleneck_loss, evaluate_bottleneck, mask_tokens, sample_span_lengths,
-                      span_length_distribution, span_mask, train_bottleneck)
+from .bottleneck import (BottleneckHistory, BottleneckLM, BottleneckMLP, BottleneckOutput, BottleneckRun, bottleneck_loss,
+                         evaluate_bottleneck, train_bottleneck)
+from .loss_shapes import FIT_LOSSES, LOSS_CURVES, fit_line, loss_curve, make_outlier_data
+from .masking import IGNORE_INDEX, MASK_KINDS, MaskedTokens, mask_tokens, sample_span_lengths, span_length_distribution, span_mask
 from .metrics import CLASSIFICATION_METRICS, accuracy, precision, recall
-from .models import ACTIVATIONS, MLP, BottleneckMLP, FactorizedBigram, LinearModel, TinyCausalLM, count_params
+from .models import ACTIVATIONS, MLP, FactorizedBigram, LinearModel, TinyCausalLM, count_params
 from .scaling import (CHINCHILLA, CHINCHILLA_TOKENS_PER_PARAM, KAPLAN, ChinchillaFit, KaplanLaws, PowerLawFit,
                       fit_chinchilla, fit_power_law, flops)
 from .sweep import (COURSE_GRIDS, EVALUATIONS, RunConfig, RunResult, SweepResult, course_sweeps, default_cache_dir,
                     run_sweep, train_run)
 from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
                         cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
-from .surfaces import (FIT_LOSSES, LOSS_CURVES, PATH_OPTIMIZERS, REGIMES, SURFACES, GDThresholds, OptimizerPath,
-                       Surface, fit_line, gd_thresholds, get_surface, loss_curve, make_outlier_data, optimizer_path,
-                       quadratic, rosenbrock, two_minima)
+from .surfaces import (PATH_OPTIMIZERS, REGIMES, SURFACES, GDThresholds, OptimizerPath, Surface, gd_thresholds,
+                       get_surface, optimizer_path, quadratic, rosenbrock, two_minima)
 from .train import OPTIMIZERS, STOP_REASONS, History, TrainState, fit
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Tests of course_lib.plotting_masking: each helper returns its Axes, so we count and read artists."""
+"""Tests of course_lib.ui.masking and course_lib.ui.bottleneck: each helper returns its Axes, so we count and read artists."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from course_lib.masking import BottleneckHistory, MaskedTokens, mask_tokens, span_mask  # noqa: E402
-from course_lib.plotting_masking import (MASK_COLORS, BottleneckPlot, plot_bottleneck_run,  # noqa: E402
-                                         plot_masked_tokens, plot_masking_tradeoff)
+from course_lib.bottleneck import BottleneckHistory  # noqa: E402
+from course_lib.masking import MaskedTokens, mask_tokens, span_mask  # noqa: E402
+from course_lib.ui.masking import MASK_COLORS, plot_masked_tokens  # noqa: E402
+from course_lib.ui.bottleneck import BottleneckPlot, plot_bottleneck_run, plot_masking_tradeoff  # noqa: E402
 
 H, U = 2.05, 3.11
 
