@@ -25,10 +25,10 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from ._validation import check_number, check_relation, check_tensor, check_type
+from ._validation import check_number, check_relation, check_tensor, check_type, skip_value_checks
 from .device import resolve_device
 from .language import MarkovLanguage
-from .losses import _skip_value_checks, causal_lm_loss, gaussian_kl
+from .losses import causal_lm_loss, gaussian_kl
 from .models import MLP
 
 __all__ = ["BottleneckOutput", "BottleneckLM", "bottleneck_loss", "evaluate_bottleneck", "BottleneckHistory", "BottleneckRun", "train_bottleneck", "BottleneckMLP"]
@@ -356,7 +356,7 @@ class BottleneckRun:
         t0 = time.perf_counter()
         self.model.train()
         try:
-            with _skip_value_checks():  # the language emits valid ids; checking them each step is a sync
+            with skip_value_checks():  # the language emits valid ids; checking them each step is a sync
                 for _ in range(num_steps):
                     if self._stop is not None:
                         break

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from ._validation import (check_choice, check_number, check_relation, check_same_shape, check_tensor, check_type,
-                          skip_value_checks, value_checks_enabled)
+                          value_checks_enabled)
 
 __all__ = [
     "mse_loss", "mae_loss", "huber_loss", "bce_with_logits_loss", "log_softmax", "cross_entropy_loss",
@@ -37,8 +37,6 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
 # Checking *values* (labels in range, probabilities in [0, 1]) is a device sync: ``fit`` checks
 # its data once and runs its steps inside ``_validation.skip_value_checks()``, where the checks
 # below are skipped.
-# TODO(issue 11): delete this alias once masking.py imports skip_value_checks from _validation.
-_skip_value_checks = skip_value_checks
 
 
 def _check_pair(name_a: str, a, name_b: str, b, where: str) -> None:

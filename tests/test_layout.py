@@ -81,6 +81,23 @@ def test_compute_sources_name_no_drawing_module_even_lazily(path):
     assert not bad, f"{path.relative_to(ROOT)} imports drawing code: {bad}"
 
 
+@pytest.mark.parametrize("path", sorted(LIB.rglob("*.py")), ids=lambda p: str(p.relative_to(LIB)))
+def test_no_module_imports_another_modules_private_names(path):
+    """``from .train import _make_optimizer`` couples two modules through a name that promises
+    nothing; shared helpers live in a private module (``_loop``, ``_validation``, ...) under
+    public names. ``_private`` modules themselves may be imported."""
+    def is_module(mod: str, name: str) -> bool:  # `from . import _run_cache` imports a private module: fine
+        here = path.parent
+        for _ in range(max(len(mod) - len(mod.lstrip(".")) - 1, 0)):
+            here = here.parent
+        base = here.joinpath(*mod.lstrip(".").split(".")) if mod.lstrip(".") else here
+        return (base / f"{name}.py").is_file() or (base / name / "__init__.py").is_file()
+
+    bad = [f"line {line}: from {mod} import {n}" for line, mod, names in _imports(path) if names
+           for n in names if n.startswith("_") and n != "__version__" and not is_module(mod, n)]
+    assert not bad, f"{path.relative_to(ROOT)} imports private names of another module: {bad}"
+
+
 KERNELSPEC = {"kernelspec": {"display_name": "Loss & Scaling (course)", "language": "python", "name": "loss-scaling"}}
 
 

@@ -425,7 +425,7 @@ def test_suggestions_are_nan_safe_and_need_enough_points():
 def test_plot_returns_axes_with_a_marker_per_suggestion():
     import matplotlib
     matplotlib.use("Agg")
-    from course_lib.plotting import plot_lr_finder
+    from course_lib.ui.lr_finder import plot_lr_finder
     data = cl.make_regression(256, noise=0.1, seed=0)
     r = lr_range_test(cl.MLP(1, 1, width=16), data, start_lr=1e-5, end_lr=100, device="cpu")
     assert not hasattr(r, "plot")
