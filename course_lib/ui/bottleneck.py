@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import math
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 from matplotlib.axes import Axes
 
 from .._validation import check_number, check_relation, check_type
 from ..bottleneck import BottleneckHistory
 from ..curves import ema
+from .live import LiveFigure, SliderPanel
 
-__all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff"]
+__all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff", "StrengthExplorer"]
 
 
 # One colour per masking strength in every figure of the lesson (weak -> strong: blue -> red).
@@ -185,3 +188,85 @@ def plot_masking_tradeoff(histories: dict, *, entropy_rate: float, unigram_entro
             axes[0, col].set_ylabel("")
             axes[1, col].set_ylabel("")
     return axes
+
+
+class StrengthExplorer(SliderPanel):
+    """Lesson 06's panel: train a :class:`~course_lib.bottleneck.BottleneckRun` live and change
+    its masking strength ``w`` while it trains.
+
+    A log slider for ``w`` (CSS class ``strength-slider``), a button that trains some more
+    steps, a status line with the current CE and KL, and :class:`BottleneckPlot` in a
+    :class:`~course_lib.ui.live.LiveFigure`. A new strength is read at the start of the very next
+    training step, so the curves show what the change does to a run in progress. Nothing trains
+    until :meth:`train` is called or the button is pressed.
+
+    Args:
+        run (BottleneckRun): the run to train (its ``strength`` is the slider's start value).
+        entropy_rate (float): ``H``, the floor of the CE curve.
+        unigram_entropy (float): ``U``, what CE reaches when the latent carries nothing.
+        more_steps (int): steps the button trains. Default 500.
+        figsize (tuple): figure size in inches. Default (10, 3.5).
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> from course_lib.bottleneck import BottleneckRun
+        >>> from course_lib.language import MarkovLanguage
+        >>> lang = MarkovLanguage(vocab_size=8, seed=0)
+        >>> panel = StrengthExplorer(BottleneckRun(lang, strength=0.01, seed=0, device="cpu"),
+        ...                          entropy_rate=lang.entropy_rate, unigram_entropy=lang.unigram_entropy)
+        >>> panel.sliders["strength"].value = 2.0     # as a drag would: the run's strength follows
+        >>> panel.run.strength
+        2.0
+    """
+
+    def __init__(self, run, *, entropy_rate: float, unigram_entropy: float, more_steps: int = 500,
+                 figsize=(10, 3.5)):
+        check_number("more_steps", more_steps, where="StrengthExplorer", low=1, integer=True)
+        self.run = run
+        self.more_steps = more_steps
+        self.sliders = {"strength": W.FloatLogSlider(value=run.strength, base=10, min=-3, max=1, step=0.05,
+                                                     description="strength w", readout_format=".3g",
+                                                     continuous_update=False, style={"description_width": "80px"})}
+        self.more = W.Button(description=f"train {more_steps} more steps", icon="play")
+        self.more.add_class("bottleneck-more")
+        self.status = W.HTML()
+        self.view = LiveFigure(1, 2, figsize=figsize)
+        ax_ce, ax_kl = self.view.axes
+        self.plot = BottleneckPlot(ax_kl, ax_ce, entropy_rate=entropy_rate, unigram_entropy=unigram_entropy)
+        ax_ce.set_title("causal-LM loss")
+        ax_kl.set_title("KL term (log scale)")
+        self.entropy_rate, self.unigram_entropy = entropy_rate, unigram_entropy
+        self.widget = W.VBox([W.HBox([self.sliders["strength"], self.more]), self.status, self.view.widget])
+        self.more.on_click(lambda _: self.train(self.more_steps))
+        self._wire()
+
+    def _on_change(self, change) -> None:
+        # A strength change steers the run (read at its next step); there is nothing to recompute.
+        self.run.strength = change["new"]
+
+    def _draw(self) -> None:
+        self.run.flush()  # copy the recorded losses back from the device
+        self.plot.update(self.run.history)
+        h = self.run.history
+        if h.ce:
+            self.status.value = (f"step {self.run.step}, w = {self.run.strength:.3g}: CE {h.ce[-1]:.3f} nats "
+                                 f"(H = {self.entropy_rate:.3f}, U = {self.unigram_entropy:.3f}), KL {h.kl[-1]:.3g} nats")
+
+    def show(self):
+        """Display the panel (the first frame: empty axes with the H and U lines)."""
+        display(self.widget)
+        self.view.refresh(force=True)
+        return self
+
+    def train(self, num_steps: int, on_step=None):
+        """Train ``num_steps`` more steps, redrawing at most a few frames a second; returns the run."""
+        def step(run):
+            if on_step is not None:
+                on_step(run)
+            if self.view.due():
+                self._draw()
+                self.view.refresh()
+        self.run.train(num_steps, on_step=step)
+        self._draw()
+        self.view.refresh(force=True)
+        return self.run
