@@ -432,7 +432,8 @@ class _Recorder:
 
     def __init__(self, state: TrainState, explode_factor: float | None, readback_every: int):
         self.state, self.history = state, state.history
-        self.explode_factor, self.readback_every = explode_factor, readback_every
+        self.explode_factor = math.inf if explode_factor is None else explode_factor
+        self.readback_every = readback_every
         self.pending: list[tuple[int, torch.Tensor, torch.Tensor | None, float, float]] = []
         self.first_loss: float | None = None  # the reference for explode_factor, set at the first readback
         state._flush_hook = self.flush
@@ -447,7 +448,7 @@ class _Recorder:
         history = self.history
         if not pending or history.diverged:
             return
-        losses = torch.stack([p[1] for p in pending]).tolist()  # the one device -> host copy
+        losses = torch.stack([p[1] for p in pending]).tolist()  # one device -> host copy for all these steps
         measured = [(p[0], p[2]) for p in pending if p[2] is not None]
         if measured:
             history.grad_norm_step.extend(s for s, _ in measured)
@@ -463,8 +464,7 @@ class _Recorder:
             if not math.isfinite(loss):
                 self._stop(step, "diverged", f"loss = {loss} at step {step}")
                 return
-            if self.explode_factor is not None and self.first_loss is not None \
-                    and loss > self.explode_factor * self.first_loss:
+            if self.first_loss is not None and loss > self.explode_factor * self.first_loss:
                 self._stop(step, "exploded", f"loss {loss:.3g} > {self.explode_factor:g} x first loss "
                                              f"{self.first_loss:.3g} at step {step}")
                 return
