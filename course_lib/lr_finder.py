@@ -21,10 +21,15 @@ What this version does that the two libraries did not (their users' complaints):
 - Validation on a *small fixed* subset, not the whole validation set every step.
 - Every suggestion rule skips the first/last few points and ignores the NaN tail.
 
+Notebook 05 (``notebooks/05_lr_range_test_and_cyclical_schedules.ipynb``) runs it on a tiny
+causal transformer over the course's Markov language and trains with its suggestions;
+``benchmarks/lr_finder_vs_torch_lr_finder.py`` compares it with pytorch-lr-finder.
+
 References:
-    Smith, Cyclical Learning Rates for Training Neural Networks, arXiv 1506.01186, Sec. 3.3.
-    Smith, A disciplined approach to neural network hyper-parameters: Part 1, arXiv 1803.09820.
-    fastai ``Learner.lr_find`` and its suggestion functions; pytorch-lr-finder (D. Silva).
+    Smith, Cyclical Learning Rates for Training Neural Networks, 2017, arXiv 1506.01186, Sec. 3.3.
+    Smith, A disciplined approach to neural network hyper-parameters: Part 1, 2018, arXiv 1803.09820.
+    Howard & Gugger, Fastai: A Layered API for Deep Learning, 2020, arXiv 2002.04688
+    (``Learner.lr_find`` and its suggestion functions); pytorch-lr-finder (D. Silva, GitHub).
 """
 
 from __future__ import annotations
