@@ -23,21 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import (
-    check_choice,
-    check_number,
-    check_relation,
-    check_tensor,
-    check_type,
-)
-from .losses import (
-    bce_with_logits_loss,
-    cross_entropy_loss,
-    hinge_loss,
-    huber_loss,
-    mae_loss,
-    mse_loss,
-)
+from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
+from .losses import bce_with_logits_loss, cross_entropy_loss, hinge_loss, huber_loss, mae_loss, mse_loss
 
 __all__ = ["LOSS_CURVES", "loss_curve", "FIT_LOSSES", "make_outlier_data", "fit_line"]
 

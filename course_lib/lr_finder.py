@@ -45,13 +45,7 @@ import torch.nn as nn
 
 from ._loop import FUSED, OPTIMIZERS, as_pair, make_optimizer, tensor_batches
 from ._snapshot import Snapshot
-from ._validation import (
-    check_choice,
-    check_number,
-    check_relation,
-    check_type,
-    skip_value_checks,
-)
+from ._validation import check_choice, check_number, check_relation, check_type, skip_value_checks
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 

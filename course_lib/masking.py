@@ -27,13 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._validation import (
-    check_choice,
-    check_number,
-    check_relation,
-    check_tensor,
-    check_type,
-)
+from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
 
 __all__ = ["IGNORE_INDEX", "MASK_KINDS", "MaskedTokens", "mask_tokens", "span_length_distribution", "sample_span_lengths", "span_mask"]
 

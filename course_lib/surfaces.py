@@ -17,13 +17,7 @@ from typing import Callable
 
 import torch
 
-from ._validation import (
-    check_choice,
-    check_number,
-    check_relation,
-    check_tensor,
-    check_type,
-)
+from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
 
 __all__ = ["Surface", "quadratic", "rosenbrock", "two_minima", "SURFACES", "get_surface", "REGIMES", "GDThresholds", "gd_thresholds", "PATH_OPTIMIZERS", "OptimizerPath", "optimizer_path"]
 

@@ -20,15 +20,7 @@ from pathlib import Path
 
 from .._validation import check_number, check_type
 from . import assign
-from ._common import (
-    DEFAULT_HINTS,
-    LIB_ROOT,
-    PointTotals,
-    course_root,
-    fmt_points,
-    id_key,
-    summarise,
-)
+from ._common import DEFAULT_HINTS, LIB_ROOT, PointTotals, course_root, fmt_points, id_key, summarise
 
 __all__ = ["SubmissionResult", "SubmissionsModifiedError", "collect_tests", "grade"]
 

@@ -15,13 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from .._validation import check_choice, check_number, check_type
-from ..loss_shapes import (
-    FIT_LOSSES,
-    LOSS_CURVES,
-    fit_line,
-    loss_curve,
-    make_outlier_data,
-)
+from ..loss_shapes import FIT_LOSSES, LOSS_CURVES, fit_line, loss_curve, make_outlier_data
 from .live import LiveFigure, SliderPanel
 from .plotting import COLORS, new_axes
 

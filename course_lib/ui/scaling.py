@@ -19,12 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 
 from .._validation import check_number, check_relation, check_type
-from ..scaling import (
-    CHINCHILLA_TOKENS_PER_PARAM,
-    ChinchillaFit,
-    PowerLawFit,
-    fit_power_law,
-)
+from ..scaling import CHINCHILLA_TOKENS_PER_PARAM, ChinchillaFit, PowerLawFit, fit_power_law
 from ..sweep import SweepResult
 from .live import LiveFigure, SliderPanel
 

@@ -12,15 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 
 from .._validation import check_choice, check_number, check_type
-from ..surfaces import (
-    PATH_OPTIMIZERS,
-    SURFACES,
-    OptimizerPath,
-    Surface,
-    gd_thresholds,
-    get_surface,
-    optimizer_path,
-)
+from ..surfaces import PATH_OPTIMIZERS, SURFACES, OptimizerPath, Surface, gd_thresholds, get_surface, optimizer_path
 from .live import LiveFigure, SliderPanel
 from .plotting import COLORS, new_axes
 
