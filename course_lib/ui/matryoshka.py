@@ -132,7 +132,8 @@ class GradientSizePlot:
                     text += f"\nrows [{sizes[k]}, {sizes[0]}) frozen"
                 for ax in (self.ax_abs, self.ax_var):
                     ax.axvline(e - 0.5, color=_STAGE_COLOR, lw=1.0, alpha=0.7)
-                    ax.annotate(text, (e - 0.4, 0.97), xycoords=("data", "axes fraction"), va="top", ha="left",
+                    # At the bottom: a new stage starts high, so its first points sit at the top.
+                    ax.annotate(text, (e - 0.4, 0.03), xycoords=("data", "axes fraction"), va="bottom", ha="left",
                                 fontsize="x-small", color=_STAGE_COLOR)
         for ax in (self.ax_abs, self.ax_var):
             ax.relim()
