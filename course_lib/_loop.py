@@ -16,7 +16,10 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+
+from ._validation import check_relation
 
 __all__: list[str] = []  # private module: imported by name inside course_lib only
 
@@ -94,3 +97,44 @@ def set_momentum(optimizer: torch.optim.Optimizer, value: float) -> None:
             g["betas"] = (value, *g["betas"][1:])
         else:
             g["momentum"] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# The first batch: data that does not fit the model, said plainly
+# ---------------------------------------------------------------------------------------------
+
+def check_data_values(where: str, **tensors) -> None:
+    """Refuse NaN or inf in float data before training: a diverged run would blame the learning rate."""
+    for name, t in tensors.items():
+        if not (isinstance(t, torch.Tensor) and t.is_floating_point()):
+            continue
+        check_relation(t.shape[0] > 0 if t.ndim else True, f"'data' {name} must have at least one row", where=where,
+                       **{f"{name}_rows": t.shape[0] if t.ndim else 1})
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            row = int(bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[0]) if t.ndim else 0
+            raise ValueError(f"{where}(): 'data' {name} contains NaN or inf (row {row}); "
+                             "clean the data before training")
+
+
+def check_first_batch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn, where: str) -> None:
+    """Run ``model`` and the course's checked ``loss_fn`` once on ``(X, y)`` (the caller sets eval mode
+    and no_grad), turning torch's errors about dtypes and shapes into the course's message: a label out of
+    range, a float64 X for a float32 model, or a model that expects another number of features."""
+    dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.is_floating_point()})
+    if X.is_floating_point() and dtypes and str(X.dtype).replace("torch.", "") not in dtypes:
+        raise TypeError(f"{where}(): 'data' X is {str(X.dtype).replace('torch.', '')} while the model's parameters "
+                        f"are {', '.join(dtypes)}; convert one of them (X.float() or model.double())")
+    try:
+        y_hat = model(X)
+    except RuntimeError as err:
+        text = str(err)
+        if not any(s in text for s in ("mat1 and mat2", "shapes cannot be multiplied", "size mismatch",
+                                       "Expected", "expected input")):
+            raise
+        first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+        expects = (f"the model expects {first.in_features} input features" if first is not None
+                   else "the model does not accept this shape")
+        raise ValueError(f"{where}(): 'data' does not fit the model: {expects}, got X of shape "
+                         f"{tuple(X.shape)}") from None
+    loss_fn(y_hat, y)

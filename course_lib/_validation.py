@@ -100,6 +100,16 @@ def check_number(
     return int(value) if integer else value
 
 
+# torch.Generator.manual_seed and torch.manual_seed take a signed 64-bit seed: larger ints
+# overflow deep inside torch ("Overflow when unpacking long long").
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(seed: Any, *, where: str = "", allow_none: bool = False):
+    """Return ``seed`` if it is an int in [0, 2**63 - 1] (``None`` too if ``allow_none``)."""
+    return check_number("seed", seed, where=where, low=0, high=SEED_MAX, integer=True, allow_none=allow_none)
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any], *, where: str = ""):
     """Return ``value`` if it is one of ``choices`` (compared with ``==``)."""
     choices = list(choices)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from ._validation import check_number, check_relation, check_tensor, check_type, skip_value_checks
+from ._validation import check_number, check_relation, check_seed, check_tensor, check_type, skip_value_checks
 from .device import resolve_device
 from .language import MarkovLanguage
 from .losses import causal_lm_loss, gaussian_kl
@@ -168,7 +168,7 @@ def evaluate_bottleneck(model: BottleneckLM, language: MarkovLanguage, *, num_sa
     check_type("model", model, BottleneckLM, where=where)
     check_type("language", language, MarkovLanguage, where=where)
     check_number("num_samples", num_samples, where=where, low=1, integer=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     V = language.vocab_size
     check_relation(model.config["vocab_size"] == V, "the model's 'vocab_size' must equal the language's",
                    where=where, model_vocab_size=model.config["vocab_size"], language_vocab_size=V)
@@ -279,7 +279,7 @@ class BottleneckRun:
         check_number("seq_len", seq_len, where=where, low=2, integer=True)
         check_number("lr", lr, where=where, low=0.0, low_open=True)
         check_number("readback_every", readback_every, where=where, low=1, integer=True)
-        check_number("seed", seed, where=where, low=0, integer=True)
+        check_seed(seed, where=where)
         self.device = resolve_device(device, where=where)
         if model is None:
             # The initial weights from `seed`: the same for every strength of a sweep. fork_rng

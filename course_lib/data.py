@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ._validation import check_choice, check_number, check_relation
+from ._validation import check_choice, check_number, check_relation, check_seed
 from .device import resolve_device
 
 __all__ = ["DataSplit", "make_regression", "make_classification"]
@@ -179,7 +179,7 @@ def make_regression(
     degree = check_number("degree", degree, where=where, low=1, integer=True)
     noise = check_number("noise", noise, where=where, low=0)
     val_fraction = check_number("val_fraction", val_fraction, where=where, low=0, high=1, high_open=True)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    seed = check_seed(seed, where=where)
     check_relation(
         kind != "polynomial" or n_features == 1,
         "'n_features' must be 1 when kind='polynomial'",
@@ -289,7 +289,7 @@ def make_classification(
     )
     n_samples = check_number("n_samples", n_samples, where=where, low=2 * n_classes, integer=True)
     val_fraction = check_number("val_fraction", val_fraction, where=where, low=0, high=1, high_open=True)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    seed = check_seed(seed, where=where)
     g = torch.Generator().manual_seed(seed)
     # 1. Clean points on the curves, class by class.
     if kind == "moons":

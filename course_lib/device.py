@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-from ._validation import check_number, check_type
+from ._validation import check_seed, check_type
 
 __all__ = ["default_device", "resolve_device", "seed_everything", "fast_mode"]
 
@@ -71,7 +71,7 @@ def seed_everything(seed: int) -> torch.Generator:
         >>> _ = seed_everything(0); torch.equal(a, torch.rand(2))
         True
     """
-    seed = check_number("seed", seed, where="seed_everything", low=0, high=2**63 - 1, integer=True)
+    seed = check_seed(seed, where="seed_everything")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds CUDA and MPS generators

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import torch
 
-from ._validation import check_number, check_relation, check_tensor
+from ._validation import check_number, check_relation, check_seed, check_tensor
 from .device import resolve_device
 
 __all__ = ["MarkovLanguage"]
@@ -108,7 +108,7 @@ class MarkovLanguage:
         V = check_number("vocab_size", vocab_size, where=where, low=2, integer=True)
         self.exponent = check_number("exponent", exponent, where=where, low=0)
         self.scale = check_number("scale", scale, where=where, low=0, low_open=True)
-        self.seed = check_number("seed", seed, where=where, low=0, integer=True)
+        self.seed = check_seed(seed, where=where)
         g = torch.Generator().manual_seed(self.seed)
         # 1. Random orthogonal bases and a power-law spectrum.
         U, W = _random_orthogonal(V, g), _random_orthogonal(V, g)  # (V, V) each
@@ -187,7 +187,7 @@ class MarkovLanguage:
         where = "sample"
         num_sequences = check_number("num_sequences", num_sequences, where=where, low=1, integer=True)
         seq_len = check_number("seq_len", seq_len, where=where, low=1, integer=True)
-        seed = check_number("seed", seed, where=where, low=0, integer=True)
+        seed = check_seed(seed, where=where)
         tokens = self._sample(num_sequences, seq_len, torch.Generator().manual_seed(seed))
         return _to(tokens, device, where)
 
@@ -215,7 +215,7 @@ class MarkovLanguage:
         # Validate now, not at the first next(): a generator function would check too late.
         batch_size = check_number("batch_size", batch_size, where=where, low=1, integer=True)
         seq_len = check_number("seq_len", seq_len, where=where, low=1, integer=True)
-        seed = check_number("seed", seed, where=where, low=0, integer=True)
+        seed = check_seed(seed, where=where)
         if device is not None:
             device = resolve_device(device, where=where)
         return self._stream(batch_size, seq_len, torch.Generator().manual_seed(seed), device)
@@ -250,7 +250,7 @@ class MarkovLanguage:
         """
         where = "sample_bigrams"
         num_pairs = check_number("num_pairs", num_pairs, where=where, low=1, integer=True)
-        seed = check_number("seed", seed, where=where, low=0, integer=True)
+        seed = check_seed(seed, where=where)
         V = self.vocab_size
         if not hasattr(self, "_cdf_joint"):
             self._cdf_joint = (self.stationary[:, None] * self.transition).flatten().cumsum(0)  # (V*V,)

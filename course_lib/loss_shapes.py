@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
+from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 from .losses import bce_with_logits_loss, cross_entropy_loss, hinge_loss, huber_loss, mae_loss, mse_loss
 
 __all__ = ["LOSS_CURVES", "loss_curve", "FIT_LOSSES", "make_outlier_data", "fit_line"]
@@ -141,7 +141,7 @@ def make_outlier_data(n: int = 10, *, outlier_y: float = 12.0, outlier_x: float 
     slope = check_number("slope", slope, where=where)
     intercept = check_number("intercept", intercept, where=where)
     noise = check_number("noise", noise, where=where, low=0.0)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    seed = check_seed(seed, where=where)
     gen = torch.Generator().manual_seed(seed)
     x = torch.arange(n, dtype=_DTYPE)  # (n,)
     y = slope * x + intercept + noise * torch.randn(n, generator=gen, dtype=_DTYPE)  # (n,)

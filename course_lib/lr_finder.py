@@ -43,9 +43,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._loop import FUSED, OPTIMIZERS, as_pair, make_optimizer, tensor_batches
+from ._loop import FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, make_optimizer, tensor_batches
 from ._snapshot import Snapshot
-from ._validation import check_choice, check_number, check_relation, check_type, skip_value_checks
+from ._validation import check_choice, check_number, check_relation, check_seed, check_type, skip_value_checks
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 
@@ -378,7 +378,7 @@ def lr_range_test(
     check_number("skip_start", skip_start, where=where, low=0, integer=True, allow_none=True)
     check_number("skip_end", skip_end, where=where, low=0, integer=True)
     check_number("readback_every", readback_every, where=where, low=1, integer=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     check_relation(on_step is None or callable(on_step), "'on_step' must be a function f(result) or None",
                    where=where, on_step=on_step)
     if isinstance(optimizer, str):
@@ -412,6 +412,16 @@ def lr_range_test(
             # load_state_dict knows which entries stay on the CPU.
             if opt.state:
                 opt.load_state_dict(opt.state_dict())
+        if isinstance(loss_fn, str):
+            # The same checks as fit, on the first batch: NaN data, dtypes, feature counts and labels,
+            # said plainly (eval mode and no gradient: nothing moves, no RNG is drawn).
+            first = next(batches)
+            X0, y0 = as_pair(first)
+            check_data_values(where, X=X0, y=y0)
+            model.eval()
+            with torch.no_grad():
+                check_first_batch(model, X0, y0, get_loss(loss_fn), where)
+            batches = _prepend(first, batches)
         torch.manual_seed(seed)  # dropout masks
         model.train()
         _run(model, opt, criterion, batches, val, lrs, dev, accumulation_steps, smooth_beta,
@@ -466,6 +476,12 @@ def _prepare_data(data, val_data, batch_size: int, val_size: int, seed: int, dev
                        "'data' must be (X, y) with the same number of rows (at least one)",
                        where=where, X_rows=X.shape[0], y_rows=y.shape[0])
         batches = tensor_batches(X.to(dev), y.to(dev), batch_size, gen)  # on the device once
+    elif isinstance(data, tuple):
+        # A tuple is (X, y) of tensors (a list is a list of batches). Anything else in a tuple, X alone
+        # or numpy arrays, would otherwise train X -> X or fail deep inside torch.
+        kinds = ", ".join(type(t).__name__ for t in data)
+        raise TypeError(f"{where}(): 'data' must be a DataSplit, (X, y) tensors, or a re-iterable of (X, y) "
+                        f"batches, got a {type(data).__name__} of {len(data)} item(s): {kinds}")
     elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, torch.Tensor)):
         batches = _cycled(data, where)
         first = next(batches)  # fail now, with the course's message, if the loader is empty

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
+from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 
 __all__ = ["IGNORE_INDEX", "MASK_KINDS", "MaskedTokens", "mask_tokens", "span_length_distribution", "sample_span_lengths", "span_mask"]
 
@@ -63,7 +63,7 @@ def _generator(seed, generator, where: str) -> torch.Generator:
                    where=where, seed=seed, generator=generator)
     if generator is not None:
         return check_type("generator", generator, torch.Generator, where=where, expected="torch.Generator or None")
-    seed = 0 if seed is None else check_number("seed", seed, where=where, low=0, integer=True)
+    seed = 0 if seed is None else check_seed(seed, where=where)
     return torch.Generator().manual_seed(seed)  # reproducible by default: no seed means seed 0
 
 

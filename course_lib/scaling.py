@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from ._validation import check_choice, check_number, check_relation
+from ._validation import check_choice, check_number, check_relation, check_seed
 
 __all__ = ["PowerLawFit", "ChinchillaFit", "KaplanLaws", "fit_power_law", "fit_chinchilla", "flops",
            "CHINCHILLA", "KAPLAN", "CHINCHILLA_TOKENS_PER_PARAM"]
@@ -175,7 +175,7 @@ def _fit(logX, log_loss, delta, n_bootstrap, seed):
 def _check_fit_options(where, n_bootstrap, huber_delta, seed):
     n_bootstrap = check_number("n_bootstrap", n_bootstrap, where=where, low=0, integer=True)
     huber_delta = check_number("huber_delta", huber_delta, where=where, low=0, low_open=True)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    seed = check_seed(seed, where=where)
     return n_bootstrap, float(huber_delta), seed
 
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from . import _run_cache
 from ._run_cache import default_cache_dir
-from ._validation import check_choice, check_number, check_relation, check_type
+from ._validation import check_choice, check_number, check_relation, check_seed, check_type
 from .device import resolve_device
 from .language import MarkovLanguage
 from .models import FactorizedBigram
@@ -105,7 +105,7 @@ class RunConfig:
         check_number("lr", self.lr, where=where, low=0, low_open=True)
         check_number("max_steps", self.max_steps, where=where, low=1, integer=True)
         check_number("warmup", self.warmup, where=where, low=0, high=1, high_open=True)
-        check_number("seed", self.seed, where=where, low=0, integer=True)
+        check_seed(self.seed, where=where)
         check_choice("evaluation", self.evaluation, EVALUATIONS, where=where)
         check_choice("device", self.device, ("cpu", "cuda", "mps"), where=where)
 

@@ -37,8 +37,10 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 import torch.nn as nn
 
-from ._loop import FUSED, OPTIMIZERS, as_pair, has_momentum, make_optimizer, set_momentum, tensor_batches
-from ._validation import InstanceOf, Interval, Options, Satisfies, check_relation, skip_value_checks, validate_params
+from ._loop import (FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, has_momentum, make_optimizer,
+                    set_momentum, tensor_batches)
+from ._validation import (SEED_MAX, InstanceOf, Interval, Options, Satisfies, check_relation, skip_value_checks,
+                          validate_params)
 from .device import resolve_device
 from .losses import get_loss
 
@@ -218,7 +220,7 @@ _FIT_PARAMS = {
     "grad_norm_every": Interval(int, 1, None),
     "on_step": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
     "on_eval": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
-    "seed": Interval(int, 0, None),
+    "seed": Interval(int, 0, SEED_MAX),
 }
 # What a callback may change mid-run (TrainState.set_hyperparams), checked as fit checks it.
 _MIDRUN_PARAMS = {"lr": _FIT_PARAMS["lr"], "weight_decay": _FIT_PARAMS["weight_decay"], "l1": _FIT_PARAMS["l1"],
@@ -319,6 +321,7 @@ def fit(
 
     # 2. Data on the device once; a seeded generator decides the batch order.
     X_train, y_train, X_val, y_val, batches = _prepare_data(data, val_data, batch_size, num_epochs, seed, dev)
+    check_data_values("fit", X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val)
     if num_steps is None:
         per_epoch = 1 if X_train is None else max(1, X_train.shape[0] // batch_size)
         num_steps = per_epoch * num_epochs if num_epochs is not None else 1000
@@ -355,7 +358,7 @@ def fit(
     first = next(batches) if X_train is None else (X_train, y_train)
     model.eval()
     with torch.no_grad():
-        loss_fn(model(first[0]), first[1])
+        check_first_batch(model, first[0], first[1], loss_fn, "fit")
     if X_train is None:
         batches = itertools.chain([first], batches)
     torch.manual_seed(seed)  # dropout masks

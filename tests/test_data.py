@@ -210,7 +210,7 @@ def test_repr_is_short_and_shows_shapes():
         (dict(degree=0), ValueError, r"'degree' must be an int >= 1, got degree=0"),
         (dict(noise=-0.1), ValueError, r"'noise' must be a float >= 0, got noise=-0.1"),
         (dict(val_fraction=1.0), ValueError, r"'val_fraction' must be a float in \[0, 1\), got val_fraction=1.0"),
-        (dict(seed=-1), ValueError, r"'seed' must be an int >= 0, got seed=-1"),
+        (dict(seed=-1), ValueError, r"'seed' must be an int in \[0, 9223372036854775807\], got seed=-1"),
         (dict(device="nonsense"), ValueError, r"'device' must be one of"),
     ],
 )
@@ -230,7 +230,7 @@ def test_make_regression_messages(kwargs, error, match):
         (dict(kind="moons", n_classes=3), ValueError, r"'n_classes' must be 2 when kind='moons'"),
         (dict(kind="circles", n_classes=3), ValueError, r"'n_classes' must be 2 when kind='circles'"),
         (dict(val_fraction=-0.1), ValueError, r"'val_fraction' must be a float in \[0, 1\), got val_fraction=-0.1"),
-        (dict(seed=1.5), TypeError, r"'seed' must be an int >= 0"),
+        (dict(seed=1.5), TypeError, r"'seed' must be an int in \[0, 9223372036854775807\]"),
     ],
 )
 def test_make_classification_messages(kwargs, error, match):

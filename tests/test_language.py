@@ -174,7 +174,7 @@ def test_population_cross_entropy_matches_a_sampled_estimate(lang, long_sample):
         (dict(exponent=-0.5), ValueError, r"'exponent' must be a float >= 0, got exponent=-0.5"),
         (dict(scale=0.0), ValueError, r"'scale' must be a float > 0, got scale=0.0"),
         (dict(scale=1e6), ValueError, r"'scale' must be small enough that every transition probability is > 0"),
-        (dict(seed=-1), ValueError, r"'seed' must be an int >= 0, got seed=-1"),
+        (dict(seed=-1), ValueError, r"'seed' must be an int in \[0, 9223372036854775807\], got seed=-1"),
     ],
 )
 def test_constructor_messages(kwargs, error, match):
@@ -187,7 +187,7 @@ def test_sampling_messages(lang):
         lang.sample(0, 5)
     with pytest.raises(ValueError, match=r"sample\(\): 'seq_len' must be an int >= 1, got seq_len=0"):
         lang.sample(2, 0)
-    with pytest.raises(ValueError, match=r"sample\(\): 'seed' must be an int >= 0, got seed=-2"):
+    with pytest.raises(ValueError, match=r"sample\(\): 'seed' must be an int in \[0, 9223372036854775807\], got seed=-2"):
         lang.sample(2, 2, seed=-2)
     # batches() checks at once, not at the first next()
     with pytest.raises(ValueError, match=r"batches\(\): 'batch_size' must be an int >= 1, got batch_size=0"):
@@ -234,7 +234,7 @@ def test_sample_bigrams_prefixes_are_nested_and_seeded(lang):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(num_pairs=0), r"sample_bigrams\(\): 'num_pairs' must be an int >= 1, got num_pairs=0"),
-    (dict(num_pairs=10, seed=-1), r"'seed' must be an int >= 0, got seed=-1"),
+    (dict(num_pairs=10, seed=-1), r"'seed' must be an int in \[0, 9223372036854775807\], got seed=-1"),
 ])
 def test_sample_bigrams_bad_input(lang, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_number, check_type
+from .._validation import check_number, check_seed, check_type
 from ..device import default_device, fast_mode, seed_everything
 from .live import use_live_backend
 from .plotting import set_course_theme
@@ -38,7 +38,7 @@ def setup_notebook(seed: int = 0, *, threads: int | None = 1, lecture: bool = Fa
         >>> device.type in {"cuda", "mps", "cpu"}
         True
     """
-    check_number("seed", seed, where="setup_notebook", low=0, integer=True)
+    check_seed(seed, where="setup_notebook")
     check_number("threads", threads, where="setup_notebook", low=1, integer=True, allow_none=True)
     check_type("lecture", lecture, bool, where="setup_notebook")
     backend = use_live_backend()
