@@ -31,14 +31,13 @@ from ._validation import check_choice, check_number, check_tensor, check_type
 from .device import resolve_device
 
 __all__ = [
-    "MODELS", "MODES", "HyperProblem", "make_ridge_problem", "make_mlp_problem",
+    "MODES", "HyperProblem", "make_ridge_problem", "make_mlp_problem",
     "unroll", "response", "reverse_hypergrad", "forward_hypergrad", "ridge_forward_hypergrad",
     "finite_diff_hypergrad", "Hypergradient", "hypergrad",
     "HyperRun", "hyper_optimize", "SearchResult", "grid_search", "random_search",
     "HDRun", "hypergradient_descent",
 ]
 
-MODELS = ("ridge", "mlp")
 MODES = ("reverse", "forward", "finite_diff")
 
 
