@@ -31,7 +31,7 @@ from ._validation import check_choice, check_number, check_tensor, check_type
 from .device import resolve_device
 
 __all__ = [
-    "MODES", "HyperProblem", "make_ridge_problem", "make_mlp_problem",
+    "MODES", "EXPLODE_FACTOR", "HyperProblem", "make_ridge_problem", "make_mlp_problem",
     "unroll", "response", "reverse_hypergrad", "forward_hypergrad", "ridge_forward_hypergrad",
     "finite_diff_hypergrad", "Hypergradient", "hypergrad",
     "HyperRun", "hyper_optimize", "SearchResult", "grid_search", "random_search",
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 MODES = ("reverse", "forward", "finite_diff")
+EXPLODE_FACTOR = 1e3  # a loss this many times the untrained one is a blow-up, as in course_lib.train.fit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,6 +90,10 @@ class HyperProblem:
         X, y = (self.X_train, self.y_train) if split == "train" else (self.X_val, self.y_val)
         return 0.5 * (self.predict(s, X) - y).pow(2).mean()
 
+    def blew_up(self, value: float, split: str = "val") -> bool:
+        """True if a response ``value`` is NaN, inf or over ``EXPLODE_FACTOR`` times the untrained loss."""
+        return not math.isfinite(value) or value > EXPLODE_FACTOR * self.loss(self.init, split).item()
+
     def step(self, s: torch.Tensor, rho: torch.Tensor, lr: float) -> torch.Tensor:
         """One gradient step ``Phi(s, rho)`` on ``loss(s, "train") + exp(rho[0]) / 2 * |s|^2``,
         with step size ``lr`` (ridge) or ``lr * exp(rho[1])`` (MLP). Returns ``s_t`` ``(P,)``."""
@@ -105,6 +110,15 @@ class HyperProblem:
         da = r[:, None] * w2 * (1 - h * h)  # (n, k): back through the output layer and tanh
         g = torch.cat([(X.T @ da).reshape(-1), da.sum(0), h.T @ r, r.sum().reshape(1)])  # (P,)
         return s - lr * torch.exp(rho[1]) * (g + lam * s)
+
+
+def _check_sizes(where, noise, seed, dtype, **sizes):
+    """Check the sizes (ints >= 1), noise, seed and dtype; return the sizes and a seeded generator."""
+    check_number("noise", noise, where=where, low=0.0)
+    check_type("dtype", dtype, torch.dtype, where=where)
+    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    return (*(check_number(k, v, where=where, low=1, integer=True) for k, v in sizes.items()),
+            torch.Generator().manual_seed(seed))
 
 
 def _problem(X, y, X_val, y_val, noise, model, init, width, default_lr, dtype, device, **info):
@@ -138,13 +152,7 @@ def make_ridge_problem(d: int = 50, n_train: int = 40, n_val: int = 400, *, nois
         >>> p.X_train.shape, p.init.shape, p.num_hyper
         (torch.Size([4, 5]), torch.Size([5]), 1)
     """
-    where = "make_ridge_problem"
-    d, n_train, n_val = (check_number(k, v, where=where, low=1, integer=True)
-                         for k, v in (("d", d), ("n_train", n_train), ("n_val", n_val)))
-    noise = check_number("noise", noise, where=where, low=0.0)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
-    check_type("dtype", dtype, torch.dtype, where=where)
-    g = torch.Generator().manual_seed(seed)
+    d, n_train, n_val, g = _check_sizes("make_ridge_problem", noise, seed, dtype, d=d, n_train=n_train, n_val=n_val)
     w_true = torch.randn(d, generator=g, dtype=torch.float64) / math.sqrt(d)  # (d,): signal variance 1
     X = torch.randn(n_train + n_val, d, generator=g, dtype=torch.float64)  # (n + m, d)
     y = X @ w_true + noise * torch.randn(n_train + n_val, generator=g, dtype=torch.float64)
@@ -175,13 +183,8 @@ def make_mlp_problem(n_train: int = 20, n_val: int = 200, *, width: int = 32, no
         >>> p.init.shape, p.num_hyper
         (torch.Size([25]), 2)
     """
-    where = "make_mlp_problem"
-    n_train, n_val, width = (check_number(k, v, where=where, low=1, integer=True)
-                             for k, v in (("n_train", n_train), ("n_val", n_val), ("width", width)))
-    noise = check_number("noise", noise, where=where, low=0.0)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
-    check_type("dtype", dtype, torch.dtype, where=where)
-    g = torch.Generator().manual_seed(seed)
+    n_train, n_val, width, g = _check_sizes("make_mlp_problem", noise, seed, dtype, n_train=n_train,
+                                            n_val=n_val, width=width)
     x = 2 * torch.rand(n_train + n_val, 1, generator=g, dtype=torch.float64) - 1  # (n + m, 1)
     y = torch.sin(3 * x[:, 0]) + noise * torch.randn(n_train + n_val, generator=g, dtype=torch.float64)
     # LeCun-style init: W1 ~ N(0, 1) for one input, w2 ~ N(0, 1/width), zero biases.
@@ -287,17 +290,13 @@ def forward_hypergrad(problem: HyperProblem, rho, *, num_steps: int, lr: float |
     ``(s_{t-1}, rho)`` along ``(Z_{t-1}[:, j], e_j)``); at the end ``df/drho = dE/ds_T Z_T``.
     Nothing of the past is kept: memory is the state and ``Z``, whatever ``T``.
 
-    Args and Returns: as :func:`reverse_hypergrad`.
+    Args, Returns and References: as :func:`reverse_hypergrad`.
 
     Example:
         >>> p = make_ridge_problem(device="cpu")
         >>> torch.allclose(forward_hypergrad(p, -1.0, num_steps=50)[1],
         ...                reverse_hypergrad(p, -1.0, num_steps=50)[1], rtol=1e-10)
         True
-
-    References:
-        L. Franceschi, M. Donini, P. Frasconi, M. Pontil, "Forward and Reverse Gradient-Based
-        Hyperparameter Optimization", ICML 2017, arXiv 1703.01785.
     """
     rho, num_steps, lr = _checked(problem, rho, num_steps, lr, on, "forward_hypergrad")
     rho = rho.detach()
@@ -381,6 +380,7 @@ class Hypergradient:
         memory_bytes (int): what the method holds beyond the data: reverse, the tensors autograd
             saves for the backward pass (measured with ``saved_tensors_hooks``); forward, the state
             and the tangents ``Z``; finite differences, the state.
+        diverged (bool): training blew up (see :meth:`HyperProblem.blew_up`, or a non-finite gradient).
     """
 
     value: float
@@ -388,16 +388,7 @@ class Hypergradient:
     mode: str
     seconds: float
     memory_bytes: int
-
-    @property
-    def diverged(self) -> bool:
-        """True when training blew up (the value or the gradient is NaN or inf)."""
-        return not (math.isfinite(self.value) and bool(torch.isfinite(self.grad).all()))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    diverged: bool = False
 
 
 def hypergrad(problem: HyperProblem, rho, *, num_steps: int, lr: float | None = None, mode: str = "reverse",
@@ -426,7 +417,8 @@ def hypergrad(problem: HyperProblem, rho, *, num_steps: int, lr: float | None = 
             saved[ptr] = t.untyped_storage().nbytes()
         return t
 
-    _sync(rho.device)
+    sync = torch.cuda.synchronize if rho.device.type == "cuda" else (lambda: None)  # honest GPU timings
+    sync()
     start = time.perf_counter()
     if mode == "reverse":
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -439,8 +431,10 @@ def hypergrad(problem: HyperProblem, rho, *, num_steps: int, lr: float | None = 
     else:
         value, grad = finite_diff_hypergrad(problem, rho, num_steps=num_steps, lr=lr, on=on)
         memory = state_bytes
-    _sync(rho.device)
-    return Hypergradient(value, grad, mode, time.perf_counter() - start, int(memory))
+    sync()
+    seconds = time.perf_counter() - start
+    diverged = problem.blew_up(value, on) or not bool(torch.isfinite(grad).all())
+    return Hypergradient(value, grad, mode, seconds, int(memory), diverged)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,7 +481,7 @@ def hyper_optimize(problem: HyperProblem, rho0, *, num_hyper_steps: int = 20, hy
         HyperRun: ``num_hyper_steps + 1`` points of ``rho`` and of the response.
 
     Example:
-        >>> run = hyper_optimize(make_ridge_problem(device="cpu"), 2.0, num_hyper_steps=5, num_steps=100)
+        >>> run = hyper_optimize(make_ridge_problem(device="cpu"), -3.0, num_hyper_steps=5, num_steps=100)
         >>> len(run.losses), run.losses[-1] < run.losses[0]
         (6, True)
 
@@ -517,25 +511,25 @@ def hyper_optimize(problem: HyperProblem, rho0, *, num_hyper_steps: int = 20, hy
     else:
         run.rhos.append(rho.detach().tolist())
         run.losses.append(response(problem, rho.detach(), num_steps=num_steps, lr=lr, on=on))
-        run.stop_reason = "diverged" if not math.isfinite(run.losses[-1]) else "completed"
+        run.stop_reason = "diverged" if problem.blew_up(run.losses[-1], on) else "completed"
     run.seconds = time.perf_counter() - start
     return run
 
 
 @dataclass
 class SearchResult:
-    """Responses at the tried points: ``rhos`` ``(K, h)`` and ``losses`` ``(K,)`` as lists.
-
-    Non-finite losses (diverged trainings) are kept and skipped by ``best``.
+    """Responses at the tried points: ``rhos`` ``(K, h)``, ``losses`` ``(K,)`` and ``diverged``
+    ``(K,)`` as lists. Diverged trainings keep their loss and are skipped by ``best_*``.
     """
 
     rhos: list[list[float]]
     losses: list[float]
+    diverged: list[bool]
 
     @property
     def best_index(self) -> int:
-        finite = [(v, i) for i, v in enumerate(self.losses) if math.isfinite(v)]
-        return min(finite)[1] if finite else 0
+        kept = [(v, i) for i, (v, bad) in enumerate(zip(self.losses, self.diverged)) if not bad]
+        return min(kept)[1] if kept else 0
 
     @property
     def best_rho(self) -> list[float]:
@@ -548,7 +542,7 @@ class SearchResult:
 
 def _search(problem, points, num_steps, lr, on, where) -> SearchResult:
     losses = [response(problem, p, num_steps=num_steps, lr=lr, on=on) for p in points]
-    return SearchResult([p.tolist() for p in points], losses)
+    return SearchResult([p.tolist() for p in points], losses, [problem.blew_up(v, on) for v in losses])
 
 
 def grid_search(problem: HyperProblem, rhos, *, num_steps: int = 300, lr: float | None = None,
@@ -619,7 +613,8 @@ def hypergradient_descent(problem: HyperProblem, *, lr: float = 0.01, beta: floa
         num_steps (int): steps ``>= 1``. Default: ``300``.
 
     Returns:
-        HDRun: per-step learning rates and losses; a blow-up stops the run and is recorded.
+        HDRun: per-step learning rates and losses; a blow-up (NaN, inf or ``EXPLODE_FACTOR``
+        times the first loss) stops the run and is recorded.
 
     Example:
         >>> p = make_ridge_problem(device="cpu")
@@ -639,6 +634,7 @@ def hypergradient_descent(problem: HyperProblem, *, lr: float = 0.01, beta: floa
     num_steps = check_number("num_steps", num_steps, where=where, low=1, integer=True)
     objective = lambda s_: problem.loss(s_, "train") + 0.5 * wd * s_.pow(2).sum()  # noqa: E731
     run, s, g_prev = HDRun(), problem.init.clone(), None
+    limit = EXPLODE_FACTOR * objective(s).item()
     for _ in range(num_steps):
         loss, g = objective(s).item(), torch.func.grad(objective)(s)  # (P,)
         if g_prev is not None:
@@ -646,7 +642,7 @@ def hypergradient_descent(problem: HyperProblem, *, lr: float = 0.01, beta: floa
         run.lrs.append(lr)
         run.losses.append(loss)
         run.val_losses.append(problem.loss(s, "val").item())
-        if not (math.isfinite(loss) and math.isfinite(lr)):
+        if not (math.isfinite(loss) and math.isfinite(lr)) or loss > limit:  # stop, record, mark
             run.stop_reason = "diverged"
             return run
         s, g_prev = s - lr * g, g  # 2. the ordinary step with the new lr
