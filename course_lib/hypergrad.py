@@ -493,24 +493,27 @@ def hyper_optimize(problem: HyperProblem, rho0, *, num_hyper_steps: int = 20, hy
     rho, num_steps, lr = _checked(problem, rho0, num_steps, lr, on, where)
     num_hyper_steps = check_number("num_hyper_steps", num_hyper_steps, where=where, low=1, integer=True)
     hyper_lr = check_number("hyper_lr", hyper_lr, where=where, low=0.0, low_open=True)
-    rho = rho.detach().clone().requires_grad_(True)  # a leaf for Adam; its .grad is set by hand
-    opt = torch.optim.Adam([rho], lr=hyper_lr)
+    # Adam written out (Kingma & Ba, Algorithm 1, torch's defaults): the same numbers as
+    # torch.optim.Adam (the tests check it), without the seconds its first use spends importing.
+    rho = rho.detach().clone()  # (h,)
+    m, v, beta1, beta2, eps = torch.zeros_like(rho), torch.zeros_like(rho), 0.9, 0.999, 1e-8
     run = HyperRun(config=dict(num_hyper_steps=num_hyper_steps, hyper_lr=hyper_lr, num_steps=num_steps,
                                lr=lr, mode=mode, on=on, model=problem.model))
     start = time.perf_counter()
-    for _ in range(num_hyper_steps):
-        hg = hypergrad(problem, rho.detach(), num_steps=num_steps, lr=lr, mode=mode, on=on)
-        run.rhos.append(rho.detach().tolist())
+    for k in range(1, num_hyper_steps + 1):
+        hg = hypergrad(problem, rho, num_steps=num_steps, lr=lr, mode=mode, on=on)  # 1. one training
+        run.rhos.append(rho.tolist())
         run.losses.append(hg.value)
         run.grads.append(hg.grad.tolist())
         if hg.diverged:  # stop, record, mark: the learner sees where it blew up
             run.stop_reason = "diverged"
             break
-        rho.grad = hg.grad.to(rho)
-        opt.step()
+        g = hg.grad.to(rho)  # 2. Adam: running means of the gradient and of its square, bias-corrected
+        m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+        rho = rho - hyper_lr * (m / (1 - beta1**k)) / ((v / (1 - beta2**k)).sqrt() + eps)
     else:
-        run.rhos.append(rho.detach().tolist())
-        run.losses.append(response(problem, rho.detach(), num_steps=num_steps, lr=lr, on=on))
+        run.rhos.append(rho.tolist())
+        run.losses.append(response(problem, rho, num_steps=num_steps, lr=lr, on=on))
         run.stop_reason = "diverged" if problem.blew_up(run.losses[-1], on) else "completed"
     run.seconds = time.perf_counter() - start
     return run
