@@ -22,6 +22,7 @@ hyperparameter) and a small tanh MLP with a learnable weight decay and learning 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -204,8 +205,9 @@ def _checked(problem, rho, num_steps, lr, on, where) -> tuple[torch.Tensor, int,
     num_steps = check_number("num_steps", num_steps, where=where, low=1, integer=True)
     lr = problem.default_lr if lr is None else check_number("lr", lr, where=where, low=0.0, low_open=True)
     check_choice("on", on, ("val", "train"), where=where)
-    if not isinstance(rho, torch.Tensor):
-        rho = torch.tensor([rho] if isinstance(rho, (int, float)) else rho, dtype=torch.float64)
+    if isinstance(rho, (list, tuple)) or (isinstance(rho, numbers.Real) and not isinstance(rho, bool)):
+        rho = [rho] if isinstance(rho, numbers.Real) else rho  # a float, or one value per hyperparameter
+        rho = torch.tensor([check_number(f"rho[{i}]", r, where=where) for i, r in enumerate(rho)], dtype=torch.float64)
     check_tensor("rho", rho, where=where, floating=True)
     if rho.numel() != problem.num_hyper:
         raise ValueError(f"{where}(): 'rho' must hold {problem.num_hyper} value(s) for model="

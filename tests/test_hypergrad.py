@@ -236,6 +236,10 @@ def test_messages(small_ridge, mlp):
         HG.response(small_ridge, 0.0, num_steps=3, on="test")
     with pytest.raises(ValueError, match=r"ridge_forward_hypergrad\(\): 'problem.model' must be one of 'ridge'"):
         HG.ridge_forward_hypergrad(mlp, [0.0, 0.0], num_steps=3)
+    with pytest.raises(TypeError, match=r"response\(\): 'rho' must be a torch.Tensor, got rho of type str"):
+        HG.response(small_ridge, "0.5", num_steps=3)
+    with pytest.raises(ValueError, match=r"'rho\[1\]' must be a float, got rho\[1\]=nan"):
+        HG.response(mlp, [0.0, float("nan")], num_steps=3)
     with pytest.raises(TypeError, match=r"'problem' must be a HyperProblem"):
         HG.response("ridge", 0.0, num_steps=3)
     with pytest.raises(ValueError, match=r"make_ridge_problem\(\): 'd' must be an int >= 1, got d=0"):
