@@ -244,7 +244,7 @@ def plot_accuracy_by_k(accuracy: dict, axes=None, *, overlap: dict | None = None
         ax_cost.annotate(f"{n} block{'s' if n > 1 else ''}", (i, r), xytext=(0, 3), textcoords="offset points",
                          ha="center", fontsize="small")
     ax_cost.set(ylim=(0, 1.15), xlabel="chunks K", ylabel="activation memory per worker\n(share of backprop's)",
-                title="What local losses save (labels: blocks per backward)")
+                title="What they save (label: blocks per backward)")
     return ax_acc, ax_cost
 
 
