@@ -7,17 +7,11 @@ and its own loss, and stop the gradient at chunk boundaries (``h.detach()``): ea
 updates as soon as its own head has spoken, in parallel with the others, keeping only its own
 activations. The price: early chunks no longer learn what later chunks need.
 
-This module gives the pieces of lesson 09:
-
-* :func:`make_checkerboard`, the calibrated toy: a 2-D checkerboard that a deep net needs its
-  depth for, and on which greedy chunks visibly lose accuracy;
-* :class:`LocalNet`, ``num_blocks`` residual blocks of ``width`` units cut into ``num_chunks``
-  chunks, one linear head per chunk, run as ``"backprop"`` or ``"local"`` (optionally
-  ``overlap``: a chunk's loss also reaches back into the previous chunk);
-* :func:`train_local`, which records every head's loss and accuracy and linear probes of every
-  block's output; :func:`linear_probe`, :func:`probe_depths`;
-* :func:`gradient_reach` (which blocks each loss sends gradient to: the proof that no gradient
-  crosses a boundary) and :func:`cost_table` (what local updates save: the reason they exist).
+Here: the calibrated toy (:func:`make_checkerboard`), the network (:class:`LocalNet`: residual
+blocks cut into chunks, run as ``"backprop"`` or ``"local"``, optionally overlapping), training
+that records every head and probes every depth (:func:`train_local`, :func:`linear_probe`), the
+proof that no gradient crosses a boundary (:func:`gradient_reach`) and what local updates save
+(:func:`cost_table`).
 
 References:
     Laskin, Metz, Nabarro, Saroufim, Noune, Luschi, Sohl-Dickstein, Abbeel, *Parallel Training
@@ -139,6 +133,9 @@ class LocalNet(nn.Module):
         >>> net = LocalNet(2, 2, num_blocks=4, num_chunks=2, seed=0)
         >>> [tuple(z.shape) for z in net(torch.zeros(5, 2), mode="local")]
         [(5, 2), (5, 2)]
+
+    References:
+        Laskin et al., *Parallel Training of Deep Networks with Local Updates*, 2020, arXiv 2012.03837.
     """
 
     def __init__(self, in_features: int = 2, n_classes: int = 2, *, width: int = 16, num_blocks: int = 8,
@@ -273,6 +270,10 @@ def linear_probe(features: torch.Tensor, y: torch.Tensor, features_val: torch.Te
         >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]]); y = torch.tensor([0, 0, 1, 1])
         >>> linear_probe(X, y, X, y)
         1.0
+
+    References:
+        Alain, Bengio, *Understanding intermediate layers using linear classifier probes*, 2016,
+        arXiv 1610.01644.
     """
     where = "linear_probe"
     check_tensor("features", features, where=where, ndim=2, floating=True, shape_hint="(N, F)")
@@ -346,6 +347,9 @@ def train_local(data: DataSplit, *, num_chunks: int = 4, mode: str = "local", ov
         ...                 device="cpu")
         >>> h.stop_reason, len(h.head_loss), len(h.probe_acc[-1]), h.final_accuracy > 0.9
         ('completed', 100, 3, True)
+
+    References:
+        Laskin et al., *Parallel Training of Deep Networks with Local Updates*, 2020, arXiv 2012.03837.
     """
     where = "train_local"
     check_type("data", data, DataSplit, where=where)
@@ -446,6 +450,9 @@ def gradient_reach(model: LocalNet, X: torch.Tensor, y: torch.Tensor, *, mode: s
         >>> X, y = torch.randn(8, 2), torch.tensor([0, 1] * 4)
         >>> (gradient_reach(net, X, y)[1, :2] == 0).all().item()
         True
+
+    References:
+        Laskin et al., *Parallel Training of Deep Networks with Local Updates*, 2020, arXiv 2012.03837.
     """
     where = "gradient_reach"
     check_type("model", model, LocalNet, where=where)
@@ -466,16 +473,13 @@ def cost_table(num_blocks: int = 8, num_chunks: int = 4, *, width: int = 16, bat
                overlap: bool = False) -> dict:
     """What one update costs, backprop against local losses, in layers and activations.
 
-    Counted per *worker*, when each chunk runs on its own worker:
-
-    * ``backward_layers``: blocks one loss's backward pass goes through: ``B`` for backprop,
-      ``B / K`` local, ``2 B / K`` with overlap (``K > 1``).
-    * ``update_wait``: block passes (forward + backward) before the slowest block can update:
-      ``2 B`` for backprop, where the first block waits for the whole network; local chunks
-      work in a pipeline, each on the batch its predecessor handed on, so ``2 B / K`` (plus
-      ``B / K`` to re-run the previous chunk with overlap).
-    * ``activation_floats``: the ``(batch_size, width)`` block outputs a worker keeps until its
-      backward pass: ``backward_layers * batch_size * width``.
+    Counted per *worker*, each chunk on its own worker. ``backward_layers``: blocks one loss's
+    backward pass goes through (``B`` for backprop, ``B/K`` local, ``2B/K`` with overlap).
+    ``update_wait``: block passes (forward + backward) before the slowest block can update
+    (``2B`` for backprop, where block 1 waits for the whole network; ``2B/K`` for local chunks
+    in a pipeline, ``+ B/K`` to re-run the previous chunk with overlap).
+    ``activation_floats``: the ``(batch_size, width)`` block outputs a worker keeps until its
+    backward pass, ``backward_layers * batch_size * width``.
 
     Args:
         num_blocks (int): blocks ``B``. Default: 8.
@@ -492,6 +496,9 @@ def cost_table(num_blocks: int = 8, num_chunks: int = 4, *, width: int = 16, bat
         >>> t = cost_table(8, 4)
         >>> t["backprop"]["backward_layers"], t["local"]["backward_layers"], t["local"]["memory_ratio"]
         (8, 2, 0.25)
+
+    References:
+        Laskin et al., *Parallel Training of Deep Networks with Local Updates*, 2020, arXiv 2012.03837.
     """
     where = "cost_table"
     check_number("num_blocks", num_blocks, where=where, low=1, integer=True)
