@@ -17,8 +17,8 @@ A lesson notebook starts with::
 
 from __future__ import annotations
 
-from . import (bottleneck, hypergrad, lab, live, loss_shapes, lr_finder, masking, matryoshka, plotting, scaling, schedules,
-               surfaces)
+from . import (bottleneck, hypergrad, lab, live, local_learning, loss_shapes, lr_finder, masking, matryoshka, plotting,
+               scaling, schedules, surfaces)
 from .lab import TrainingLab
 from .live import LiveFigure, SliderPanel, use_live_backend
 from .plotting import plot_loss_curves, set_course_theme
@@ -26,5 +26,5 @@ from .setup import setup_notebook
 
 __all__ = ["setup_notebook", "set_course_theme", "plot_loss_curves", "LiveFigure", "SliderPanel", "TrainingLab",
            "use_live_backend",
-           "bottleneck", "hypergrad", "lab", "live", "loss_shapes", "lr_finder", "masking", "matryoshka", "plotting", "scaling",
+           "bottleneck", "hypergrad", "lab", "live", "local_learning", "loss_shapes", "lr_finder", "masking", "matryoshka", "plotting", "scaling",
            "schedules", "surfaces"]
