@@ -1,43 +1,32 @@
 """Catastrophic forgetting and elastic weight consolidation (EWC).
 
-Train a network on task A, then on task B, and its accuracy on A collapses: nothing in B's
-loss says that A's solution should be kept. Bayes' rule says where A's knowledge lives:
-
-    log p(theta | A, B) = log p(B | theta) + log p(theta | A) - log p(B).
-
-EWC approximates the posterior ``p(theta | A)`` by a Gaussian centred on A's solution
-``theta*_A`` whose precision is the **diagonal Fisher information** ``F`` there. Training on B
-then minimises
+Train a network on task A, then on task B, and its accuracy on A collapses: nothing in B's loss
+says that A's solution should be kept. By Bayes' rule, what A taught sits in the posterior
+``p(theta | A)``. EWC approximates it by a Gaussian centred on A's solution ``theta*_A`` whose
+precision is the **diagonal Fisher information** ``F`` there, so training on B minimises
 
     L(theta) = L_B(theta) + lam/2 * sum_i F_i * (theta_i - theta*_A,i)**2,
 
-a spring on every weight, stiff where the weight mattered for A (large ``F_i``) and slack where
-it did not. This module holds the pieces:
+a spring on every weight, stiff where the weight mattered for A (large ``F_i``), slack elsewhere.
 
-1. **The toy** (:func:`make_permuted_tasks`, :func:`make_class_split_tasks`): a 10-class
-   Gaussian mixture in 50-d; task B permutes the input features of task A, task C another way.
-   The class-split version gives each task new classes instead, the setting EWC cannot rescue.
-2. **The Fisher** (:func:`fisher_diagonal`): the mean over examples of squared per-example
-   gradients of ``log p(y|x)``, with ``y`` sampled from the model (the *true* Fisher) or the
-   true label (the *empirical* Fisher). Per-example gradients come from ``torch.func``
-   (``vmap`` of ``grad``) in one call, not from a Python loop over examples.
-3. **The penalty** (:func:`ewc_penalty`) and its running version for many tasks
-   (:func:`online_fisher`: ``F <- gamma * F + F_new``, Schwarz et al.'s online EWC).
-4. **A sequential trainer** (:func:`train_sequential`) that evaluates *every* task while it
-   trains on each one, so forgetting is seen as it happens. ``lam`` can change mid-run from a
-   callback (the lesson's slider). Plain SGD on the penalty is a quadratic with curvature
-   ``lam * F_i``, so it diverges once ``lr * lam * max(F) > 2`` (lesson 02's ``2/L`` bound,
-   :func:`max_stable_lam`); the trainer records that as ``stop_reason == "diverged"``.
+1. **The toy:** a 10-class Gaussian mixture in 50-d; each later task permutes the inputs
+   or brings new classes (:func:`make_tasks`).
+2. **The Fisher** (:func:`fisher_diagonal`): the mean of squared *per-example* gradients of
+   ``log p(t|x)``, ``t`` sampled from the model (true Fisher) or the label (empirical Fisher),
+   from ``torch.func`` (``vmap`` of ``grad``), not a Python loop over examples.
+3. **The penalty** (:func:`ewc_penalty`), online EWC's running Fisher for many tasks
+   (:func:`online_fisher`), and the largest ``lam`` plain SGD survives (:func:`max_stable_lam`).
+4. **A sequential trainer** (:func:`train_sequential`) that evaluates *every* task while it trains
+   each one, so forgetting is seen as it happens; ``lam`` can change mid-run (the lesson's slider).
 
 References:
     J. Kirkpatrick et al., "Overcoming catastrophic forgetting in neural networks", PNAS 2017,
     arXiv 1612.00796 (EWC).
-    J. Schwarz et al., "Progress & Compress: A scalable framework for continual learning",
-    ICML 2018, arXiv 1805.06370 (online EWC).
+    J. Schwarz et al., "Progress & Compress", ICML 2018, arXiv 1805.06370 (online EWC).
     F. Kunstner, L. Balles, P. Hennig, "Limitations of the empirical Fisher approximation for
     natural gradient descent", NeurIPS 2019, arXiv 1905.12558 (true vs empirical Fisher).
-    G. M. van de Ven, A. S. Tolias, "Three scenarios for continual learning", 2019,
-    arXiv 1904.07734 (why class-incremental splits defeat EWC).
+    G. M. van de Ven, A. S. Tolias, "Three scenarios for continual learning", arXiv 1904.07734
+    (2019; class-incremental splits defeat EWC).
 """
 
 from __future__ import annotations
@@ -57,15 +46,14 @@ from .data import DataSplit
 from .device import resolve_device
 
 __all__ = [
-    "make_permuted_tasks", "make_class_split_tasks", "FISHER_KINDS", "fisher_diagonal", "ewc_penalty",
+    "SPLITS", "make_tasks", "FISHER_KINDS", "fisher_diagonal", "ewc_penalty",
     "online_fisher", "max_stable_lam", "ContinualHistory", "ContinualState", "train_sequential",
 ]
 
+SPLITS = ("permuted", "class_split")
 FISHER_KINDS = ("true", "empirical")
 
-# ---------------------------------------------------------------------------------------------
-# 1. The toy: one Gaussian mixture, several tasks
-# ---------------------------------------------------------------------------------------------
+# -- 1. The toy: one Gaussian mixture, several tasks -------------------------------------------
 
 
 def _mixture(n_train: int, n_test: int, num_classes: int, dim: int, class_sep: float, gen: torch.Generator):
@@ -78,97 +66,65 @@ def _mixture(n_train: int, n_test: int, num_classes: int, dim: int, class_sep: f
     return X, y
 
 
-def _check_toy(where: str, num_classes, dim, n_train, n_test, class_sep, seed):
-    check_number("num_classes", num_classes, where=where, low=2, integer=True)
+def make_tasks(num_tasks: int = 2, *, split: str = "permuted", num_classes: int = 10, dim: int = 50,
+               n_train: int = 2000, n_test: int = 1000, class_sep: float = 6.0, seed: int = 0) -> list[DataSplit]:
+    """Tasks cut from one Gaussian mixture: permuted inputs, or new classes in each task.
+
+    * ``split="permuted"``: task B shows the *same* examples as A with their features shuffled by
+      a fixed permutation, task C by another (Kirkpatrick et al.'s "permuted MNIST" recipe). Each
+      task is as easy as A and one network can solve all at once.
+    * ``split="class_split"``: task A holds the first block of classes, task B the next, ...; the
+      network must tell *all* classes apart at the end, though no task shows A's classes next to
+      B's (class-incremental learning, the split that defeats EWC).
+
+    Args:
+        num_tasks (int): number of tasks, ``>= 1`` (``2..num_classes`` for a class split). Default: ``2``.
+        split (str): ``"permuted"`` or ``"class_split"``. Default: ``"permuted"``.
+        num_classes (int): classes ``C`` of the mixture, ``>= 2``. Default: ``10``.
+        dim (int): input size ``D``. Default: ``50``.
+        n_train, n_test (int): training and test examples of the mixture (per task when permuted,
+            shared out between the tasks when split). Defaults: ``2000``, ``1000``.
+        class_sep (float): typical distance between two class means, in noise standard deviations,
+            ``> 0``. Default: ``6.0`` (a linear classifier reaches about 97%).
+        seed (int): seeds the means, the samples and the permutations. Default: ``0``.
+
+    Returns:
+        list[DataSplit]: one per task, named ``"A"``, ``"B"``, ...; ``X`` ``(N, D)`` float32, ``y``
+        ``(N,)`` int64, the test set in ``X_val``, ``y_val``; ``info`` holds the ``"permutation"``
+        ``(D,)`` (identity for A) or the task's ``"classes"``.
+
+    Example:
+        >>> A, B = make_tasks(2, n_train=100, n_test=50)
+        >>> A.X_train.shape, A.y_train.dtype, torch.equal(B.X_train, A.X_train[:, B.info["permutation"]])
+        (torch.Size([100, 50]), torch.int64, True)
+        >>> [t.info["classes"] for t in make_tasks(2, split="class_split", n_train=100, n_test=50)]
+        [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    """
+    where = "make_tasks"
+    check_choice("split", split, SPLITS, where=where)
+    num_classes = check_number("num_classes", num_classes, where=where, low=2, integer=True)
+    high = num_classes if split == "class_split" else None
+    check_number("num_tasks", num_tasks, where=where, low=1 if high is None else 2, high=high, integer=True)
     check_number("dim", dim, where=where, low=1, integer=True)
     check_number("n_train", n_train, where=where, low=num_classes, integer=True)
     check_number("n_test", n_test, where=where, low=num_classes, integer=True)
     check_number("class_sep", class_sep, where=where, low=0.0, low_open=True)
     check_number("seed", seed, where=where, low=0, integer=True)
-
-
-def make_permuted_tasks(num_tasks: int = 3, *, num_classes: int = 10, dim: int = 50, n_train: int = 2000,
-                        n_test: int = 1000, class_sep: float = 6.0, seed: int = 0) -> list[DataSplit]:
-    """Tasks that share one Gaussian mixture; each task after the first permutes the inputs.
-
-    Task A is a ``num_classes``-class mixture in ``dim`` dimensions. Task B shows the *same*
-    examples with their features shuffled by a fixed permutation, task C by another (the
-    "permuted MNIST" recipe of Kirkpatrick et al.). Every task is as easy as A, and one
-    network is big enough to solve all of them at once, so forgetting is not a capacity
-    problem: it is what SGD does to A's weights when only B's loss is looked at.
-
-    Args:
-        num_tasks (int): number of tasks, ``>= 1``. Default: ``3``.
-        num_classes (int): classes ``C``, ``>= 2``. Default: ``10``.
-        dim (int): input size ``D``. Default: ``50``.
-        n_train (int): training examples per task. Default: ``2000``.
-        n_test (int): test examples per task. Default: ``1000``.
-        class_sep (float): typical distance between two class means, in units of the noise's
-            standard deviation, ``> 0``. Default: ``6.0`` (a linear classifier reaches ~97%).
-        seed (int): seeds the means, the samples and the permutations. Default: ``0``.
-
-    Returns:
-        list[DataSplit]: one per task, named ``"A"``, ``"B"``, ...; ``X`` ``(N, D)`` float32,
-        ``y`` ``(N,)`` int64; ``info["permutation"]`` is the ``(D,)`` permutation (identity for A).
-        The test set is in ``X_val``, ``y_val``.
-
-    Example:
-        >>> A, B = make_permuted_tasks(2, n_train=100, n_test=50)
-        >>> A.X_train.shape, A.y_train.dtype, B.name
-        (torch.Size([100, 50]), torch.int64, 'B')
-        >>> torch.equal(B.X_train, A.X_train[:, B.info["permutation"]])
-        True
-    """
-    where = "make_permuted_tasks"
-    check_number("num_tasks", num_tasks, where=where, low=1, integer=True)
-    _check_toy(where, num_classes, dim, n_train, n_test, class_sep, seed)
     gen = torch.Generator().manual_seed(seed)
     X, y = _mixture(n_train, n_test, num_classes, dim, class_sep, gen)  # (N, D), (N,)
     tasks = []
-    for k in range(num_tasks):
-        perm = torch.arange(dim) if k == 0 else torch.randperm(dim, generator=gen)  # (D,)
-        Xk = X[:, perm]
-        tasks.append(DataSplit(Xk[:n_train], y[:n_train], Xk[n_train:], y[n_train:], name=_task_name(k),
-                               info={"permutation": perm, "kind": "permuted"}))
-    return tasks
-
-
-def make_class_split_tasks(num_tasks: int = 2, *, num_classes: int = 10, dim: int = 50, n_train: int = 2000,
-                           n_test: int = 1000, class_sep: float = 6.0, seed: int = 0) -> list[DataSplit]:
-    """Class-incremental tasks: one Gaussian mixture, its classes dealt out between tasks.
-
-    Task A holds classes ``0..C/num_tasks - 1``, task B the next block, and so on; one
-    network with ``C`` outputs must tell *all* classes apart at the end. No input is ever
-    shown next to a class of another task, so nothing in the data says how to separate A's
-    classes from B's: this is the split where EWC fails (van de Ven & Tolias 2019).
-
-    Args:
-        num_tasks (int): number of tasks, ``>= 2`` and ``<= num_classes``. Default: ``2``.
-        num_classes, dim, n_train, n_test, class_sep, seed: as in :func:`make_permuted_tasks`;
-            ``n_train`` and ``n_test`` count the examples of the whole mixture, before the split.
-
-    Returns:
-        list[DataSplit]: one per task; ``info["classes"]`` lists its classes.
-
-    Example:
-        >>> A, B = make_class_split_tasks(2, n_train=100, n_test=50)
-        >>> A.info["classes"], B.y_train.unique().tolist()
-        ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])
-    """
-    where = "make_class_split_tasks"
-    check_number("num_tasks", num_tasks, where=where, low=2, integer=True)
-    _check_toy(where, num_classes, dim, n_train, n_test, class_sep, seed)
-    check_relation(num_tasks <= num_classes, "'num_tasks' must be <= 'num_classes'", where=where,
-                   num_tasks=num_tasks, num_classes=num_classes)
-    gen = torch.Generator().manual_seed(seed)
-    X, y = _mixture(n_train, n_test, num_classes, dim, class_sep, gen)
-    tasks = []
+    if split == "permuted":
+        for k in range(num_tasks):
+            perm = torch.arange(dim) if k == 0 else torch.randperm(dim, generator=gen)  # (D,)
+            Xk = X[:, perm]
+            tasks.append(DataSplit(Xk[:n_train], y[:n_train], Xk[n_train:], y[n_train:], name=_task_name(k),
+                                   info={"permutation": perm}))
+        return tasks
+    is_train = torch.arange(len(y)) < n_train  # (N,) bool
     for k, block in enumerate(torch.arange(num_classes).tensor_split(num_tasks)):
-        keep = torch.isin(y, block)  # (N,) bool
-        train, test = keep.clone(), keep.clone()
-        train[n_train:], test[:n_train] = False, False
+        train, test = torch.isin(y, block) & is_train, torch.isin(y, block) & ~is_train
         tasks.append(DataSplit(X[train], y[train], X[test], y[test], name=_task_name(k),
-                               info={"classes": block.tolist(), "kind": "class_split"}))
+                               info={"classes": block.tolist()}))
     return tasks
 
 
@@ -176,9 +132,7 @@ def _task_name(k: int) -> str:
     return chr(ord("A") + k) if k < 26 else f"T{k}"
 
 
-# ---------------------------------------------------------------------------------------------
-# 2. The diagonal Fisher from per-example gradients
-# ---------------------------------------------------------------------------------------------
+# -- 2. The diagonal Fisher from per-example gradients -----------------------------------------
 
 
 def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = None, *, kind: str = "true",
@@ -187,15 +141,15 @@ def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = 
 
     ``F_i = mean_n (d log p(t_n | x_n) / d theta_i)**2`` where the target ``t_n`` is
 
-    * ``kind="true"``: a class **sampled from the model**, ``t_n ~ softmax(model(x_n))``. This is
-      the Fisher of the model's own predictive distribution, the one EWC's derivation needs.
-    * ``kind="empirical"``: the **true label** ``y_n``. Cheaper to explain, but it measures how
-      the loss on the data pulls, not the curvature; the two agree only where the model fits
-      the data well (Kunstner et al. 2019).
+    * ``kind="true"``: a class **sampled from the model**, ``t_n ~ softmax(model(x_n))`` (one
+      draw per example, ``torch.multinomial`` with a CPU generator seeded by ``seed``): the Fisher
+      of the model's own predictions, the one EWC's derivation needs.
+    * ``kind="empirical"``: the **label** ``y_n``. It measures how the data pull, not the
+      curvature; the two agree only where the model fits well (Kunstner et al. 2019).
 
-    The square is taken **per example**, before the mean. Squaring the mean gradient of a batch
-    instead gives a different (and wrong) number: the mean gradient is about zero at a
-    minimum, while each example's gradient is not.
+    The square is taken **per example**, before the mean. The squared mean gradient of a batch
+    is a different (wrong) number: at a minimum the mean gradient is about zero, each
+    example's gradient is not.
 
     Args:
         model (nn.Module): a classifier, ``(N, D) -> (N, C)`` logits; read in eval mode.
@@ -206,8 +160,8 @@ def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = 
         seed (int): seeds the sampled targets of the true Fisher. Default: ``0``.
 
     Returns:
-        list[Tensor]: ``F`` for each parameter of ``model.parameters()`` that requires a gradient,
-        same shapes, on the model's device, ``>= 0``.
+        list[Tensor]: ``F`` for each trainable parameter of ``model.parameters()``, same shapes
+        and device.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -240,12 +194,9 @@ def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = 
     model.eval()  # no dropout noise in the curvature
     try:
         params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-        frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-        buffers = {n: b for n, b in model.named_buffers()}
         X = X.detach().to(dev)
 
-        # 1. The targets t_n. The true Fisher samples them on the CPU from a seeded generator,
-        #    so a CUDA run and a CPU run draw the same classes.
+        # 1. The targets t_n; sampled on the CPU, so CUDA and CPU runs draw the same classes.
         if kind == "true":
             with torch.no_grad():
                 probs = torch.softmax(model(X).float(), dim=-1).cpu()  # (N, C)
@@ -257,7 +208,7 @@ def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = 
         # 2. log p(t | x) of ONE example, as a function of the parameters: grad() of it is that
         #    example's gradient, and vmap() runs it over the batch dimension without a loop.
         def log_prob(p: dict, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            logits = functional_call(model, ({**p, **frozen}, buffers), (x.unsqueeze(0),))  # (1, C)
+            logits = functional_call(model, p, (x.unsqueeze(0),))  # (1, C); frozen weights from the model
             return -F.cross_entropy(logits, target.unsqueeze(0))  # log p(t | x) = -CE
 
         per_example = vmap(grad(log_prob), in_dims=(None, 0, 0))
@@ -273,9 +224,7 @@ def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = 
         model.train(was_training)
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. The penalty, online EWC, and the step size it allows
-# ---------------------------------------------------------------------------------------------
+# -- 3. The penalty, online EWC, and the step size it allows -----------------------------------
 
 
 def _check_aligned(where: str, **lists: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
@@ -333,9 +282,8 @@ def online_fisher(running: Sequence[torch.Tensor] | None, new: Sequence[torch.Te
                   ) -> list[torch.Tensor]:
     """Online EWC's running Fisher after one more task: ``gamma * running + new``.
 
-    One penalty for all past tasks instead of one per task: the running Fisher accumulates
-    each task's Fisher, older tasks decaying by ``gamma`` per task, and the anchor is the latest
-    solution. ``gamma = 1`` weighs all tasks alike; ``gamma = 0`` remembers only the last one.
+    One penalty for all past tasks: the running Fisher adds each task's Fisher, older ones
+    decaying by ``gamma`` per task, and the anchor is the latest solution.
 
     Args:
         running (list[Tensor] or None): the running Fisher so far; None before the first task.
@@ -354,9 +302,8 @@ def online_fisher(running: Sequence[torch.Tensor] | None, new: Sequence[torch.Te
     """
     where = "online_fisher"
     gamma = check_number("gamma", gamma, where=where, low=0.0, high=1.0)
-    if running is None:
-        (new,) = _check_aligned(where, new=new)
-        return [f.detach().clone() for f in new]
+    if running is None:  # the first task: nothing to decay yet
+        running = [torch.zeros_like(f) for f in _check_aligned(where, new=new)[0]]
     running, new = _check_aligned(where, running=running, new=new)
     return [gamma * r.detach() + f.detach() for r, f in zip(running, new)]
 
@@ -364,11 +311,10 @@ def online_fisher(running: Sequence[torch.Tensor] | None, new: Sequence[torch.Te
 def max_stable_lam(lr: float, fisher: Sequence[torch.Tensor]) -> float:
     """The largest ``lam`` for which plain SGD on the EWC penalty alone does not diverge.
 
-    Near its anchor the penalty is a quadratic with curvature ``lam * F_i`` along weight ``i``.
-    Gradient descent on a quadratic of curvature ``h`` multiplies the distance to the minimum
-    by ``1 - lr * h`` each step, which grows in size once ``lr * h > 2`` (lesson 02). So SGD
-    diverges once ``lr * lam * max(F) > 2``: ``lam < 2 / (lr * max F)``. (The task's own loss
-    adds curvature, so the real limit can be somewhat lower.)
+    The penalty is a quadratic with curvature ``lam * F_i`` along weight ``i``; a gradient step
+    multiplies the distance to the anchor by ``1 - lr * lam * F_i``, which grows in size once
+    ``lr * lam * F_i > 2`` (lesson 02's ``2/L`` bound). The task's own loss adds curvature, so
+    the real limit can be somewhat lower.
 
     Args:
         lr (float): the SGD learning rate, ``> 0``.
@@ -389,25 +335,20 @@ def max_stable_lam(lr: float, fisher: Sequence[torch.Tensor]) -> float:
     return 2.0 / (lr * f_max) if f_max > 0 else math.inf
 
 
-# ---------------------------------------------------------------------------------------------
-# 4. The sequential trainer
-# ---------------------------------------------------------------------------------------------
+# -- 4. The sequential trainer -----------------------------------------------------------------
 
 
 @dataclass
 class ContinualHistory:
-    """What :func:`train_sequential` recorded. Plain lists of floats (Fisher tensors aside).
+    """What :func:`train_sequential` recorded: plain lists of floats (Fisher tensors aside).
 
-    Per step ``i`` (steps are counted across tasks): ``step[i]``, ``task[i]`` (the task being
-    trained), ``train_loss[i]`` (that task's mini-batch cross-entropy, before the update) and
-    ``penalty[i]`` (the EWC term ``lam/2 * sum F (theta - theta*)^2``).
-    Per evaluation ``j`` (every ``eval_every`` steps, and at each task's start and end):
-    ``eval_step[j]``, ``lam[j]`` (the strength in force), and for *every* task ``k``, trained yet
-    or not: ``test_acc[k][j]`` and ``test_loss[k][j]`` on its test set.
-    ``acc_matrix[i][k]``: accuracy on task ``k`` after training on task ``i`` (NaN for tasks
-    never finished). ``task_start[i]``: the step at which task ``i`` began. ``fisher[i]``: the
-    (running) Fisher after task ``i`` (CPU tensors). ``events``: ``{"step", "kind", "text"}`` dicts
-    (task switches, lam changes, divergence).
+    Per step ``i``, counted across tasks: ``step``, ``task`` (trained), ``train_loss`` (its
+    mini-batch cross-entropy before the update), ``penalty`` (``lam/2 * sum F (theta - theta*)^2``).
+    Per evaluation ``j`` (at 0, every ``eval_every`` steps and at each task's end): ``eval_step``,
+    ``lam`` (in force), and for *every* task ``k``: ``test_acc[k][j]``, ``test_loss[k][j]``.
+    ``acc_matrix[i][k]``: accuracy on task ``k`` after learning task ``i`` (NaN if never
+    finished). ``task_start[i]``: the step task ``i`` began at. ``fisher[i]``: the running Fisher
+    after task ``i`` (CPU). ``events``: ``{"step", "kind", "text"}`` (tasks, lam changes, divergence).
     """
 
     task_names: list[str] = field(default_factory=list)
@@ -454,14 +395,7 @@ class ContinualState:
         self.stop_reason: str | None = None
 
     def set_lam(self, lam: float) -> None:
-        """Change ``lam`` from the next step on, and record the change as an event.
-
-        Example (inside a callback)::
-
-            def on_eval(state):
-                if state.step >= 500:
-                    state.set_lam(100.0)
-        """
+        """Change ``lam`` from the next step on, and record the change as an event."""
         lam = check_number("lam", lam, where="ContinualState.set_lam", low=0.0)
         if lam != self.lam:
             ratio = self.lr * lam * self.fisher_max
@@ -490,24 +424,20 @@ def _evaluate(model: nn.Module, tasks: list[DataSplit]) -> tuple[list[float], li
 def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float = 0.0, fisher: str = "true",
                      gamma: float = 1.0, lr: float = 0.05, num_steps: int = 3000, batch_size: int = 64,
                      eval_every: int = 50, fisher_samples: int = 1000, explode_factor: float = 1e3,
-                     on_eval: Callable[[ContinualState], None] | None = None, seed: int = 0,
+                     on_eval: Callable[[ContinualState], None] | None = None, skip_first: bool = False, seed: int = 0,
                      device: str | torch.device | None = None) -> ContinualHistory:
-    """Train ``model`` on ``tasks`` one after another with SGD and online EWC, evaluating all tasks
-    as it goes.
+    """Train ``model`` on ``tasks`` in turn with SGD and online EWC, evaluating every task as it goes.
 
-    For each task ``k``: (1) ``num_steps`` SGD steps on the loss ``CE_k + lam/2 * sum F (theta -
-    theta*)^2`` (no penalty on the first task), every task's test accuracy recorded every
-    ``eval_every`` steps; (2) the Fisher of task ``k`` at the weights reached, on
-    ``fisher_samples`` training examples; (3) the running Fisher ``F <- gamma * F + F_k`` and the
-    anchor ``theta* <- theta``. With ``lam=0`` this is plain fine-tuning, the forgetting baseline.
-
-    A loss that becomes NaN/inf, or exceeds ``explode_factor`` times the task's first loss,
-    stops the run: ``stop_reason`` becomes ``"diverged"`` and an event says where (no exception).
-    With SGD that happens once ``lr * lam * max F > 2`` (:func:`max_stable_lam`).
+    For each task ``k``: ``num_steps`` SGD steps on ``CE_k + lam/2 * sum F (theta - theta*)^2``
+    (no penalty on the first task); then the Fisher of task ``k`` on ``fisher_samples`` training
+    examples, ``F <- gamma * F + F_k`` and ``theta* <- theta``. ``lam=0`` is plain fine-tuning.
+    A NaN/inf loss, or one above ``explode_factor`` times the task's first loss, stops the run
+    with ``stop_reason == "diverged"`` and an event (no exception): with SGD, once
+    ``lr * lam * max F > 2`` (:func:`max_stable_lam`).
 
     Args:
-        model (nn.Module): a classifier ``(N, D) -> (N, C)``, initialised by the caller; trained in place.
-        tasks (list[DataSplit]): the tasks in order, e.g. from :func:`make_permuted_tasks`, ``>= 1``.
+        model (nn.Module): a classifier ``(N, D) -> (N, C)``, initialised by the caller, trained in place.
+        tasks (list[DataSplit]): the tasks in order (:func:`make_tasks`), at least one.
         lam (float): EWC strength ``>= 0``; a callback may change it (``state.set_lam``). Default: ``0.0``.
         fisher (str): ``"true"`` or ``"empirical"`` (:func:`fisher_diagonal`). Default: ``"true"``.
         gamma (float): online EWC's decay per task, in ``[0, 1]``. Default: ``1.0``.
@@ -517,18 +447,20 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
         eval_every (int): steps between evaluations, ``>= 1``. Default: ``50``.
         fisher_samples (int): training examples the Fisher averages over. Default: ``1000``.
         explode_factor (float): divergence threshold, ``> 1``. Default: ``1e3``.
-        on_eval (callable or None): ``f(state: ContinualState)`` after each evaluation (a live
-            plot draws here; ``state.set_lam`` and ``state.request_stop`` act on the next step).
+        on_eval (callable or None): ``f(state: ContinualState)`` after each evaluation; its
+            ``state.set_lam`` / ``state.request_stop`` act from the next step. Default: None.
+        skip_first (bool): the model has already learned ``tasks[0]``: take its Fisher at the
+            current weights and train from ``tasks[1]`` on (each run on B can then start from one
+            saved model of A). Default: False.
         seed (int): seeds the batches and the Fisher's sampled labels. Default: ``0``.
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` or None (the best available).
 
     Returns:
-        ContinualHistory: the record; ``stop_reason`` is ``"completed"``, ``"diverged"`` or the
-        reason a callback gave.
+        ContinualHistory: ``stop_reason`` is ``"completed"``, ``"diverged"`` or a callback's reason.
 
     Example:
         >>> from course_lib.models import MLP
-        >>> tasks = make_permuted_tasks(2, n_train=200, n_test=100)
+        >>> tasks = make_tasks(2, n_train=200, n_test=100)
         >>> _ = torch.manual_seed(0)
         >>> h = train_sequential(MLP(50, 10, width=32), tasks, lam=10.0, num_steps=100, device="cpu")
         >>> h.stop_reason, len(h.acc_matrix), len(h.test_acc[0]) == len(h.eval_step)
@@ -548,12 +480,13 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
     check_choice("fisher", fisher, FISHER_KINDS, where=where)
     gamma = check_number("gamma", gamma, where=where, low=0.0, high=1.0)
     lr = check_number("lr", lr, where=where, low=0.0, low_open=True)
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size), ("eval_every", eval_every),
-                        ("fisher_samples", fisher_samples)):
+    for name, value in dict(num_steps=num_steps, batch_size=batch_size, eval_every=eval_every,
+                            fisher_samples=fisher_samples).items():
         check_number(name, value, where=where, low=1, integer=True)
     check_number("explode_factor", explode_factor, where=where, low=1.0, low_open=True)
     check_relation(on_eval is None or callable(on_eval), "'on_eval' must be callable or None", where=where,
                    on_eval=on_eval)
+    check_type("skip_first", skip_first, bool, where=where)
     check_number("seed", seed, where=where, low=0, integer=True)
     dev = resolve_device(device, where=where)
 
@@ -567,35 +500,33 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
     gen = torch.Generator().manual_seed(seed)
     hist = ContinualHistory(task_names=[t.name for t in tasks], test_acc=[[] for _ in tasks],
                             test_loss=[[] for _ in tasks], config=dict(
-                                lam=lam, fisher=fisher, gamma=gamma, lr=lr, num_steps=num_steps,
-                                batch_size=batch_size, eval_every=eval_every, fisher_samples=fisher_samples,
+                                lam=lam, fisher=fisher, gamma=gamma, lr=lr, num_steps=num_steps, batch_size=batch_size,
+                                eval_every=eval_every, fisher_samples=fisher_samples, skip_first=skip_first,
                                 seed=seed, device=str(dev)))
     state = ContinualState(model, hist, lam, lr)
-    running: list[torch.Tensor] | None = None  # online EWC's Fisher; None until task A is learned
-    anchor: list[torch.Tensor] | None = None
+    running = anchor = None  # online EWC's Fisher and anchor: None until the first task is learned
     pending: list[torch.Tensor] = []  # (2,) device tensors [CE, penalty], read back at each evaluation
     t0 = time.perf_counter()
 
-    def record(step: int) -> bool:
+    def record() -> bool:
         """Read back the pending losses, check them, evaluate every task. False on divergence."""
-        if pending:
-            values = torch.stack(pending).tolist()  # one sync for eval_every steps
-            pending.clear()
-            first = step - len(values)
-            for i, (ce, pen) in enumerate(values):
-                hist.step.append(first + i)
-                hist.task.append(state.task)
-                hist.train_loss.append(ce)
-                hist.penalty.append(pen)
-                total = ce + pen
-                start = hist.train_loss[hist.task_start[-1]]  # the task's first loss
-                if not math.isfinite(total) or total > explode_factor * max(start, 1e-12):
-                    hist.stop_reason, hist.stop_step = "diverged", first + i
-                    hist.add_event(first + i, "diverged", f"loss = {total:.3g} at step {first + i} on task "
-                                   f"{tasks[state.task].name} (lr * lam * max F = {lr * state.lam * state.fisher_max:.3g})")
-                    return False
+        values = torch.stack(pending).tolist() if pending else []  # one sync per evaluation
+        pending.clear()
+        first_step = state.step + 1 - len(values)
+        for i, (ce, pen) in enumerate(values):
+            step, total = first_step + i, ce + pen
+            hist.step.append(step)
+            hist.task.append(state.task)
+            hist.train_loss.append(ce)
+            hist.penalty.append(pen)
+            # Divergence: NaN/inf, or far above the task's first loss. Keep the step, then stop.
+            if not math.isfinite(total) or total > explode_factor * max(hist.train_loss[hist.task_start[-1]], 1e-12):
+                hist.stop_reason, hist.stop_step = "diverged", step
+                hist.add_event(step, "diverged", f"loss = {total:.3g} at step {step} on task {tasks[state.task].name} "
+                               f"(lr * lam * max F = {lr * state.lam * state.fisher_max:.3g})")
+                return False
         acc, loss = _evaluate(model, tasks)
-        hist.eval_step.append(step)
+        hist.eval_step.append(state.step + 1)
         hist.lam.append(state.lam)
         for k in range(len(tasks)):
             hist.test_acc[k].append(acc[k])
@@ -604,33 +535,33 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
 
     for k, task in enumerate(tasks):
         state.task = k
-        hist.task_start.append(len(hist.step))
-        hist.add_event(len(hist.step), "task", f"task {task.name} starts")
-        n = len(task.X_train)
-        if not record(len(hist.step)):
-            break
-        # 3. SGD on this task's loss, plus the EWC spring towards the previous solution.
-        for _ in range(num_steps):
-            state.step += 1
-            idx = torch.randint(n, (batch_size,), generator=gen).to(dev)  # (B,)
-            ce = F.cross_entropy(model(task.X_train[idx]), task.y_train[idx])
-            pen = 0.5 * state.lam * _penalty(params, anchor, running) if anchor is not None else torch.zeros((), device=dev)
-            opt.zero_grad(set_to_none=True)
-            (ce + pen).backward()
-            opt.step()
-            pending.append(torch.stack([ce.detach(), pen.detach()]))
-            if (state.step + 1 - hist.task_start[k]) % eval_every == 0 or state.step + 1 - hist.task_start[k] == num_steps:
-                if not record(state.step + 1):
-                    break
-                if on_eval is not None:
-                    on_eval(state)
-                if state.stop_reason is not None:
-                    break
-        if hist.stop_reason == "diverged" or state.stop_reason is not None:
-            break
+        hist.task_start.append(state.step + 1)
+        if not hist.eval_step or hist.eval_step[-1] != state.step + 1:
+            record()  # where the task starts from
+        if not (k == 0 and skip_first):
+            hist.add_event(state.step + 1, "task", f"task {task.name} starts")
+            # 3. SGD on this task's loss, plus the EWC spring towards the previous solution.
+            for i in range(num_steps):
+                state.step += 1
+                idx = torch.randint(len(task.X_train), (batch_size,), generator=gen).to(dev)  # (B,)
+                ce = F.cross_entropy(model(task.X_train[idx]), task.y_train[idx])
+                pen = 0.5 * state.lam * _penalty(params, anchor, running) if anchor else torch.zeros((), device=dev)
+                opt.zero_grad(set_to_none=True)
+                (ce + pen).backward()
+                opt.step()
+                pending.append(torch.stack([ce.detach(), pen.detach()]))
+                if (i + 1) % eval_every == 0 or i + 1 == num_steps:
+                    if not record():
+                        break
+                    if on_eval is not None:
+                        on_eval(state)
+                    if state.stop_reason is not None:
+                        break
+            if hist.diverged or state.stop_reason is not None:
+                break
         # 4. The task is learned: its accuracies go into the matrix, its Fisher into the penalty.
         hist.acc_matrix.append([hist.test_acc[j][-1] for j in range(len(tasks))])
-        sub = torch.randperm(n, generator=gen)[:fisher_samples].to(dev)
+        sub = torch.randperm(len(task.X_train), generator=gen)[:fisher_samples].to(dev)
         new = fisher_diagonal(model, task.X_train[sub], task.y_train[sub], kind=fisher, seed=seed + k)
         running = online_fisher(running, new, gamma)
         anchor = [p.detach().clone() for p in params]
@@ -641,9 +572,8 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
     if hist.stop_reason == "running":
         hist.stop_reason = state.stop_reason or "completed"
         if state.stop_reason is not None:
-            hist.stop_step = hist.step[-1] if hist.step else 0
-            hist.add_event(hist.stop_step, state.stop_reason, state.stop_reason)
-    while len(hist.acc_matrix) < len(tasks):
-        hist.acc_matrix.append([math.nan] * len(tasks))
+            hist.stop_step = state.step
+            hist.add_event(state.step, state.stop_reason, state.stop_reason)
+    hist.acc_matrix += [[math.nan] * len(tasks) for _ in range(len(tasks) - len(hist.acc_matrix))]
     hist.seconds = time.perf_counter() - t0
     return hist
