@@ -312,32 +312,35 @@ def test_messages():
 # The lesson's claims (slow) and CUDA against CPU (gpu)
 # ---------------------------------------------------------------------------------------------
 
-# The lesson's settings in fast mode (COURSE_FAST=1); calibrated on 3 seeds, see the report
-# numbers in the docstring of test_lesson_claims.
-FAST = dict(num_steps=1000, width=100)
-LAM_GOOD, LAM_HUGE = 100.0, 1e4
+# The lesson's toy in fast mode (COURSE_FAST=1): MLP 50-100-100-10, SGD lr 0.05, batch 64,
+# 1,500 steps per task. Calibrated on seeds 0, 1, 2 (A after B; B):
+#   permuted, lam = 0:    0.319 / 0.369 / 0.479;  B 0.966 / 0.956 / 0.954
+#   permuted, lam = 100:  0.680 / 0.753 / 0.800;  B 0.941 / 0.937 / 0.915
+#   permuted, lam = 1e4:  diverged on all three (max_stable_lam 1169 / 1126 / 649)
+#   class split, lam = 100: 0.216 / 0.114 / 0.148; B 0.992 / 0.974 / 0.986
+FAST_STEPS, LAM_GOOD, LAM_HUGE = 1500, 100.0, 1e4
 
 
-def _lesson_run(tasks, lam, seed=0, **kw):
+def _lesson_run(tasks, lam, seed=0):
     torch.manual_seed(seed)
-    model = MLP(50, 10, width=FAST["width"], depth=2)
-    return ewc.train_sequential(model, tasks, lam=lam, num_steps=FAST["num_steps"], seed=seed, device="cpu", **kw)
+    model = MLP(50, 10, width=100, depth=2)
+    return ewc.train_sequential(model, tasks, lam=lam, num_steps=FAST_STEPS, seed=seed, device="cpu")
 
 
 @pytest.mark.slow
 def test_lesson_claims():
-    """Fast-mode toy (2 tasks, 1000 SGD steps each, lr 0.05): lambda = 0 forgets, lambda = 100
-    keeps much of A and still learns B, lambda = 1e4 diverges (recorded), and a class split
-    defeats EWC. Margins: see the calibration table in the lesson's report."""
+    """The lesson's claims on seed 0, with the margins the three calibration seeds allow."""
     tasks = ewc.make_tasks(2, seed=0)
     h0, h1, h2 = (_lesson_run(tasks, lam) for lam in (0.0, LAM_GOOD, LAM_HUGE))
-    assert h0.acc_matrix[0][0] > 0.9 and h0.forgetting(0) > 0.4
-    assert h1.acc_matrix[1][0] - h0.acc_matrix[1][0] > 0.2
-    assert h1.acc_matrix[1][1] >= h0.acc_matrix[1][1] - 0.05
-    assert h2.diverged and LAM_HUGE > ewc.max_stable_lam(0.05, h2.fisher[0])
+    assert h0.acc_matrix[0][0] > 0.95 and h0.forgetting(0) > 0.4          # lam = 0 forgets
+    assert h1.acc_matrix[1][0] - h0.acc_matrix[1][0] > 0.2                 # a moderate lam keeps much of A
+    assert h1.acc_matrix[1][1] >= h0.acc_matrix[1][1] - 0.05               # ... and still learns B
+    assert h2.diverged and not any(e["kind"] == "diverged" for e in h1.events)  # recorded, not raised
+    assert LAM_HUGE * 0.05 * max(float(f.max()) for f in h2.fisher[0]) > 2  # beyond SGD's stability bound
     split = ewc.make_tasks(2, split="class_split", seed=0)
     hs = _lesson_run(split, LAM_GOOD)
-    assert hs.acc_matrix[1][0] < 0.2 and hs.acc_matrix[1][1] > 0.9
+    assert hs.acc_matrix[1][1] > 0.9 and hs.acc_matrix[1][0] < 0.4          # the class split defeats EWC
+    assert h1.acc_matrix[1][0] - hs.acc_matrix[1][0] > 0.3
 
 
 @pytest.mark.gpu
