@@ -312,35 +312,43 @@ def test_messages():
 # The lesson's claims (slow) and CUDA against CPU (gpu)
 # ---------------------------------------------------------------------------------------------
 
-# The lesson's toy in fast mode (COURSE_FAST=1): MLP 50-100-100-10, SGD lr 0.05, batch 64,
-# 1,500 steps per task. Calibrated on seeds 0, 1, 2 (A after B; B):
-#   permuted, lam = 0:    0.319 / 0.369 / 0.479;  B 0.966 / 0.956 / 0.954
-#   permuted, lam = 100:  0.680 / 0.753 / 0.800;  B 0.941 / 0.937 / 0.915
-#   permuted, lam = 1e4:  diverged on all three (max_stable_lam 1169 / 1126 / 649)
-#   class split, lam = 100: 0.216 / 0.114 / 0.148; B 0.992 / 0.974 / 0.986
+# The lesson's toy in fast mode (COURSE_FAST=1), as the notebook runs it: MLP 50-100-100-10
+# trained on A (SGD lr 0.05, batch 64, 1,500 steps), then copies of it trained on B for 1,500
+# steps (skip_first). Calibrated on seeds 0, 1, 2 (accuracy on A after B; on B):
+#   permuted, lam = 0:      0.312 / 0.373 / 0.476;  B 0.964 / 0.962 / 0.952
+#   permuted, lam = 100:    0.767 / 0.737 / 0.774;  B 0.939 / 0.936 / 0.922
+#   permuted, lam = 1e4:    diverged at step 4 / 3 / 4 (max_stable_lam 1156 / 978 / 1361)
+#   class split, lam = 100: 0.340 / 0.374 / 0.142;  B 0.990 / 0.976 / 0.982
 FAST_STEPS, LAM_GOOD, LAM_HUGE = 1500, 100.0, 1e4
 
 
-def _lesson_run(tasks, lam, seed=0):
+def _after_A(tasks, seed=0):
     torch.manual_seed(seed)
     model = MLP(50, 10, width=100, depth=2)
-    return ewc.train_sequential(model, tasks, lam=lam, num_steps=FAST_STEPS, seed=seed, device="cpu")
+    h = ewc.train_sequential(model, tasks[:1], num_steps=FAST_STEPS, seed=seed, device="cpu")
+    return model, h
+
+
+def _on_B(model_A, tasks, lam, seed=0):
+    return ewc.train_sequential(copy.deepcopy(model_A), tasks, lam=lam, num_steps=FAST_STEPS, skip_first=True,
+                                seed=seed, device="cpu")
 
 
 @pytest.mark.slow
 def test_lesson_claims():
     """The lesson's claims on seed 0, with the margins the three calibration seeds allow."""
     tasks = ewc.make_tasks(2, seed=0)
-    h0, h1, h2 = (_lesson_run(tasks, lam) for lam in (0.0, LAM_GOOD, LAM_HUGE))
-    assert h0.acc_matrix[0][0] > 0.95 and h0.forgetting(0) > 0.4          # lam = 0 forgets
+    model_A, hA = _after_A(tasks)
+    h0, h1, h2 = (_on_B(model_A, tasks, lam) for lam in (0.0, LAM_GOOD, LAM_HUGE))
+    assert hA.acc_matrix[0][0] > 0.95 and h0.forgetting(0) > 0.4          # lam = 0 forgets
     assert h1.acc_matrix[1][0] - h0.acc_matrix[1][0] > 0.2                 # a moderate lam keeps much of A
     assert h1.acc_matrix[1][1] >= h0.acc_matrix[1][1] - 0.05               # ... and still learns B
-    assert h2.diverged and not any(e["kind"] == "diverged" for e in h1.events)  # recorded, not raised
-    assert LAM_HUGE * 0.05 * max(float(f.max()) for f in h2.fisher[0]) > 2  # beyond SGD's stability bound
+    assert h2.diverged and not h1.diverged                                 # recorded, not raised
+    assert LAM_HUGE > ewc.max_stable_lam(0.05, h2.fisher[0]) > LAM_GOOD    # beyond SGD's bound, 100 within
     split = ewc.make_tasks(2, split="class_split", seed=0)
-    hs = _lesson_run(split, LAM_GOOD)
-    assert hs.acc_matrix[1][1] > 0.9 and hs.acc_matrix[1][0] < 0.4          # the class split defeats EWC
-    assert h1.acc_matrix[1][0] - hs.acc_matrix[1][0] > 0.3
+    hs = _on_B(_after_A(split)[0], split, LAM_GOOD)
+    assert hs.acc_matrix[1][1] > 0.9 and hs.acc_matrix[1][0] < 0.5          # the class split defeats EWC
+    assert h1.acc_matrix[1][0] - hs.acc_matrix[1][0] > 0.25
 
 
 @pytest.mark.gpu
