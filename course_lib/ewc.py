@@ -236,8 +236,9 @@ def _check_aligned(where: str, **lists: Sequence[torch.Tensor]) -> list[list[tor
             check_tensor(f"{name}[{i}]", t, where=where, floating=True)
         out.append(list(value))
     lengths = {name: len(v) for name, v in zip(lists, out)}
-    check_relation(len(set(lengths.values())) == 1, "the parameter lists " + ", ".join(f"'{n}'" for n in lists)
-                   + " must hold the same number of tensors", where=where, **{f"len({n})": k for n, k in lengths.items()})
+    listed = ", ".join(f"'{n}'" for n in lists)
+    check_relation(len(set(lengths.values())) == 1, f"the parameter lists {listed} must hold the same number of "
+                   "tensors", where=where, **{f"len({n})": k for n, k in lengths.items()})
     for i, ts in enumerate(zip(*out)):
         shapes = {n: tuple(t.shape) for n, t in zip(lists, ts)}
         check_relation(len(set(shapes.values())) == 1, f"tensor {i} must have the same shape in every list",
@@ -348,7 +349,7 @@ class ContinualHistory:
     ``lam`` (in force), and for *every* task ``k``: ``test_acc[k][j]``, ``test_loss[k][j]``.
     ``acc_matrix[i][k]``: accuracy on task ``k`` after learning task ``i`` (NaN if never
     finished). ``task_start[i]``: the step task ``i`` began at. ``fisher[i]``: the running Fisher
-    after task ``i`` (CPU). ``events``: ``{"step", "kind", "text"}`` (tasks, lam changes, divergence).
+    after task ``i`` (CPU). ``events``: ``{"step", "kind", "text"}`` (tasks, divergence; lam changes add ``"lam"``).
     """
 
     task_names: list[str] = field(default_factory=list)
@@ -378,8 +379,8 @@ class ContinualHistory:
         """How much accuracy on task ``k`` was lost by the end: ``acc after k - acc at the end``."""
         return self.acc_matrix[k][k] - self.acc_matrix[-1][k]
 
-    def add_event(self, step: int, kind: str, text: str) -> None:
-        self.events.append({"step": int(step), "kind": kind, "text": text})
+    def add_event(self, step: int, kind: str, text: str, **data) -> None:
+        self.events.append({"step": int(step), "kind": kind, "text": text, **data})
 
 
 class ContinualState:
@@ -400,7 +401,7 @@ class ContinualState:
         if lam != self.lam:
             ratio = self.lr * lam * self.fisher_max
             self.history.add_event(self.step + 1, "change", f"lam {self.lam:.3g} -> {lam:.3g} "
-                                   f"(lr * lam * max F = {ratio:.3g})")
+                                   f"(lr * lam * max F = {ratio:.3g})", lam=float(lam))
             self.lam = float(lam)
 
     def request_stop(self, reason: str = "callback") -> None:

@@ -218,7 +218,8 @@ def test_trainer_equals_a_hand_written_loop():
     assert h.eval_step == [0, 7, 14, 21, 28, 30, 37, 44, 51, 58, 60]
     assert h.task_start == [0, 30] and h.step == list(range(60)) and h.task == [0] * 30 + [1] * 30
     assert all(len(h.test_acc[k]) == len(h.eval_step) == len(h.test_loss[k]) for k in range(2))
-    assert h.penalty[:31] == [0.0] * 31  # none on A; 0 at B's first step and all(p >= 0 for p in h.penalty[31:]) and h.penalty[-1] > 0
+    assert h.penalty[:31] == [0.0] * 31  # none on A; 0 at B's first step (theta = theta*)
+    assert all(p >= 0 for p in h.penalty[31:]) and h.penalty[-1] > 0
     with torch.no_grad():
         acc = [float((ref(t.X_val).argmax(1) == t.y_val).float().mean()) for t in tasks]
     assert h.acc_matrix[1] == pytest.approx(acc) and h.stop_reason == "completed"
@@ -248,6 +249,7 @@ def test_lam_changes_mid_run_and_a_callback_can_stop():
     assert h.penalty[39] == 0.0 and h.penalty[40] > 0  # applied from the step after the change
     change = [e for e in h.events if e["kind"] == "change"]
     assert len(change) == 1 and change[0]["step"] == 40 and "lam 0 -> 50" in change[0]["text"]
+    assert change[0]["lam"] == 50.0
     assert h.stop_reason == "enough" and h.stop_step == 59 and seen[-1] == (1, 59)
     assert math.isnan(h.acc_matrix[1][0]) and math.isnan(h.acc_matrix[2][0]) and len(h.acc_matrix) == 3
 
