@@ -63,9 +63,10 @@ def plot_accuracy(history: ContinualHistory, ax: Axes | None = None, *, alpha: f
     check_number("alpha", alpha, where="plot_accuracy", low=0.0, high=1.0)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+    marker = "o" if len(history.eval_step) < 5 else None  # a run that stopped at once is still visible
     for k, name in enumerate(history.task_names):
         ax.plot(history.eval_step, history.test_acc[k], color=TASK_COLORS[k % len(TASK_COLORS)], alpha=alpha,
-                lw=1.8, label=f"{label}task {name}")
+                lw=1.8, marker=marker, label=f"{label}task {name}")
     if shade:
         ends = history.task_start[1:] + [history.step[-1] + 1 if history.step else 0]
         for k, (start, end) in enumerate(zip(history.task_start, ends)):
@@ -73,12 +74,12 @@ def plot_accuracy(history: ContinualHistory, ax: Axes | None = None, *, alpha: f
                 ax.axvspan(start, end, color=TASK_COLORS[k % len(TASK_COLORS)], alpha=0.07, lw=0)
     _mark_events(ax, history, alpha)
     ax.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1.02))
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)  # between a forgotten A (low) and a learned B (high)
     return ax
 
 
 def plot_fisher(fisher: list[torch.Tensor], names: list[str] | None = None, ax: Axes | None = None, *,
-                bins: int = 40) -> Axes:
+                bins: int = 40, legend: bool = True) -> Axes:
     """Histogram of the diagonal Fisher, one outline per parameter tensor, on a log axis.
 
     Args:
@@ -86,6 +87,7 @@ def plot_fisher(fisher: list[torch.Tensor], names: list[str] | None = None, ax: 
         names (list[str] or None): a label per tensor (e.g. from ``model.named_parameters()``).
         ax (Axes or None): where to draw. Default: None (a new figure).
         bins (int): bins over the decades spanned. Default: ``40``.
+        legend (bool): a legend beside the axes (right), where it covers no data. Default: True.
 
     Returns:
         Axes: one histogram outline per tensor (zeros are left out: a log axis has no 0).
@@ -105,7 +107,8 @@ def plot_fisher(fisher: list[torch.Tensor], names: list[str] | None = None, ax: 
         ax.hist(v[v > 0], bins=edges, histtype="step", lw=1.5, color=plt.cm.viridis(i / max(1, len(values) - 1)),
                 label=f"{name} ({v.size} weights)")
     ax.set(xscale="log", yscale="log", xlabel="Fisher value F_i (log scale)", ylabel="number of weights")
-    ax.legend(fontsize=7, loc="upper right")
+    if legend:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
