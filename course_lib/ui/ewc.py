@@ -129,7 +129,7 @@ class EWCLab(SliderPanel):
         lr (float): SGD learning rate. Default: ``0.05``.
         eval_every (int): steps between evaluations (and frames). Default: ``25``.
         goal (tuple[float, float]): the panel's goal: A's accuracy at least ``goal[0]`` and B's
-            at least ``goal[1]`` at the end of a run. Default: ``(0.6, 0.9)``.
+            at least ``goal[1]`` at the end of a run. Default: ``(0.7, 0.9)``.
         seed (int): seeds the batches and the Fisher's samples (the same for every run). Default: 0.
         device: where to train; None picks CUDA, then MPS, then the CPU.
         max_ghosts (int): earlier runs kept, faded. Default: ``3``.
@@ -140,7 +140,7 @@ class EWCLab(SliderPanel):
     """
 
     def __init__(self, model, tasks, *, lam: float = 0.0, fisher: str = "true", num_steps: int = 1000,
-                 lr: float = 0.05, eval_every: int = 25, goal: tuple[float, float] = (0.6, 0.9), seed: int = 0,
+                 lr: float = 0.05, eval_every: int = 25, goal: tuple[float, float] = (0.7, 0.9), seed: int = 0,
                  device=None, max_ghosts: int = 3, min_interval: float = 0.08, figsize=(10, 3.6)):
         where = "EWCLab"
         check_type("model", model, torch.nn.Module, where=where, expected="torch.nn.Module")
