@@ -423,7 +423,7 @@ def _evaluate(model: nn.Module, tasks: list[DataSplit]) -> tuple[list[float], li
 
 
 def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float = 0.0, fisher: str = "true",
-                     gamma: float = 1.0, lr: float = 0.05, num_steps: int = 3000, batch_size: int = 64,
+                     gamma: float = 1.0, lr: float = 0.05, num_steps: int = 1500, batch_size: int = 64,
                      eval_every: int = 50, fisher_samples: int = 1000, explode_factor: float = 1e3,
                      on_eval: Callable[[ContinualState], None] | None = None, skip_first: bool = False, seed: int = 0,
                      device: str | torch.device | None = None) -> ContinualHistory:
@@ -443,7 +443,7 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
         fisher (str): ``"true"`` or ``"empirical"`` (:func:`fisher_diagonal`). Default: ``"true"``.
         gamma (float): online EWC's decay per task, in ``[0, 1]``. Default: ``1.0``.
         lr (float): SGD learning rate ``> 0``. Default: ``0.05``.
-        num_steps (int): SGD steps per task, ``>= 1``. Default: ``3000``.
+        num_steps (int): SGD steps per task, ``>= 1``. Default: ``1500`` (the lesson's).
         batch_size (int): examples per step (drawn with replacement). Default: ``64``.
         eval_every (int): steps between evaluations, ``>= 1``. Default: ``50``.
         fisher_samples (int): training examples the Fisher averages over. Default: ``1000``.
