@@ -17,7 +17,7 @@ A lesson notebook starts with::
 
 from __future__ import annotations
 
-from . import (bottleneck, hypergrad, lab, live, local_learning, loss_shapes, lr_finder, masking, matryoshka, plotting,
+from . import (bottleneck, ewc, hypergrad, lab, live, local_learning, loss_shapes, lr_finder, masking, matryoshka, plotting,
                scaling, schedules, surfaces)
 from .lab import TrainingLab
 from .live import LiveFigure, SliderPanel, use_live_backend
@@ -26,5 +26,5 @@ from .setup import setup_notebook
 
 __all__ = ["setup_notebook", "set_course_theme", "plot_loss_curves", "LiveFigure", "SliderPanel", "TrainingLab",
            "use_live_backend",
-           "bottleneck", "hypergrad", "lab", "live", "local_learning", "loss_shapes", "lr_finder", "masking", "matryoshka", "plotting", "scaling",
+           "bottleneck", "ewc", "hypergrad", "lab", "live", "local_learning", "loss_shapes", "lr_finder", "masking", "matryoshka", "plotting", "scaling",
            "schedules", "surfaces"]
