@@ -9,6 +9,7 @@ A case uses only what the notebook's setup cell imports, or imports inside its o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from textwrap import dedent
 
 
@@ -1008,5 +1009,11 @@ _c("6.5", "full", "one uniform for selection and the 80/10/10 split", """
     return inputs, labels
 """)
 
+
+
+# Later lessons keep their cases in a file each (cases_ex07.py, cases_ex08.py, ...), written with the
+# same helpers: read here in order, so one list holds every exercise's cases.
+for _path in sorted(Path(__file__).parent.glob("cases_ex*.py")):
+    exec(compile(_path.read_text(), str(_path), "exec"), {"_c": _c, "_j": _j, "__name__": _path.stem})
 
 CASES: tuple[Case, ...] = tuple(_CASES)
