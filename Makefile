@@ -11,7 +11,7 @@ PORT   ?= 8888
 # JupyterLab refuses to start as root unless told; only add the flag when it is needed.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast env lock exercises grade clean-env help
+.PHONY: lab test test-fast env lock exercises grade hub hub-proxy collect clean-env help
 
 help:
 	@echo "make lab        create the environment if missing, then open the course in JupyterLab"
@@ -21,6 +21,7 @@ help:
 	@echo "make exercises  regenerate exercises/ (the student copies) from the masters in solutions/"
 	@echo "make grade SUBMISSIONS=dir [OUT=gradebook.csv] [FEEDBACK=feedback]"
 	@echo "                grade one folder per student: a CSV gradebook and one feedback file each"
+	@echo "make hub        a JupyterHub for a lab room on this machine (see README: Teaching a class on one server)"
 
 # 1. venv  2. pinned packages  3. course_lib editable  4. a named Jupyter kernel
 # 5. a JupyterLab setting that stops the news pop-up (offline it only gets in the way).
@@ -70,6 +71,25 @@ lock:
 	  echo "# Every student and CI get exactly these versions. torch is pinned to 2.13.0, not 2.13.0+cpu"; \
 	  echo "# (that local version label is not on the public index)."; \
 	  /tmp/course-lock-venv/bin/pip freeze --all --exclude pip | grep -v '^-e' | sed 's/+cpu$$//'; } > requirements/lock.txt
+
+# A JupyterHub for a room: its proxy (configurable-http-proxy, from npm) lives in .venv/hub, pinned;
+# settings come from COURSE_HUB_* variables, documented in hub/jupyterhub_config.py.
+CHP_VERSION := 5.3.0
+CHP := $(VENV)/hub/node_modules/.bin/configurable-http-proxy
+$(CHP):
+	npm install --silent --no-fund --no-audit --prefix $(VENV)/hub configurable-http-proxy@$(CHP_VERSION)
+
+hub-proxy: $(CHP)
+
+# Every hub student's exercise notebooks -> SUBMISSIONS/<student>/ (then: make grade SUBMISSIONS=...).
+# Needs an admin token of the hub: COURSE_HUB_TOKEN=... make collect SUBMISSIONS=submissions
+HOMES ?= /home/{username}
+collect: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: COURSE_HUB_TOKEN=... make collect SUBMISSIONS=dir [HOMES=/home/{username}]" >&2; exit 2; }
+	$(BIN)/python -m course_lib.grading collect "$(SUBMISSIONS)" --homes "$(HOMES)"
+
+hub: $(STAMP) $(CHP)
+	PATH="$(CURDIR)/$(VENV)/hub/node_modules/.bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyterhub -f hub/jupyterhub_config.py
 
 clean-env:
 	rm -rf $(VENV)

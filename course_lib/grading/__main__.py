@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .batch import SubmissionsModifiedError, grade
 from .check import check, check_all
+from .collect import collect_submissions, hub_students
 from .sandbox import child_main
 
 __all__ = ["main"]
@@ -31,12 +33,27 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-hidden", action="store_true", help="leave out grading/hidden")
     g.add_argument("--root", default=None, help="the course folder (default: found automatically)")
     g.add_argument("--exercises", default=None, help="grade only these exercise ids, comma-separated (e.g. 4.3,5.4)")
+    h = sub.add_parser("collect", help="copy every hub student's exercise notebooks into a submissions folder")
+    h.add_argument("out")
+    h.add_argument("--hub", default=os.environ.get("COURSE_HUB_URL", "http://127.0.0.1:8000"))
+    h.add_argument("--homes", default="/home/{username}", help="a student's home, with {username}")
     c = sub.add_parser("check", help="grade the saved notebooks of one folder and print the report")
     c.add_argument("folder")
     c.add_argument("ids", nargs="*")
     c.add_argument("--hidden", action="store_true")
     c.add_argument("--root", default=None)
     args = ap.parse_args(argv)
+    if args.cmd == "collect":
+        token = os.environ.get("COURSE_HUB_TOKEN")
+        if not token:
+            print("collect needs an admin token of the hub in COURSE_HUB_TOKEN (the hub's /hub/token page)",
+                  file=sys.stderr)
+            return 2
+        found = collect_submissions(hub_students(args.hub, token), args.out, homes=args.homes)
+        for name, notebooks in found.items():
+            print(f"{name}: {len(notebooks)} notebook(s)" + ("" if notebooks else " (nothing found: a zero row)"))
+        print(f"{len(found)} student(s) collected into {args.out}; grade them with: make grade SUBMISSIONS={args.out}")
+        return 0
     if args.cmd == "grade":
         try:
             results = grade(args.submissions, args.out, args.feedback, workers=args.workers,
