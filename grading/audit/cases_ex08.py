@@ -108,6 +108,17 @@ _c("8.1", "full", "per-example cross-entropy, backward and p.grad", """
     model.zero_grad()
     return [t / X.shape[0] for t in total]
 """)
+_c("8.1", "full", "torch.func: vmap of grad", """
+    from torch.func import functional_call, grad, vmap
+    names = [n for n, _ in model.named_parameters()]
+    values = {n: p.detach() for n, p in model.named_parameters()}
+
+    def log_p(ps, x, t):
+        return torch.log_softmax(functional_call(model, ps, (x[None],)), dim=1)[0].gather(0, t[None])[0]
+
+    per_ex = vmap(grad(log_p), in_dims=(None, 0, 0))(values, X, y)
+    return [(per_ex[n] ** 2).mean(0) for n in names]
+""")
 _c("8.1", "full", "one forward pass, one grad per row (retain_graph)", """
     params = list(model.parameters())
     log_p = torch.log_softmax(model(X), dim=1).gather(1, y[:, None])[:, 0]
