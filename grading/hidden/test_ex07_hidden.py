@@ -1,9 +1,10 @@
 """Hidden grading tests of notebook 07 (instructors only; not shipped to students).
 
-7.1 on a real Matryoshka layer (gradient of W against torch's loop), one size, and tuple inputs;
-7.2 on gradients recorded from a real training run (against NumPy); 7.3 with another seed of
-the initial weights and the batch order (5 epochs, c_192 = 1, seed 1: last-epoch ratio 1.29 for
-c_96 = 0.1, 1.39 for 0.2, 1.44 for 0.25, 1.49 for 0.3, 1.59 for 0.4; bound 1.55).
+7.1 on a real Matryoshka layer (gradient of W against torch's loop), one size (value and gradient),
+and tuple inputs; 7.2 on gradients recorded from a real training run (against NumPy, computed before
+the call, so the inputs must stay unchanged); 7.3 with another seed of the initial weights and the
+batch order (5 epochs, c_192 = 1, seed 1: last-epoch ratio 1.29 for c_96 = 0.1, 1.39 for 0.2, 1.44
+for 0.25, 1.49 for 0.3, 1.59 for 0.4; bound 1.55).
 """
 
 import numpy as np
@@ -32,12 +33,21 @@ def test_mrl_loss_on_a_matryoshka_layer(exercise):
 @pytest.mark.exercise("7.1")
 @pytest.mark.points(1)
 def test_mrl_loss_one_size_and_tuples(exercise):
-    """One size is plain cross-entropy; logits and weights may come as tuples."""
+    """One size is plain cross-entropy, its gradient included; logits and weights may come as tuples."""
     g = torch.Generator().manual_seed(5)
     lg, y = torch.randn(10, 7, generator=g), torch.randint(0, 7, (10,), generator=g)
     f = exercise("7.1").mrl_loss
     assert float(f((lg,), y)) == pytest.approx(float(F.cross_entropy(lg, y)), rel=1e-6), (
         f"mrl_loss((logits,), y): expected {float(F.cross_entropy(lg, y)):.6f}; got {float(f((lg,), y)):.6f}")
+    leaf = lg.clone().requires_grad_(True)
+    loss = f((leaf,), y)
+    assert isinstance(loss, torch.Tensor) and loss.requires_grad, (
+        "mrl_loss((logits,), y) with logits that require grad: the loss should carry autograd's graph "
+        "(a tensor built from the heads' losses, not from Python floats)")
+    (got_g,) = torch.autograd.grad(loss, leaf)
+    (want_g,) = torch.autograd.grad(F.cross_entropy(leaf, y), leaf)
+    err = float((got_g - want_g).abs().max())
+    assert err < 1e-6, f"gradient of mrl_loss((logits,), y): expected max abs diff < 1e-6 from torch's; got {err:.3g}"
     got = float(f((lg, lg), y, (0.25, 0.75)))
     assert got == pytest.approx(float(F.cross_entropy(lg, y)), rel=1e-6), (
         f"mrl_loss((logits, logits), y, (0.25, 0.75)): expected {float(F.cross_entropy(lg, y)):.6f}; got {got:.6f}")
@@ -53,8 +63,8 @@ def test_gradient_stats_on_a_real_run(exercise):
     layer.weight.register_hook(lambda g: grads.append(g.detach().clone()))
     with _isolated():
         train_matryoshka(X, y, sizes=(16, 32), layer=layer, batch_size=64, num_epochs=1, device="cpu")
+    G = np.stack([g.double().numpy() for g in grads])  # before the call: the inputs are not to be changed
     mean_abs, var = exercise("7.2").gradient_stats(grads, (0, 16, 32))
-    G = np.stack([g.double().numpy() for g in grads])
     want_abs = [float(np.abs(G[:, a:b]).mean()) for a, b in ((0, 16), (16, 32))]
     want_var = [float(G.var(axis=0)[a:b].mean()) for a, b in ((0, 16), (16, 32))]
     assert [float(v) for v in mean_abs] == pytest.approx(want_abs, rel=1e-5), (
