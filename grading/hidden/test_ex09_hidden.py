@@ -1,8 +1,8 @@
 """Hidden grading tests of notebook 09 (instructors only; not shipped to students).
 
-9.1 on chunks of unequal widths given as an ``nn.ModuleList``, with each chunk's gradient
-compared to an oracle that detaches by hand; 9.2 on the block outputs of a network from the
-lesson, against ``torch.linalg.lstsq``.
+9.1 on chunks of unequal widths given as an ``nn.ModuleList``: which chunks each head's loss
+reaches, and each chunk's gradient compared to an oracle that detaches by hand; 9.2 on the
+block outputs of a network from the lesson, against ``torch.linalg.lstsq``.
 """
 
 import pytest
@@ -58,3 +58,21 @@ def test_probe_on_the_lessons_block_outputs(exercise):
         want = float(((A_val @ W).argmax(1) == data.y_val).double().mean())
         got = probe(a, data.y_train, b, data.y_val)
         assert abs(got - want) <= 0.01, f"block {depth}: expected a probe accuracy of {want:.3f}; got {got:.3f}"
+
+
+@pytest.mark.exercise("9.1")
+@pytest.mark.points(2)
+def test_each_loss_reaches_its_own_chunk_and_no_earlier_one(exercise):
+    """With local=True, on chunks of unequal widths: head j's loss trains chunk j and stops at its input."""
+    chunks, heads, X, y = _chunks()
+    out = exercise("9.1").chunked_logits(chunks, heads, X, local=True)
+    assert len(out) == len(chunks), f"expected {len(chunks)} logits (one per head); got {len(out)}"
+    for j, z in enumerate(out):
+        loss = F.cross_entropy(z, y)
+        for k in range(j + 1):
+            grads = torch.autograd.grad(loss, list(chunks[k].parameters()), retain_graph=True, allow_unused=True)
+            reach = sum(float(g.pow(2).sum()) for g in grads if g is not None)
+            if k < j:
+                assert reach == 0.0, f"the loss of head {j} should not reach chunk {k} (exactly 0); got |grad|^2 = {reach:.3g}"
+            else:
+                assert reach > 0, f"the loss of head {j} should reach chunk {j} (a nonzero gradient); got 0"
