@@ -22,7 +22,7 @@ from ..loss_shapes import (
     loss_curve,
     make_outlier_data,
 )
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure, SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
 __all__ = ["LOSS_STYLES", "LossCurvePlot", "plot_loss_curve", "OutlierFitPlot", "plot_outlier_fits", "LossExplorer", "OutlierExplorer"]
@@ -271,7 +271,8 @@ class LossExplorer(SliderPanel):
         self.table = W.HTML()
         self.status = W.HTML()
         self._wire()
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.table, self.status]), self.view.widget])
+        self.widget = panel(controls_row(W.VBox(list(self.sliders.values()) + [self.status]), self.table),
+                            self.view.widget)
         self.redraw()
 
     def _draw(self) -> None:
@@ -328,7 +329,8 @@ class OutlierExplorer(SliderPanel):
         self.fits: dict[str, tuple[float, float]] = {}
         self.table, self.status = W.HTML(), W.HTML()
         self._wire()
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.table, self.status]), self.view.widget])
+        self.widget = panel(controls_row(W.VBox(list(self.sliders.values()) + [self.status]), self.table),
+                            self.view.widget)
         self.redraw()
 
     def _draw(self) -> None:

@@ -21,7 +21,7 @@ from ..surfaces import (
     get_surface,
     optimizer_path,
 )
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure, SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
 __all__ = ["OPTIMIZER_STYLES", "SurfacePlot", "plot_surface", "DescentExplorer"]
@@ -246,7 +246,10 @@ class DescentExplorer(SliderPanel):
         self._busy = False
         self.status = W.HTML(layout=W.Layout(width="360px"))
         self._wire()
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.status]), self.view.widget])
+        names = list(self.sliders)
+        self.widget = panel(controls_row(W.VBox([self.sliders[n] for n in names[:3]]),
+                                         W.VBox([self.sliders[n] for n in names[3:]]), self.status),
+                            self.view.widget)
         self.redraw()
 
     def _on_change(self, change) -> None:
