@@ -139,10 +139,10 @@ class TrainingLab:
         self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share)
         self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
         # The layout is computed once, with the first frame's tick labels ("0.0" ... "1.0"); keep
-        # room at the right for the wider step numbers that come later ("20000").
+        # room for the wider ones that come later ("20000" at the right, "10^-1" at the left).
         engine = self.view.fig.get_layout_engine()
         if engine is not None and hasattr(engine, "set"):
-            engine.set(rect=(0, 0, 0.97, 1))
+            engine.set(rect=(0.015, 0, 0.965, 1))   # (left, bottom, width, height) of the figure
         self._build_widgets()
         self._new_run()
 
