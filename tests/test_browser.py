@@ -428,3 +428,200 @@ def test_lr_slider_moves_live_plot_in_jupyterlab(notebook, lab, chromium):
         with contextlib.suppress(Exception):
             context.close()
         lab.delete_sessions()
+
+
+# ---------------------------------------------------------------- every lesson notebook (issue 12)
+#
+# Run All on every notebook in notebooks/ (by glob: new lessons are covered when they land) at a
+# laptop's 1280x800, in fast mode, on the one server above. Per notebook:
+# - it opens clean (the tab is not marked modified once the kernel is up);
+# - no error output;
+# - no canvas or image wider than its output area, no control overlapping a canvas (boxes from the page);
+# - every training lab keeps its run: its run label still says "run 1" (a displayed lab is never
+#   restarted by code in a lesson, so a higher number means the browser's values restarted it);
+# - in each panel (an output with a slider and a canvas) the first slider, moved with the
+#   keyboard, changes the figure (element screenshots compared by hash);
+# - in each lab, one mouse drag of the lr slider records one change (its settings string).
+# Screenshots: test-artifacts/browser/notebooks/<notebook>/.
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+VIEWPORT = {"width": 1280, "height": 800}
+
+# Boxes of every output with a figure, its canvases/images and its controls; overlaps and overflow.
+_GEOMETRY = """() => {
+    const box = e => { const r = e.getBoundingClientRect(); return {x: r.left, y: r.top, w: r.width, h: r.height}; };
+    const controls = '.widget-slider, .widget-hslider, .widget-dropdown, .widget-button, .widget-checkbox, '
+        + '.widget-text, .widget-readout, .widget-html, .widget-label';
+    const out = [];
+    document.querySelectorAll('.jp-Cell').forEach((cell, ci) => {
+        cell.querySelectorAll('.jp-OutputArea-output').forEach((o, oi) => {
+            const figs = [...o.querySelectorAll('.jupyter-matplotlib-figure canvas, img, .widget-image')]
+                .filter(e => e.getBoundingClientRect().width > 0);
+            if (!figs.length) return;
+            const ctl = [...o.querySelectorAll(controls)].filter(e => e.getBoundingClientRect().width > 0
+                && !e.closest('.jupyter-matplotlib-figure'));
+            out.push({cell: ci, output: oi, area: box(o), figures: figs.map(box),
+                      controls: ctl.map(e => ({cls: e.className.split(' ').filter(c => c.startsWith('widget-')
+                          || c.endsWith('-slider')).join(' '), ...box(e)}))});
+        });
+    });
+    return out;
+}"""
+
+
+def _overlap(a: dict, b: dict) -> float:
+    w = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+    h = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+    return max(0.0, w) * max(0.0, h)
+
+
+def _geometry_problems(outputs: list[dict]) -> list[str]:
+    problems = []
+    for o in outputs:
+        area, where = o["area"], f"cell {o['cell']} output {o['output']}"
+        for f in o["figures"]:
+            if f["w"] > area["w"] + 1 or f["x"] + f["w"] > area["x"] + area["w"] + 1:
+                problems.append(f"{where}: a figure {f['w']:.0f} px wide ends at {f['x'] + f['w']:.0f}, "
+                                f"its output area ends at {area['x'] + area['w']:.0f}")
+            for c in o["controls"]:
+                if _overlap(f, c) > 4:
+                    problems.append(f"{where}: control '{c['cls']}' overlaps a figure")
+    return problems
+
+
+def _wait_changed(locator, before: bytes, timeout: float = 20.0) -> bytes:
+    end = time.perf_counter() + timeout
+    png = before
+    while time.perf_counter() < end:
+        png = locator.screenshot(timeout=5_000, animations="disabled")
+        if png != before:
+            return png
+        time.sleep(0.2)
+    return png
+
+
+@pytest.mark.timeout(480)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromium):
+    outdir = ARTIFACTS / "notebooks" / notebook.stem
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    target = _notebook_to_open(lab, notebook, outdir)
+    rel = target.relative_to(ROOT).as_posix()
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    step = Steps(page, outdir, lab)
+    t0 = time.perf_counter()
+    report: dict = {"notebook": rel}
+    try:
+        with step("open the notebook, its kernel starts, it is not marked modified"):
+            page.goto(f"{lab.base}/lab/tree/{rel}?reset&token={lab.token}", wait_until="domcontentloaded",
+                      timeout=30_000)
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=45_000)
+            lab.wait_kernel_idle(rel)
+            time.sleep(1.0)
+            assert not page.locator(".jp-Dialog").count(), \
+                f"a dialog is open: {page.locator('.jp-Dialog').first.inner_text()!r}"
+            dirty = page.locator(".lm-TabBar-tab.jp-mod-dirty").count()
+            assert not dirty, f"{notebook.name} is marked modified right after opening it"
+
+        with step("Run All Cells"):
+            page.locator(".lm-MenuBar-itemLabel").filter(has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Run All Cells$")).click()
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-InputPrompt').length > 0")
+            time.sleep(1.0)
+            page.wait_for_function(_RUN_ALL_DONE, timeout=300_000, polling=500)
+            time.sleep(2.0)                            # the browser's first values reach the kernel
+            report["run_all_s"] = round(time.perf_counter() - t0, 1)
+
+        with step("no error output"):
+            errors = page.evaluate("""() => [...document.querySelectorAll(
+                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+                .map(e => e.innerText).filter(t => /Traceback|Error\\b/.test(t))""")
+            assert not errors, f"error output in {notebook.name}:\n" + "\n---\n".join(e[:800] for e in errors)
+
+        with step("figures fit their output areas; no control overlaps a figure"):
+            outputs = page.evaluate(_GEOMETRY)
+            report["figures"] = sum(len(o["figures"]) for o in outputs)
+            for o in outputs:
+                loc = page.locator(".jp-Cell").nth(o["cell"]).locator(".jp-OutputArea-output").nth(o["output"])
+                with contextlib.suppress(Exception):
+                    loc.screenshot(path=str(outdir / f"cell-{o['cell']:02d}-output-{o['output']}.png"), timeout=10_000)
+            problems = _geometry_problems(outputs)
+            assert not problems, f"{notebook.name} at 1280x800:\n" + "\n".join(problems)
+
+        labs = page.locator(".jp-OutputArea-output").filter(has=page.locator(".lab-run"))
+        with step("every training lab keeps its run after being displayed"):
+            for i in range(labs.count()):
+                text = labs.nth(i).locator(".lab-run").first.inner_text()
+                assert text.startswith("run 1:"), f"lab {i} restarted after it was displayed: {text!r}"
+
+        panels = page.locator(".jp-OutputArea-output").filter(has=page.locator(".noUi-handle")).filter(
+            has=page.locator(".jupyter-matplotlib-figure canvas, .widget-image"))
+        report["panels"] = panels.count()
+        with step("each panel's first slider, moved with the keyboard, changes its figure"):
+            for i in range(panels.count()):
+                panel = panels.nth(i)
+                plot = panel.locator(".jupyter-matplotlib-figure canvas, .widget-image").first
+                handle = panel.locator(".noUi-handle").first
+                handle.scroll_into_view_if_needed()
+                readout = panel.locator(".widget-readout").first
+                old = readout.inner_text() if readout.count() else None
+                plot.scroll_into_view_if_needed()
+                try:
+                    before = plot.screenshot(timeout=10_000, animations="disabled")
+                except Exception as err:  # noqa: BLE001 - say what the page holds instead
+                    boxes = plot.evaluate("""e => { const b = x => { const r = x.getBoundingClientRect();
+                        return [Math.round(r.x), Math.round(r.y), Math.round(r.width), Math.round(r.height)]; };
+                        return {canvas: b(e), attrs: [e.width, e.height], position: getComputedStyle(e).position,
+                                parent: b(e.parentElement), parent_class: e.parentElement.className}; }""")
+                    raise AssertionError(f"panel {i}: no screenshot of its figure ({err}); the figure: {boxes}")
+                handle.focus()
+                for _ in range(3):
+                    page.keyboard.press("ArrowRight")
+                    time.sleep(0.05)
+                if readout.count() and readout.inner_text() == old:    # at its maximum: the other way
+                    for _ in range(6):
+                        page.keyboard.press("ArrowLeft")
+                        time.sleep(0.05)
+                after = _wait_changed(plot, before)
+                (outdir / f"panel-{i}-before.png").write_bytes(before)
+                (outdir / f"panel-{i}-after.png").write_bytes(after)
+                assert after != before, f"panel {i}: the figure did not change after its first slider moved"
+
+        with step("one drag of a lab's lr slider records one change"):
+            for i in range(labs.count()):
+                lab_out = labs.nth(i)
+                settings = lab_out.locator(".lab-settings input").first
+                if "step" not in (lab_out.locator(".lab-status").first.inner_text() or ""):
+                    continue                              # not training: a drag changes the start value only
+                time.sleep(0.6)                           # the keyboard change above has settled
+                n0 = settings.input_value().count(":lr=")
+                base = lab_out.locator(".lr-slider .noUi-base").first
+                base.scroll_into_view_if_needed()
+                hb = lab_out.locator(".lr-slider .noUi-handle").first.bounding_box()
+                bb = base.bounding_box()
+                x, y = hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2
+                page.mouse.move(x, y)
+                page.mouse.down()
+                for k in range(1, 9):                     # a slow drag, left, over a quarter of the track
+                    page.mouse.move(x - k * bb["width"] / 32, y)
+                    time.sleep(0.08)
+                page.mouse.up()
+                end = time.perf_counter() + 20
+                while time.perf_counter() < end and settings.input_value().count(":lr=") == n0:
+                    time.sleep(0.2)
+                time.sleep(1.0)
+                n1 = settings.input_value().count(":lr=")
+                assert n1 - n0 == 1, f"lab {i}: one drag recorded {n1 - n0} lr changes"
+        page.screenshot(path=str(outdir / "page-end.png"))
+        assert not _outputs(target), f"{rel} was saved with outputs during the test: {_outputs(target)}"
+    finally:
+        report["total_s"] = round(time.perf_counter() - t0, 1)
+        report["step_seconds"] = step.timings
+        (outdir / "summary.json").write_text(json.dumps(report, indent=1))
+        print(json.dumps(report))
+        with contextlib.suppress(Exception):
+            context.close()
+        lab.delete_sessions()

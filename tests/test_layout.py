@@ -102,7 +102,16 @@ KERNELSPEC = {"kernelspec": {"display_name": "Loss & Scaling (course)", "languag
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_lesson_notebook_metadata_is_exactly_its_kernelspec(path):
-    """No editor metadata (jupytext, widget state, language_info) is committed: only the kernel."""
-    meta = json.loads(path.read_text())["metadata"]
-    assert meta == KERNELSPEC, f"{path.name}: metadata should be exactly {KERNELSPEC}; got {meta}"
+def test_lesson_notebook_metadata_is_exactly_its_kernelspec_and_language_info(path):
+    """No editor metadata (jupytext, widget state) is committed: only the kernel, and the
+    ``language_info`` the course's kernel reports. JupyterLab writes ``language_info`` into the
+    notebook as soon as the kernel connects; a notebook without it (or with a different one) is
+    marked modified on opening and asks to be saved on closing (issue 12). No cell metadata
+    other than tags and JupyterLab's ``jupyter.source_hidden`` / ``collapsed`` either."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    nb = json.loads(path.read_text())
+    expected = dict(KERNELSPEC, language_info=dict(IPythonKernel.language_info))
+    assert nb["metadata"] == expected, f"{path.name}: metadata should be exactly {expected}; got {nb['metadata']}"
+    extra = {k for c in nb["cells"] for k in c.get("metadata", {})} - {"tags", "jupyter", "collapsed", "exercise"}
+    assert not extra, f"{path.name}: editor metadata in cells: {sorted(extra)}"

@@ -36,6 +36,14 @@ def test_notebook_runs_headless_in_fast_mode(path, monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
+    # Last, a cell of our own walks every figure the notebook left open (the lessons' figures
+    # and panels, drawn by Agg under ipympl): no two text artists overlap, none leaves its figure.
+    nb.cells.append(nbformat.v4.new_code_cell(
+        f"import gc as _gc, json as _json, sys as _sys\n_sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from figure_checks import report as _report\nfrom course_lib.ui.lab import TrainingLab as _Lab\n"
+        "for _lab in [o for o in _gc.get_objects() if isinstance(o, _Lab)]:\n"
+        "    _lab.pause(); _lab.wait(10)      # no training thread moves artists while we measure\n"
+        "print('FIGURE_REPORT' + _json.dumps(_report()))"))
     # kernel "python3" is the interpreter running the suite, so the test uses this environment
     # whatever kernels the machine has registered. A per-cell timeout turns a hang into a failure.
     client = NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(path.parent)}})
@@ -44,3 +52,9 @@ def test_notebook_runs_headless_in_fast_mode(path, monkeypatch, tmp_path):
     print(f"{path.name}: {time.perf_counter() - t:.1f} s in fast mode")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
     assert not errors
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    figures = json.loads(text.split("FIGURE_REPORT", 1)[1])
+    # Reported, not yet asserted: the findings of issue 12 that are not fixed yet (see its
+    # closing note) would fail every run. Turn this into an assertion once the list is empty.
+    for fig, problems in figures.items():
+        print(f"{path.name}: {fig}: text overlaps or leaves the figure: {'; '.join(problems)}")

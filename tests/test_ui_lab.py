@@ -191,3 +191,65 @@ def test_masking_slider_at_extremes_and_middle():
         lab.run(30)
         assert not np.array_equal(before, _plotted(lab))
         lab.reset()
+
+
+# -- values that come back from the browser (issue 12) -----------------------------------------
+# ``widget.set_state({...})`` is what ipywidgets calls for a message from the front end: the same
+# code path as a browser sending a slider's value back.
+
+def test_the_lab_runs_the_exact_values_it_was_given_and_its_sliders_send_once():
+    lab = _lab(lr=0.3, train_fraction=0.8)
+    assert lab.settings["lr"] == lab.sliders["lr"].value == 0.3        # not the log grid's 0.316
+    assert all(not w.continuous_update for w in lab.sliders.values() if hasattr(w, "continuous_update"))
+    assert "lr=0.3&" in lab.settings_string()
+
+
+def test_the_browser_rounding_a_value_is_not_a_change_and_the_lab_keeps_its_run():
+    lab = _lab(lr=0.3, train_fraction=0.8, max_steps=400)
+    lab.run(50)
+    run, events = lab.history, list(lab.history.events)
+    lab.sliders["train_fraction"].set_state({"value": 0.7999999999999999})   # what Chromium sent back
+    lab.sliders["lr"].set_state({"value": 0.31622776601683794})
+    lab.sliders["dropout"].set_state({"value": 1e-17})
+    lab.sliders["weight_decay"].set_state({"index": lab.sliders["weight_decay"].index})
+    h = lab.run(50)
+    assert h is run and not lab.runs, "the lab started a new run for a value it already had"
+    assert h.events == events and not lab._changes
+    assert lab.settings["train_fraction"] == 0.8
+    # a real move of one step is a change
+    lab.sliders["train_fraction"].set_state({"value": 0.85})
+    assert len(lab.runs) == 1 and lab.settings["train_fraction"] == 0.85
+
+
+def test_a_drag_from_the_browser_records_one_change_when_it_settles():
+    lab = _lab(max_steps=10**6, eval_every=50)
+    lab.play()
+    try:
+        deadline = time.perf_counter() + 20
+        while (lab.history is None or len(lab.history) < 5) and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        for v in (0.012, 0.016, 0.02, 0.025, 0.032):       # intermediate values of one drag
+            lab.sliders["lr"].set_state({"value": v})
+        while not lab._changes and time.perf_counter() < deadline + 10:
+            time.sleep(0.02)
+    finally:
+        lab.pause()
+        lab.wait(10)
+    assert [(name, value) for _, name, value in lab._changes] == [("lr", 0.032)]
+    assert sum(e["kind"] == "change" for e in lab.history.events) == 1
+
+
+def test_change_labels_that_would_overlap_are_merged_and_the_x_axis_follows_the_current_run():
+    lab = _lab(max_steps=3000, eval_every=50)
+    lab.run(2000)
+    lab.reset()                                          # a long ghost
+    lab.run(100)
+    for step, lr in ((101, 0.02), (103, 0.03), (105, 0.05)):
+        lab.schedule(step, lr=lr)
+    lab.run(200)
+    lab._draw(force=True)
+    assert lab.plot.ax.get_xlim()[1] < 1000, "a long ghost run stretched the x-axis"
+    texts = [t for t in lab.plot.ax.texts if t.get_text() and t.get_visible()]
+    lab.view.fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in texts if "->" in t.get_text()]
+    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -142,3 +142,28 @@ def test_compute_modules_do_not_import_widgets_or_matplotlib():
             "print(any(m.startswith(('matplotlib', 'ipywidgets')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_snap_and_same_setting_follow_the_slider_grid():
+    import ipywidgets as W
+    from course_lib.ui.live import same_setting, snap
+    log = W.FloatLogSlider(min=-5, max=1, step=0.1)
+    lin = W.FloatSlider(min=0.1, max=0.9, step=0.05)
+    assert snap(log, 0.3) == pytest.approx(0.316227766) and snap(log, 0.01) == 0.01 and snap(lin, 0.81) == 0.8
+    assert same_setting(log, 0.3, 0.31622776601683794) and not same_setting(log, 0.3, 0.4)
+    assert same_setting(lin, 0.8, 0.7999999999999999) and not same_setting(lin, 0.8, 0.85)
+    assert snap(W.Dropdown(options=["a", "b"]), "b") == "b" and same_setting(None, "a", "a")
+
+
+def test_a_panel_ignores_the_browser_rounding_and_late_echoes():
+    explorer = ui.loss_shapes.LossExplorer()
+    frames = explorer.view.frames
+    explorer.sliders["margin"].set_state({"value": -0.49999999999999994})   # the browser's rounding of -0.5
+    assert explorer.view.frames == frames and explorer.settings()["margin"] == -0.5
+    explorer.sliders["margin"].value = 1.5                                   # cells move it from code...
+    explorer.sliders["margin"].value = -2.0
+    explorer.sliders["margin"].set_state({"value": -0.5})                   # ...and the display's -0.5 arrives late
+    assert explorer.sliders["margin"].value == -2.0 and explorer.settings()["margin"] == -2.0
+    assert explorer.classification.x == -2.0 if hasattr(explorer.classification, "x") else True
+    explorer.sliders["margin"].set_state({"value": 0.25})                   # a real move
+    assert explorer.settings()["margin"] == 0.25 and explorer.view.frames > frames

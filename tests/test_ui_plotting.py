@@ -248,3 +248,22 @@ def test_plot_returns_axes_with_a_marker_per_suggestion():
     found = {rule for rule in cl.SUGGESTION_RULES if any(rule in ln.get_label() for ln in ax.get_lines())}
     assert found == {k for k, v in r.suggestions.items() if v is not None}
     assert ax.get_xscale() == "log"
+
+
+def test_figure_checks_find_overlapping_and_clipped_text():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from figure_checks import text_problems
+
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    assert text_problems(fig) == []
+    ax.text(0.5, 0.5, "one", transform=ax.transAxes)
+    ax.text(0.5, 0.5, "two", transform=ax.transAxes)
+    fig.text(0.99, 0.5, "far outside the right edge")
+    problems = text_problems(fig)
+    assert any("'one' overlaps 'two'" in p for p in problems)
+    assert any("leaves the figure" in p for p in problems)
+    plt.close(fig)

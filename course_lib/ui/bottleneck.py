@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from .._validation import check_number, check_relation, check_type
 from ..bottleneck import BottleneckHistory
 from ..curves import ema
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure, SliderPanel, controls_row, panel
 
 __all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff", "StrengthExplorer"]
 
@@ -236,13 +236,16 @@ class StrengthExplorer(SliderPanel):
         ax_ce.set_title("causal-LM loss")
         ax_kl.set_title("KL term (log scale)")
         self.entropy_rate, self.unigram_entropy = entropy_rate, unigram_entropy
-        self.widget = W.VBox([W.HBox([self.sliders["strength"], self.more]), self.status, self.view.widget])
+        self.widget = panel(W.VBox([controls_row(self.sliders["strength"], self.more), self.status]), self.view.widget)
         self.more.on_click(lambda _: self.train(self.more_steps))
         self._wire()
 
     def _on_change(self, change) -> None:
-        # A strength change steers the run (read at its next step); there is nothing to recompute.
+        # A strength change steers the run (read at its next step); nothing to recompute, but the
+        # figure says at once which strength the next steps use.
         self.run.strength = change["new"]
+        self.view.axes[0].set_title(f"causal-LM loss (next steps: w = {self.run.strength:.3g})")
+        self.view.refresh(force=True)
 
     def _draw(self) -> None:
         self.run.flush()  # copy the recorded losses back from the device

@@ -40,7 +40,7 @@ from ..device import resolve_device
 from ..metrics import CLASSIFICATION_METRICS
 from ..models import MLP
 from ..train import History, fit
-from .live import LiveFigure
+from .live import LiveFigure, controls_row, panel, same_setting, watch
 from .plotting import LossCurvesPlot
 
 __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS"]
@@ -49,6 +49,8 @@ LAB_TASKS = ("spirals", "moons", "circles", "regression")
 LIVE_SETTINGS = ("lr", "weight_decay", "l1", "dropout")            # change mid-run
 RESET_SETTINGS = ("task", "optimizer", "width", "depth", "noise", "batch_size", "train_fraction", "n_samples", "seed")
 _REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]  # 0, then 1e-6 .. 10, 3 per decade
+
+SETTLE_S = 0.25   # a live change from the browser waits this long for the next one (one drag, one change)
 
 _DEFAULTS = dict(task="spirals", optimizer="adam", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
                  batch_size=32, train_fraction=0.5, n_samples=400, seed=0)
@@ -136,6 +138,11 @@ class TrainingLab:
         # The figure and its artists, made once.
         self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share)
         self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
+        # The layout is computed once, with the first frame's tick labels ("0.0" ... "1.0"); keep
+        # room for the wider ones that come later ("20000" at the right, "10^-1" at the left).
+        engine = self.view.fig.get_layout_engine()
+        if engine is not None and hasattr(engine, "set"):
+            engine.set(rect=(0.015, 0, 0.965, 1))   # (left, bottom, width, height) of the figure
         self._build_widgets()
         self._new_run()
 
@@ -196,6 +203,7 @@ class TrainingLab:
                 if k in self.sliders:
                     w = self.sliders[k]
                     w.value = _nearest(_REG_STEPS, v) if isinstance(w, W.SelectionSlider) else v
+                    self._accepted[k] = w.value
         finally:
             self._quiet = False
         self.settings = new
@@ -205,6 +213,7 @@ class TrainingLab:
             self.sliders["masking"].value = masking
             self._quiet = False
             self.masking = masking
+            self._accepted["masking"] = masking
         self._new_run()
         self._scheduled = scheduled
 
@@ -240,10 +249,19 @@ class TrainingLab:
         }
         for name, (widget, _) in self.live_settings.items():
             self.sliders[name] = widget
+        self._accepted: dict = {}                     # the value each control stands for now
         for name, w in self.sliders.items():
             w.layout.width = "330px"                  # room for the label and the readout
             w.add_class(f"{name.replace('_', '-')}-slider")
-            w.observe(lambda ch, name=name: self._on_slider(name, ch["new"]), names="value")
+            if hasattr(w, "continuous_update"):
+                # A drag sends its value once, when released; and a slider created off its grid
+                # sends nothing back (with continuous updates the browser answers every value the
+                # kernel sets with its nearest grid point). The lab keeps the exact values it was
+                # given: snapping lr 0.3 to the log grid's 0.316 changed the lessons' example runs
+                # (notebook 03's "oscillating" run no longer oscillated).
+                w.continuous_update = False
+            self._accepted[name] = w.value
+            watch(w, lambda ch, name=name: self._on_slider(name, ch["new"], ch["from_browser"]))
         self._quiet = False
         self.buttons = {name: W.Button(description=name.capitalize(), layout=W.Layout(width="80px"))
                         for name in ("play", "pause", "step", "reset")}
@@ -259,6 +277,7 @@ class TrainingLab:
         self.smooth.observe(lambda ch: self._set_view(smooth=ch["new"]), names="value")
         self.status = W.HTML("ready")
         self.run_label = W.HTML("")
+        self.run_label.add_class("lab-run")
         self.status.add_class("lab-status")
         self.diagnosis = W.HTML("")
         self.diagnosis.add_class("lab-diagnosis")
@@ -268,16 +287,21 @@ class TrainingLab:
         apply.on_click(lambda _: self.apply_settings(self.share.value))
         live_names = list(LIVE_SETTINGS) + list(self.live_settings)
         reset_names = [n for n in self.sliders if n not in live_names]
-        self.widget = W.VBox([
-            W.HBox(list(self.buttons.values()) + [self.status]),
-            W.HBox([
-                W.VBox([W.HTML("<b>change while training</b>")] + [self.sliders[n] for n in live_names]
-                       + [W.HTML("<b>start a new run</b>")] + [self.sliders[n] for n in reset_names]
-                       + [self.log_y, self.smooth], layout=W.Layout(min_width="340px")),
-                W.VBox([self.run_label, self.view.widget, self.diagnosis]),
+        # Controls in wrapping columns above the plot, never beside or under it (the plot shrinks
+        # with the output area; see ui.live.panel).
+        self.widget = panel(
+            W.VBox([
+                controls_row(*self.buttons.values(), self.status, gap="4px 8px"),
+                controls_row(
+                    W.VBox([W.HTML("<b>change while training</b>")] + [self.sliders[n] for n in live_names]
+                           + [self.log_y, self.smooth]),
+                    W.VBox([W.HTML("<b>start a new run</b>")] + [self.sliders[n] for n in reset_names])),
+                self.run_label,
             ]),
-            W.HBox([self.share, apply]),
-        ])
+            self.view.widget,
+            self.diagnosis,
+            W.HBox([self.share, apply], layout=W.Layout(max_width="100%")),
+        )
 
     def show(self) -> "TrainingLab":
         from IPython.display import display
@@ -285,21 +309,27 @@ class TrainingLab:
         self._draw(force=True)
         return self
 
-    def _on_slider(self, name: str, value) -> None:
+    def _on_slider(self, name: str, value, from_browser: bool = False) -> None:
         if self._quiet:
             return
+        if same_setting(self.sliders[name], value, self._accepted.get(name)):
+            return                                    # the browser's rounding of the value in use: no change
+        self._accepted[name] = value
         if name in LIVE_SETTINGS or name in self.live_settings:
             value = float(value)
             if name in LIVE_SETTINGS:
                 self.settings[name] = value
             if self.running:
                 with self._lock:                      # applied by the training thread, next step
-                    self._pending[name] = (value, time.perf_counter())
+                    now = time.perf_counter()
+                    # From the browser, a change waits until the slider settles (arrow keys held,
+                    # a drag's last values); from Python it applies at the next step.
+                    self._pending[name] = (value, now, now + SETTLE_S if from_browser else 0.0)
             else:
                 # Paused mid-run: applied when training resumes (no latency to measure).
                 if self.history is not None and len(self.history):
                     with self._lock:
-                        self._pending[name] = (value, None)
+                        self._pending[name] = (value, None, 0.0)
                 elif name in LIVE_SETTINGS:
                     self._start_settings[name] = value
                 else:
@@ -365,7 +395,8 @@ class TrainingLab:
         self._go.clear()
         with self._draw_lock:
             self.plot.clear_run()
-        self.run_label.value = f"<small>this run: {self._label(self._start_settings)}</small>"
+        self.run_count = getattr(self, "run_count", 0) + 1
+        self.run_label.value = f"<small>run {self.run_count}: {self._label(self._start_settings)}</small>"
         self.status.value = "ready: press Play"
         self.diagnosis.value = ""
         self.share.value = self.settings_string()
@@ -479,14 +510,17 @@ class TrainingLab:
         #    every step: the common case, nothing pending, costs two truth tests.)
         pending, changes = {}, {}
         if self._pending:
+            now = time.perf_counter()
             with self._lock:
-                pending, self._pending = self._pending, {}
-            changes = {k: v for k, (v, _) in pending.items()}
+                pending = {k: p for k, p in self._pending.items() if p[2] <= now}
+                for k in pending:
+                    del self._pending[k]
+            changes = {k: v for k, (v, _, _) in pending.items()}
         if self._scheduled and nxt in self._scheduled:
             changes.update(self._scheduled.pop(nxt))
         if changes:
             self._apply(state, changes, nxt)
-            for _, t in pending.values():
+            for _, t, _ in pending.values():
                 if t is not None:
                     self.change_latency.append(time.perf_counter() - t)
             self._force_frame = True

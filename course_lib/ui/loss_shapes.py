@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 
 from .._validation import check_choice, check_number, check_type
 from ..loss_shapes import FIT_LOSSES, LOSS_CURVES, fit_line, loss_curve, make_outlier_data
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure, SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
 __all__ = ["LOSS_STYLES", "LossCurvePlot", "plot_loss_curve", "OutlierFitPlot", "plot_outlier_fits", "LossExplorer", "OutlierExplorer"]
@@ -265,7 +265,8 @@ class LossExplorer(SliderPanel):
         self.table = W.HTML()
         self.status = W.HTML()
         self._wire()
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.table, self.status]), self.view.widget])
+        self.widget = panel(controls_row(W.VBox(list(self.sliders.values()) + [self.status]), self.table),
+                            self.view.widget)
         self.redraw()
 
     def _draw(self) -> None:
@@ -322,7 +323,8 @@ class OutlierExplorer(SliderPanel):
         self.fits: dict[str, tuple[float, float]] = {}
         self.table, self.status = W.HTML(), W.HTML()
         self._wire()
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.table, self.status]), self.view.widget])
+        self.widget = panel(controls_row(W.VBox(list(self.sliders.values()) + [self.status]), self.table),
+                            self.view.widget)
         self.redraw()
 
     def _draw(self) -> None:

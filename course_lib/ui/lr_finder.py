@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 
 from .._validation import check_type
 from ..lr_finder import lr_range_test
-from .live import LiveFigure
+from .live import LiveFigure, panel
 from .plotting import COLORS, finite_xy
 
 __all__ = ["RULE_STYLES", "LRFinderPlot", "plot_lr_finder", "LiveLRFinder"]
@@ -79,7 +79,11 @@ class LRFinderPlot:
         self._rescale(lrs, y_ok, result)
         handles = [ln for ln in self.ax.get_lines() if ln.get_label() and not ln.get_label().startswith("_")
                    and len(ln.get_xdata())]
-        self.ax.legend(handles=handles, loc="upper left", fontsize="x-small")
+        if len(handles) > 6:   # several runs: the legend goes beside the axes, off the curves and markers
+            self.ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small",
+                           borderaxespad=0.0)
+        else:
+            self.ax.legend(handles=handles, loc="upper left", fontsize="x-small")
         start, end = result.config.get("start_lr"), result.config.get("end_lr")
         if start and end:
             self.ax.set_xlim(start, end)
@@ -137,7 +141,7 @@ class LiveLRFinder:
         self.ax = self.view.axes
         self.plots: list[LRFinderPlot] = []
         self.status = W.HTML("ready")
-        self.widget = W.VBox([self.view.widget, self.status])
+        self.widget = panel(self.status, self.view.widget)
 
     def show(self) -> "LiveLRFinder":
         display(self.widget)
@@ -151,6 +155,7 @@ class LiveLRFinder:
         show_raw = not self.plots          # the raw curve of the first run only: less clutter
         plot = LRFinderPlot(self.ax, rules=rules, show_raw=show_raw, label=label, color=color)
         self.plots.append(plot)
+        self.view.relayout()               # new axis labels and legend entries: lay the figure out again
         user_cb: Callable | None = kwargs.pop("on_step", None)
 
         def on_step(result):
@@ -164,6 +169,7 @@ class LiveLRFinder:
 
         result = lr_range_test(model, data, on_step=on_step, **kwargs)
         plot.update(result)
+        self.view.relayout()               # the final legend (suggestions) may be wider
         self.view.refresh(force=True)
         sug = ", ".join(f"{k} {v:.2g}" for k, v in result.suggestions.items() if v is not None)
         self.status.value = (f"{label + ': ' if label else ''}{result.stop_reason} after {len(result)} iterations "

@@ -121,8 +121,11 @@ def _draw_events(ax: Axes, history) -> None:
         if ev["kind"] in ("diverged", "exploded"):
             s, v = finite[-1] if finite else (ev["step"], 1.0)
             ax.plot([s], [v], marker="X", ms=12, color=COLORS["diverged"], ls="none", label="diverged")
-            ax.annotate(f"diverged at step {ev['step']}", (s, v), textcoords="offset points", xytext=(-10, 8),
-                        ha="right", color=COLORS["diverged"], fontsize="small")
+            # Below the cross, towards the middle of the run: inside the axes, clear of the title.
+            left = not finite or s <= (finite[0][0] + finite[-1][0]) / 2
+            ax.annotate(f"diverged at step {ev['step']}", (s, v), textcoords="offset points",
+                        xytext=(10, -12) if left else (-10, -12), ha="left" if left else "right", va="top",
+                        color=COLORS["diverged"], fontsize="small")
         else:
             ax.axvline(ev["step"], color=COLORS["event"], lw=0.8, alpha=0.6)
             ax.annotate(ev["text"], (ev["step"], 1.0), xycoords=("data", "axes fraction"), rotation=90,
@@ -179,7 +182,9 @@ class LossCurvesPlot:
         if floor is not None:
             self.refs.append(ax.axhline(floor, color=COLORS["floor"], ls=":", lw=1.5, label="irreducible loss"))
         self.ghosts: list[list] = []       # artists of each ghost run
-        self._events: list = []            # artists of the current run's change events
+        self._events: list = []            # vertical lines of the current run's change events
+        self._event_marks: list = []       # (step, text) of those events
+        self._event_labels: list = []      # their labels: one per group of nearby events
         self._n_events = 0
         self._ylim: tuple[float, float] | None = None
         ax.set_xlabel("step")
@@ -202,9 +207,9 @@ class LossCurvesPlot:
         for line in (self.raw, self.train, self.val, self.diverged):
             line.set_data([], [])
         self.diverged_text.set_text("")
-        for art in self._events:
+        for art in self._events + self._event_labels:
             art.remove()
-        self._events, self._n_events = [], 0
+        self._events, self._event_marks, self._event_labels, self._n_events = [], [], [], 0
 
     def update(self, history) -> None:
         """Move the curves to ``history`` (a ``History``, possibly still growing)."""
@@ -218,6 +223,7 @@ class LossCurvesPlot:
         self.val.set_data(*finite_xy(history.val_step, history.val_loss))
         self._draw_new_events(history, steps, loss)
         self._autoscale(steps, loss)
+        self._label_events()
 
     def _draw_new_events(self, history, steps, loss) -> None:
         for ev in history.events[self._n_events:]:
@@ -228,16 +234,62 @@ class LossCurvesPlot:
                 self.diverged_text.xy = (s, v)
             else:
                 self._events.append(self.ax.axvline(ev["step"], color=COLORS["event"], lw=0.9, alpha=0.7))
-                self._events.append(self.ax.annotate(
-                    ev["text"], (ev["step"], 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top",
-                    ha="right", fontsize="x-small", color=COLORS["event"]))
+                self._event_marks.append((ev["step"], ev["text"]))
         self._n_events = len(history.events)
 
+    def _label_events(self) -> None:
+        """One label per group of change lines closer than a label's height on screen: the
+        group's first and last change ("lr 0.01 -> 0.05 (3 changes)"), never labels printed
+        on top of each other. Recomputed each frame, as the x-axis grows."""
+        if not self._event_marks and not self._event_labels:
+            return
+        x0, x1 = self.ax.get_xlim()
+        px_per_step = self.ax.get_window_extent().width / max(x1 - x0, 1e-9)
+        gap_px = 1.6 * self.ax.figure.dpi * 8 / 72          # about one x-small line of text
+        groups: list[list] = []
+        for step, text in self._event_marks:
+            if groups and (step - groups[-1][0][0]) * px_per_step < gap_px:
+                groups[-1].append((step, text))
+            else:
+                groups.append([(step, text)])
+        wanted = []
+        for g in groups:
+            first, last = g[0][1], g[-1][1]
+            if len(g) == 1:
+                text = first
+            else:
+                name, _, old = first.partition(" ")
+                same = all(t.split(" ")[0] == name for _, t in g)
+                new = last.rpartition("-> ")[2]
+                text = (f"{name} {old.partition(' ->')[0]} -> {new} ({len(g)} changes)" if same
+                        else f"{len(g)} changes, last: {last}")
+            wanted.append((g[0][0], text))
+        if wanted == [(a.xy[0], a.get_text()) for a in self._event_labels]:
+            return                          # unchanged: no artists removed or added (cheaper, no races)
+        for art in self._event_labels:
+            art.remove()
+        self._event_labels = [self.ax.annotate(
+            text, (x, 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+            fontsize="x-small", color=COLORS["event"], annotation_clip=True) for x, text in wanted]
+
+    MIN_SPAN = 50   # steps shown at least, so a new run's first steps do not fill the width
+
     def _autoscale(self, steps, loss) -> None:
-        ys = [loss] + [np.asarray(g[0].get_ydata(), dtype=float) for g in self.ghosts if len(g[0].get_ydata())]
+        # The x-axis follows the current run; ghosts are clipped to it (a long earlier run must
+        # not squeeze the run in progress to the left). Before a run starts, the ghosts set it.
+        ghost_ends = [g[0].get_xdata()[-1] for g in self.ghosts if len(g[0].get_xdata())]
+        if len(steps):
+            xmax = max(float(steps[-1]), self.MIN_SPAN)
+        else:
+            xmax = max(ghost_ends + [1])
+        ys = [loss]
+        for g in self.ghosts:
+            x, y = np.asarray(g[0].get_xdata(), dtype=float), np.asarray(g[0].get_ydata(), dtype=float)
+            if len(y):
+                ys.append(y[x <= xmax])
         ys.append(np.asarray(self.val.get_ydata(), dtype=float))
-        ys = np.concatenate([y[np.isfinite(y)] for y in ys if len(y)]) if any(len(y) for y in ys) else np.array([])
-        xmax = max([steps[-1] if len(steps) else 1] + [g[0].get_xdata()[-1] for g in self.ghosts if len(g[0].get_xdata())])
+        ys = [y[np.isfinite(y)] for y in ys if len(y)]
+        ys = np.concatenate(ys) if any(len(y) for y in ys) else np.array([])
         self.ax.set_xlim(0, max(1, xmax))
         if len(ys):
             lo, hi = float(ys.min()), float(ys.max())

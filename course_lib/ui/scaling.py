@@ -21,7 +21,7 @@ from matplotlib.colors import LogNorm, TwoSlopeNorm
 from .._validation import check_number, check_relation, check_type
 from ..scaling import CHINCHILLA_TOKENS_PER_PARAM, ChinchillaFit, PowerLawFit, fit_power_law
 from ..sweep import SweepResult
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure, SliderPanel, panel
 
 __all__ = ["FLOOR_STYLE", "plot_loss_vs_params", "plot_loss_vs_tokens", "plot_excess_vs_params", "plot_compute_frontier", "plot_fit_residuals", "plot_extrapolation", "SpectrumExplorer", "ComputeBudgetExplorer"]
 
@@ -279,12 +279,12 @@ class SpectrumExplorer(SliderPanel):
         self.sliders = {"exponent": W.SelectionSlider(options=options, value=start, description="spectrum exponent a",
                                                       continuous_update=True, style=_STYLE, layout=_WIDE)}
         self.status = W.HTML()
-        self.widget = W.VBox([self.sliders["exponent"], self.status, self.view.widget])
+        self.widget = panel(W.VBox([self.sliders["exponent"], self.status]), self.view.widget)
         self._wire()
         self.redraw()
 
     def _draw(self) -> None:
-        a = self.sliders["exponent"].value
+        a = self.settings()["exponent"]
         ax_l, ax_r = self.view.axes
         ax_l.clear()
         ax_r.clear()
@@ -345,13 +345,13 @@ class ComputeBudgetExplorer(SliderPanel):
                                                    description="compute C (FLOPs)", readout_format=".2e",
                                                    continuous_update=True, style=_STYLE, layout=_WIDE)}
         self.status = W.HTML()
-        self.widget = W.VBox([self.sliders["budget"], self.status, self.view.widget])
+        self.widget = panel(W.VBox([self.sliders["budget"], self.status]), self.view.widget)
         self._wire()
         self.redraw()
 
     @property
     def optimum(self) -> tuple[float, float]:
-        N, D = self.fit.compute_optimal(self.sliders["budget"].value)
+        N, D = self.fit.compute_optimal(self.settings()["budget"])
         return float(N), float(D)
 
     def _draw_static(self) -> None:
@@ -373,7 +373,7 @@ class ComputeBudgetExplorer(SliderPanel):
     def _draw(self) -> None:
         if not hasattr(self, "_iso"):
             self._draw_static()
-        C = self.sliders["budget"].value
+        C = self.settings()["budget"]
         ax_l, ax_r = self.view.axes
         N, D = self.optimum
         n = np.geomspace(*self.N_range, 60)

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 
 from .._validation import check_choice, check_number, check_type
 from ..schedules import cyclic_schedule, one_cycle_schedule
-from .live import LiveFigure
+from .live import LiveFigure, controls_row, panel
 from .plotting import COLORS
 
 __all__ = ["SchedulePlot", "preview_schedule", "SchedulePreviewer"]
@@ -139,7 +139,9 @@ class SchedulePreviewer:
             w.observe(self._on_change, names="value")
         self.status = W.HTML()
         self.schedule = None
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.status]), self.view.widget])
+        ws = list(self.sliders.values())
+        half = (len(ws) + 1) // 2
+        self.widget = panel(controls_row(W.VBox(ws[:half]), W.VBox(ws[half:])), self.view.widget, self.status)
         self._redraw()
 
     def show(self) -> "SchedulePreviewer":

@@ -6,7 +6,7 @@ import torch
 
 from .._validation import check_number, check_seed, check_type
 from ..device import default_device, fast_mode, seed_everything
-from .live import use_live_backend
+from .live import show_page_style, use_live_backend
 from .plotting import set_course_theme
 
 __all__ = ["setup_notebook"]
@@ -42,6 +42,7 @@ def setup_notebook(seed: int = 0, *, threads: int | None = 1, lecture: bool = Fa
     check_number("threads", threads, where="setup_notebook", low=1, integer=True, allow_none=True)
     check_type("lecture", lecture, bool, where="setup_notebook")
     backend = use_live_backend()
+    show_page_style()
     set_course_theme(lecture=lecture)
     seed_everything(seed)
     if threads is not None:
@@ -51,3 +52,4 @@ def setup_notebook(seed: int = 0, *, threads: int | None = 1, lecture: bool = Fa
         print(f"device: {device}, plots: {backend}, fast mode: {fast}, seed: {seed}, "
               f"torch threads: {torch.get_num_threads()}")
     return fast, device
+

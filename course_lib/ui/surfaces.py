@@ -13,7 +13,7 @@ from matplotlib.colors import LogNorm
 
 from .._validation import check_choice, check_number, check_type
 from ..surfaces import PATH_OPTIMIZERS, SURFACES, OptimizerPath, Surface, gd_thresholds, get_surface, optimizer_path
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure, SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
 __all__ = ["OPTIMIZER_STYLES", "SurfacePlot", "plot_surface", "DescentExplorer"]
@@ -238,7 +238,10 @@ class DescentExplorer(SliderPanel):
         self._busy = False
         self.status = W.HTML(layout=W.Layout(width="360px"))
         self._wire()
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.status]), self.view.widget])
+        names = list(self.sliders)
+        self.widget = panel(controls_row(W.VBox([self.sliders[n] for n in names[:3]]),
+                                         W.VBox([self.sliders[n] for n in names[3:]]), self.status),
+                            self.view.widget)
         self.redraw()
 
     def _on_change(self, change) -> None:
