@@ -183,8 +183,14 @@ class EWCLab(SliderPanel):
         self.widget = W.VBox([W.HBox([self.sliders["lam"], self.button]), self.sliders["fisher"], self.status,
                               self.view.widget])
         self._build_figure()
+        self._show_next_run()
         self._wire()
         self.button.on_click(lambda _: self.train())
+
+    def _show_next_run(self) -> None:
+        """Say in the figure what the next run will use, so a control moved before training shows at once."""
+        self.view.fig.suptitle(f"next run: λ = {self.sliders['lam'].value:g}, {self.sliders['fisher'].value} Fisher",
+                               fontsize="small")
 
     def _build_figure(self) -> None:
         """The axes and the current run's lines, made once; frames only move their data."""
@@ -212,6 +218,9 @@ class EWCLab(SliderPanel):
             self.status.value = f"λ = {change['new']:g}: press <b>Train on B</b>."
         else:
             self.status.value = f"{change['new']} Fisher from the next run on: press <b>Train on B</b>."
+        if not self.running:
+            self._show_next_run()
+            self.view.refresh(force=True)
 
     def train(self) -> None:
         """Start a run in a background thread (the button), so the slider stays live."""

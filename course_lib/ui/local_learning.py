@@ -297,8 +297,9 @@ class LocalLearningLab(SliderPanel):
         K, overlap = self.sliders["num_chunks"].value, self.sliders["overlap"].value
         return "K=1 backprop" if K == 1 else f"K={K} local{' + overlap' if overlap else ''}"
 
-    def _draw(self) -> None:  # a control moved: say what Train will do, train nothing
+    def _draw(self) -> None:  # a control moved: say what Train will do (in the figure too), train nothing
         self.status.value = f"next run: <b>{self._label()}</b>, {self.num_steps} steps. Press <i>Train</i>."
+        self.view.fig.suptitle(f"next run: {self._label()}", fontsize="small")
 
     def train(self) -> LocalHistory:
         """Train with the current settings, drawing as it goes; returns the run's history."""
