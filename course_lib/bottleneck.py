@@ -31,7 +31,8 @@ from .language import MarkovLanguage
 from .losses import causal_lm_loss, gaussian_kl
 from .models import MLP
 
-__all__ = ["BottleneckOutput", "BottleneckLM", "bottleneck_loss", "evaluate_bottleneck", "BottleneckHistory", "BottleneckRun", "train_bottleneck", "BottleneckMLP"]
+__all__ = ["BottleneckOutput", "BottleneckLM", "bottleneck_loss", "evaluate_bottleneck", "BottleneckHistory",
+           "BottleneckRun", "train_bottleneck", "BottleneckMLP"]
 
 
 class BottleneckOutput(NamedTuple):

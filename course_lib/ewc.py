@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
+from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 from .data import DataSplit
 from .device import resolve_device
 
@@ -109,7 +109,7 @@ def make_tasks(num_tasks: int = 2, *, split: str = "permuted", num_classes: int 
     check_number("n_train", n_train, where=where, low=num_classes, integer=True)
     check_number("n_test", n_test, where=where, low=num_classes, integer=True)
     check_number("class_sep", class_sep, where=where, low=0.0, low_open=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     gen = torch.Generator().manual_seed(seed)
     X, y = _mixture(n_train, n_test, num_classes, dim, class_sep, gen)  # (N, D), (N,)
     tasks = []
@@ -178,7 +178,7 @@ def fisher_diagonal(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = 
     check_tensor("X", X, where=where, ndim=2, floating=True, shape_hint="(N, D)")
     check_choice("kind", kind, FISHER_KINDS, where=where)
     check_number("chunk_size", chunk_size, where=where, low=1, integer=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     check_relation(len(X) >= 1, "'X' must hold at least one example", where=where, **{"X.shape": tuple(X.shape)})
     if kind == "empirical":
         check_relation(y is not None, "kind='empirical' needs the labels 'y'", where=where, y=y)
@@ -488,7 +488,7 @@ def train_sequential(model: nn.Module, tasks: Sequence[DataSplit], *, lam: float
     check_relation(on_eval is None or callable(on_eval), "'on_eval' must be callable or None", where=where,
                    on_eval=on_eval)
     check_type("skip_first", skip_first, bool, where=where)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     dev = resolve_device(device, where=where)
 
     # 2. Data and model on the device once. Batches are drawn on the CPU from a seeded

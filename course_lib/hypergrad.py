@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._validation import check_choice, check_number, check_tensor, check_type
+from ._validation import check_choice, check_number, check_seed, check_tensor, check_type
 from .device import resolve_device
 
 __all__ = [
@@ -117,7 +117,7 @@ def _check_sizes(where, noise, seed, dtype, **sizes):
     """Check the sizes (ints >= 1), noise, seed and dtype; return the sizes and a seeded generator."""
     check_number("noise", noise, where=where, low=0.0)
     check_type("dtype", dtype, torch.dtype, where=where)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    seed = check_seed(seed, where=where)
     return (*(check_number(k, v, where=where, low=1, integer=True) for k, v in sizes.items()),
             torch.Generator().manual_seed(seed))
 
@@ -576,7 +576,7 @@ def random_search(problem: HyperProblem, num_trials: int, low: float = -6.0, hig
     check_type("problem", problem, HyperProblem, where=where)
     num_trials = check_number("num_trials", num_trials, where=where, low=1, integer=True)
     low, high = check_number("low", low, where=where), check_number("high", high, where=where, low=low, low_open=True)
-    g = torch.Generator().manual_seed(check_number("seed", seed, where=where, low=0, integer=True))
+    g = torch.Generator().manual_seed(check_seed(seed, where=where))
     points = low + (high - low) * torch.rand(num_trials, problem.num_hyper, generator=g, dtype=torch.float64)
     return _search(problem, points, num_steps, lr, on, where)
 

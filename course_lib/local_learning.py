@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
+from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 from .data import DataSplit
 from .device import resolve_device
 
@@ -73,7 +73,7 @@ def make_checkerboard(n_samples: int = 4000, *, cells: int = 5, noise: float = 0
     cells = check_number("cells", cells, where=where, low=2, integer=True)
     noise = check_number("noise", noise, where=where, low=0)
     val_fraction = check_number("val_fraction", val_fraction, where=where, low=0, high=1, high_open=True)
-    seed = check_number("seed", seed, where=where, low=0, integer=True)
+    seed = check_seed(seed, where=where)
     g = torch.Generator().manual_seed(seed)
     X = torch.rand(n_samples, 2, generator=g) * 2 - 1  # (N, 2), uniform on [-1, 1]^2
     square = ((X + 1) / 2 * cells).floor().clamp(max=cells - 1).long()  # (N, 2): column, row
@@ -147,7 +147,7 @@ class LocalNet(nn.Module):
         check_number("width", width, where=where, low=1, integer=True)
         check_number("num_blocks", num_blocks, where=where, low=1, integer=True)
         check_number("num_chunks", num_chunks, where=where, low=1, integer=True)
-        check_number("seed", seed, where=where, low=0, integer=True, allow_none=True)
+        check_seed(seed, where=where, allow_none=True)
         check_relation(num_blocks % num_chunks == 0, "'num_chunks' must divide 'num_blocks'", where=where,
                        num_blocks=num_blocks, num_chunks=num_chunks)
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
@@ -364,7 +364,7 @@ def train_local(data: DataSplit, *, num_chunks: int = 4, mode: str = "local", ov
     check_number("batch_size", batch_size, where=where, low=1, high=data.n_train, integer=True)
     check_number("eval_every", eval_every, where=where, low=1, integer=True)
     check_number("probe_every", probe_every, where=where, low=0, integer=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     check_relation(data.n_val > 0, "'data' must have a validation set", where=where, n_val=data.n_val)
     dev = resolve_device(device, where=where)
     n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1

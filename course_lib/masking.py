@@ -29,7 +29,8 @@ import torch
 
 from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 
-__all__ = ["IGNORE_INDEX", "MASK_KINDS", "MaskedTokens", "mask_tokens", "span_length_distribution", "sample_span_lengths", "span_mask"]
+__all__ = ["IGNORE_INDEX", "MASK_KINDS", "MaskedTokens", "mask_tokens", "span_length_distribution",
+           "sample_span_lengths", "span_mask"]
 
 
 IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index: positions that were not masked

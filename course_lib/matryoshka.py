@@ -48,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
+from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 from .device import resolve_device
 
 __all__ = [
@@ -121,7 +121,7 @@ def make_frozen_features(num_samples: int = 4000, *, dim: int = 384, num_classes
     dim = check_number("dim", dim, where=where, low=1, integer=True)
     num_classes = check_number("num_classes", num_classes, where=where, low=2, integer=True)
     check_number("mean_std", mean_std, where=where, low=0.0)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     dev = resolve_device(device, where=where)
     # Drawn on the CPU in a fixed order (means, labels, noise): every device gets the same numbers.
     g = torch.Generator().manual_seed(seed)
@@ -472,7 +472,7 @@ def train_matryoshka(X: torch.Tensor, y: torch.Tensor, *, method: str = "mrl", s
     lr = _DEFAULT_LR[optimizer] if lr is None else check_number("lr", lr, where=where, low=0.0, low_open=True)
     batch_size = check_number("batch_size", batch_size, where=where, low=1, high=len(X), integer=True)
     num_epochs = check_number("num_epochs", num_epochs, where=where, low=1, integer=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
+    check_seed(seed, where=where)
     check_type("on_epoch", on_epoch, (Callable, type(None)), where=where, expected="callable or None")
     if eval_data is not None:
         check_type("eval_data", eval_data, tuple, where=where, expected="tuple (X, y) or None")

@@ -19,7 +19,8 @@ import torch
 
 from ._validation import check_choice, check_number, check_relation, check_tensor, check_type
 
-__all__ = ["Surface", "quadratic", "rosenbrock", "two_minima", "SURFACES", "get_surface", "REGIMES", "GDThresholds", "gd_thresholds", "PATH_OPTIMIZERS", "OptimizerPath", "optimizer_path"]
+__all__ = ["Surface", "quadratic", "rosenbrock", "two_minima", "SURFACES", "get_surface", "REGIMES", "GDThresholds",
+           "gd_thresholds", "PATH_OPTIMIZERS", "OptimizerPath", "optimizer_path"]
 
 
 _DTYPE = torch.float64  # 2-D toys cost nothing in float64, and theory checks then hold to 1e-12

@@ -20,7 +20,8 @@ from ..bottleneck import BottleneckHistory
 from ..curves import ema
 from .live import LiveFigure, SliderPanel, controls_row, panel
 
-__all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff", "StrengthExplorer"]
+__all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff",
+           "StrengthExplorer"]
 
 
 # One colour per masking strength in every figure of the lesson (weak -> strong: blue -> red).

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import threading
 
 import ipywidgets as W
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
-from .._validation import check_choice, check_number, check_relation, check_type
+from .._validation import check_choice, check_number, check_relation, check_seed, check_type
 from ..data import DataSplit
 from ..ewc import FISHER_KINDS, ContinualHistory, ContinualState, train_sequential
 from .live import LiveFigure, SliderPanel, error_html
@@ -156,7 +155,7 @@ class EWCLab(SliderPanel):
         self.eval_every = check_number("eval_every", eval_every, where=where, low=1, integer=True)
         check_type("goal", goal, tuple, where=where, expected="tuple (acc_A, acc_B)")
         self.goal = tuple(check_number(f"goal[{i}]", g, where=where, low=0.0, high=1.0) for i, g in enumerate(goal))
-        self.seed = check_number("seed", seed, where=where, low=0, integer=True)
+        self.seed = check_seed(seed, where=where)
         self.max_ghosts = check_number("max_ghosts", max_ghosts, where=where, low=0, integer=True)
         self.device = device
         self.tasks = list(tasks)

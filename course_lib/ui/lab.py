@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_choice, check_number, check_relation
+from .._validation import check_choice, check_number, check_relation, check_seed
 from ..bottleneck import BottleneckMLP
 from ..curves import diagnose
 from ..data import make_classification, make_regression
@@ -163,7 +163,7 @@ class TrainingLab:
         check_number("batch_size", s["batch_size"], where=where, low=1, integer=True)
         check_number("train_fraction", s["train_fraction"], where=where, low=0.1, high=0.9)
         check_number("n_samples", s["n_samples"], where=where, low=20, integer=True)
-        check_number("seed", s["seed"], where=where, low=0, integer=True)
+        check_seed(s["seed"], where=where)
         return dict(s)
 
     def settings_string(self) -> str:

@@ -14,12 +14,13 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.axes import Axes
 
-from .._validation import check_choice, check_number, check_type
+from .._validation import check_choice, check_number, check_seed, check_type
 from ..loss_shapes import FIT_LOSSES, LOSS_CURVES, fit_line, loss_curve, make_outlier_data
 from .live import LiveFigure, SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
-__all__ = ["LOSS_STYLES", "LossCurvePlot", "plot_loss_curve", "OutlierFitPlot", "plot_outlier_fits", "LossExplorer", "OutlierExplorer"]
+__all__ = ["LOSS_STYLES", "LossCurvePlot", "plot_loss_curve", "OutlierFitPlot", "plot_outlier_fits", "LossExplorer",
+           "OutlierExplorer"]
 
 
 # One colour per loss and per optimizer in both lessons: (label, colour, line style).
@@ -310,7 +311,7 @@ class OutlierExplorer(SliderPanel):
         check_choice("model", model, ("line", "constant"), where=where)
         check_number("outlier_y", outlier_y, where=where, low=self.OUTLIER_RANGE[0], high=self.OUTLIER_RANGE[1])
         check_number("delta", delta, where=where, low=0.1, high=5.0)
-        self.seed = check_number("seed", seed, where=where, low=0, integer=True)
+        self.seed = check_seed(seed, where=where)
         self.view = LiveFigure(figsize=(7, 4), min_interval=min_interval)
         self.plot = OutlierFitPlot(self.view.axes, ylim=(self.OUTLIER_RANGE[0] - 2, self.OUTLIER_RANGE[1] + 2))
         self.sliders = {

@@ -23,7 +23,9 @@ from ..scaling import CHINCHILLA_TOKENS_PER_PARAM, ChinchillaFit, PowerLawFit, f
 from ..sweep import SweepResult
 from .live import LiveFigure, SliderPanel, panel
 
-__all__ = ["FLOOR_STYLE", "plot_loss_vs_params", "plot_loss_vs_tokens", "plot_excess_vs_params", "plot_compute_frontier", "plot_fit_residuals", "plot_extrapolation", "SpectrumExplorer", "ComputeBudgetExplorer"]
+__all__ = ["FLOOR_STYLE", "plot_loss_vs_params", "plot_loss_vs_tokens", "plot_excess_vs_params",
+           "plot_compute_frontier", "plot_fit_residuals", "plot_extrapolation", "SpectrumExplorer",
+           "ComputeBudgetExplorer"]
 
 
 FLOOR_STYLE = dict(color="black", ls=":", lw=1.5)
