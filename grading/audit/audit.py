@@ -31,10 +31,7 @@ def _load_cases():
 
 
 def _assign():
-    try:  # the grading package (course_lib/grading/assign.py) ...
-        from course_lib.grading import assign
-    except ImportError:  # ... or the module next to it
-        from course_lib import assign
+    from course_lib.grading import assign
     return assign
 
 

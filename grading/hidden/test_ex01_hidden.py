@@ -14,7 +14,7 @@ import torch.nn.functional as F
 @pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
 def test_log_softmax_with_a_masked_class(exercise):
-    """A -inf logit gives exp(-inf) = 0 after the max-shift: no special case needed."""
+    """A masked class (logit -inf) has probability 0, so log-probability -inf; the others are unaffected."""
     log_softmax = exercise("1.3").log_softmax
     z = torch.tensor([[2.0, float("-inf"), 0.5, 1e4], [0.0, float("-inf"), 0.0, 0.0]], dtype=torch.float64)
     got = log_softmax(z)
@@ -29,20 +29,23 @@ def test_log_softmax_with_a_masked_class(exercise):
 @pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
 def test_log_softmax_keeps_float32_and_shape(exercise):
-    """Work along dim with keepdim=True, and keep the input's dtype."""
+    """Reduce along dim and keep the input's dtype."""
     log_softmax = exercise("1.3").log_softmax
     z = 1e3 * torch.randn(2, 3, 7, generator=torch.Generator().manual_seed(0))
     got = log_softmax(z, dim=1)
     assert got.dtype == torch.float32 and got.shape == z.shape, (
         f"expected float32 of shape {tuple(z.shape)}; got {got.dtype}, {tuple(got.shape)}")
-    assert torch.allclose(got, torch.log_softmax(z, dim=1), atol=1e-3, rtol=1e-5), (
-        "log_softmax(z, dim=1) differs from torch's on large float32 logits")
+    atol = 8 * torch.finfo(torch.float32).eps * z.abs().max().item()  # float32's resolution at the logits' size
+    err = (got - torch.log_softmax(z, dim=1)).abs().max().item()
+    assert err <= atol, (
+        f"log_softmax(z, dim=1) differs from torch's on large float32 logits by {err:.3g} (more than float32's "
+        f"resolution there, {atol:.2g})")
 
 
 @pytest.mark.exercise("1.4")
 @pytest.mark.points(1)
 def test_cross_entropy_large_batch_mixed_scales(exercise):
-    """Shift each row by its own maximum (amax along dim 1, keepdim=True)."""
+    """Rows of very different scales: each row needs its own stabilising shift."""
     cross_entropy = exercise("1.4").cross_entropy
     g = torch.Generator().manual_seed(1)
     scale = torch.logspace(-2, 4, 512).unsqueeze(1)  # rows from tiny to huge logits
@@ -57,7 +60,7 @@ def test_cross_entropy_large_batch_mixed_scales(exercise):
 @pytest.mark.exercise("1.5")
 @pytest.mark.points(1)
 def test_kl_with_leading_batch_dimensions(exercise):
-    """Sum over the last dimension only; leading dimensions are batches."""
+    """Reduce over the last dimension only; leading dimensions are batches."""
     kl = exercise("1.5").kl_divergence
     g = torch.Generator().manual_seed(2)
     p = torch.randn(2, 3, 5, generator=g, dtype=torch.float64).softmax(-1)

@@ -39,11 +39,13 @@ def _torch_trajectory(grad, w0, steps, **sgd_kwargs):
 @pytest.mark.exercise("2.1")
 @pytest.mark.points(1)
 def test_sgd_step_hand_computed(exercise):
-    """g = grad + weight_decay * param, then return param - lr * g."""
+    """L2 decay adds weight_decay times the parameter to the gradient; the step goes against that sum, scaled by
+    lr."""
     sgd_step = exercise("2.1").sgd_step
     got = sgd_step(torch.tensor([1.0, -2.0]), torch.tensor([0.5, 0.5]), lr=0.1, weight_decay=0.1)
     want = torch.tensor([0.94, -2.03])  # w - 0.1 * (g + 0.1 w)
-    assert isinstance(got, torch.Tensor), f"sgd_step should return a tensor; got {type(got).__name__}"
+    assert isinstance(got, torch.Tensor), (
+        f"sgd_step should return a tensor; got {type(got).__module__}.{type(got).__qualname__}")
     assert torch.allclose(got, want), (
         f"sgd_step([1, -2], grad [0.5, 0.5], lr=0.1, weight_decay=0.1) should be {want.tolist()}; got {got.tolist()}")
 
@@ -51,7 +53,7 @@ def test_sgd_step_hand_computed(exercise):
 @pytest.mark.exercise("2.1")
 @pytest.mark.points(1)
 def test_sgd_step_matches_torch_without_decay(exercise):
-    """One step is param - lr * grad."""
+    """Without decay, one step moves the parameter against the gradient, scaled by lr."""
     sgd_step = exercise("2.1").sgd_step
     grad, w0 = _problem(1)
     want = _torch_trajectory(grad, w0, 25, lr=0.3)
@@ -67,24 +69,28 @@ def test_sgd_step_matches_torch_without_decay(exercise):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("shape", [(5,), (3, 4)], ids=["vector", "matrix"])
 def test_sgd_step_matches_torch_with_weight_decay(exercise, shape):
-    """PyTorch adds weight_decay * param to the gradient before the step (L2 decay)."""
+    """PyTorch's weight decay is L2 decay: it enters through the gradient, before the step; the input stays as it
+    was."""
     sgd_step = exercise("2.1").sgd_step
     grad, w0 = _problem(2, shape)
     want = _torch_trajectory(grad, w0, 25, lr=0.2, weight_decay=0.1)
     w = w0.clone()
     for t in range(25):
-        w = sgd_step(w, grad(w), lr=0.2, weight_decay=0.1)
+        w_in, before = w, w.clone()
+        w = sgd_step(w_in, grad(w_in), lr=0.2, weight_decay=0.1)
+        assert torch.equal(w_in, before), (
+            "sgd_step modified its input param in place; it must return a new tensor and leave param unchanged")
         assert tuple(w.shape) == shape, f"sgd_step changed the parameter's shape from {shape} to {tuple(w.shape)}"
         err = (w - want[t]).abs().max().item()
         assert err < 1e-12, (
             f"after step {t + 1} (lr=0.2, weight_decay=0.1) the parameter differs from torch.optim.SGD's by {err:.3g}. "
-            "Hint: add weight_decay * param to the gradient")
+            "Hint: L2 decay enters through the gradient")
 
 
 @pytest.mark.exercise("2.1")
 @pytest.mark.points(1)
 def test_sgd_step_leaves_inputs_unchanged(exercise):
-    """Return a new tensor (param - lr * g); do not use -=, add_ or other in-place operations."""
+    """Return a new tensor and leave param and grad as they were: no in-place operations on the inputs."""
     sgd_step = exercise("2.1").sgd_step
     param, grad = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.1, -0.2, 0.3])
     p0, g0 = param.clone(), grad.clone()
@@ -97,7 +103,8 @@ def test_sgd_step_leaves_inputs_unchanged(exercise):
 @pytest.mark.exercise("2.2")
 @pytest.mark.points(1)
 def test_momentum_two_steps_hand_computed(exercise):
-    """v = momentum * velocity + g, then param - lr * v; return both."""
+    """The velocity decays by momentum and gathers the gradient; the parameter then moves against the new velocity;
+    return both."""
     momentum_step = exercise("2.2").momentum_step
     g = torch.tensor([1.0, -2.0], dtype=torch.float64)
     zeros = torch.zeros(2, dtype=torch.float64)
@@ -130,7 +137,7 @@ def test_momentum_zero_is_plain_sgd(exercise):
 @pytest.mark.exercise("2.2")
 @pytest.mark.points(2)
 def test_momentum_matches_torch(exercise):
-    """PyTorch's form has no (1 - momentum) factor: v = momentum * v + g; w = w - lr * v."""
+    """PyTorch's heavy-ball form gathers the full gradient into the velocity, without damping it by (1 - momentum)."""
     momentum_step = exercise("2.2").momentum_step
     grad, w0 = _problem(4)
     want = _torch_trajectory(grad, w0, 30, lr=0.1, momentum=0.9)
@@ -140,13 +147,13 @@ def test_momentum_matches_torch(exercise):
         err = (w - want[t]).abs().max().item()
         assert err < 1e-12, (
             f"after step {t + 1} (lr=0.1, momentum=0.9) the parameter differs from torch.optim.SGD's by {err:.3g}. "
-            "Hint: PyTorch uses v = momentum * v + g (no (1 - momentum) factor), then w = w - lr * v")
+            "PyTorch's velocity gathers the full gradient (no (1 - momentum) factor)")
 
 
 @pytest.mark.exercise("2.2")
 @pytest.mark.points(1)
 def test_momentum_with_weight_decay_matches_torch(exercise):
-    """Add weight_decay * param to the gradient first, then update the velocity with it."""
+    """The decay term belongs to the gradient, so it goes into the velocity too."""
     momentum_step = exercise("2.2").momentum_step
     grad, w0 = _problem(5, (3, 4))
     want = _torch_trajectory(grad, w0, 30, lr=0.1, momentum=0.8, weight_decay=0.05)
@@ -157,13 +164,13 @@ def test_momentum_with_weight_decay_matches_torch(exercise):
         assert err < 1e-12, (
             f"after step {t + 1} (momentum=0.8, weight_decay=0.05) the parameter differs from torch.optim.SGD's by "
             f"{err:.3g}. "
-            "Hint: the decay term goes into g before the velocity update")
+            "The decay term belongs to the gradient, before the velocity update")
 
 
 @pytest.mark.exercise("2.2")
 @pytest.mark.points(1)
 def test_momentum_leaves_inputs_unchanged(exercise):
-    """Return (new_param, new_velocity) as new tensors; do not modify the inputs in place."""
+    """Return the new parameter and the new velocity as new tensors; the inputs stay as they were."""
     momentum_step = exercise("2.2").momentum_step
     param, grad, vel = torch.tensor([1.0, 2.0]), torch.tensor([0.5, -0.5]), torch.tensor([0.1, 0.2])
     saved = [t.clone() for t in (param, grad, vel)]
@@ -172,7 +179,8 @@ def test_momentum_leaves_inputs_unchanged(exercise):
         f"momentum_step should return (new_param, new_velocity); got {type(out).__name__}")
     for name, t, t0 in zip(("param", "grad", "velocity"), (param, grad, vel), saved):
         assert torch.equal(t, t0), (
-            f"momentum_step must not modify its inputs; {name} changed from {t0.tolist()} to {t.tolist()}")
+            f"momentum_step modified its input {name} in place (from {t0.tolist()} to {t.tolist()}): return new "
+            "tensors instead")
 
 
 # ----------------------------------------------------------------------------- 2.3 lr_thresholds
@@ -182,17 +190,18 @@ _KEYS = ("monotone", "max", "optimal")
 @pytest.mark.exercise("2.3")
 @pytest.mark.points(1)
 def test_thresholds_return_three_floats(exercise):
-    """Return {'monotone': ..., 'max': ..., 'optimal': ...} with Python floats (float(...))."""
+    """Return a dict with the three keys of the exercise, each a Python float."""
     got = exercise("2.3").lr_thresholds(torch.diag(torch.tensor([1.0, 2.0], dtype=torch.float64)))
     assert isinstance(got, dict) and set(got) == set(_KEYS), (
         f"lr_thresholds should return a dict with keys {_KEYS}; got {got!r}")
-    assert all(isinstance(got[k], float) for k in _KEYS), f"the values should be Python floats; got {got!r}"
+    types = {k: f"{type(got[k]).__module__}.{type(got[k]).__qualname__}" for k in _KEYS}
+    assert all(isinstance(got[k], float) for k in _KEYS), f"the values should be Python floats; got {types}"
 
 
 @pytest.mark.exercise("2.3")
 @pytest.mark.points(2)
 def test_thresholds_of_the_course_bowl(exercise):
-    """With L the largest and mu the smallest eigenvalue: 1/L, 2/L and 2/(L + mu)."""
+    """The thresholds come from the largest and the smallest curvature of the bowl (eigenvalues of H)."""
     got = exercise("2.3").lr_thresholds(torch.diag(torch.tensor([0.2, 4.0], dtype=torch.float64)))
     want = {"monotone": 0.25, "max": 0.5, "optimal": 2 / 4.2}
     for k in _KEYS:
@@ -201,9 +210,9 @@ def test_thresholds_of_the_course_bowl(exercise):
 
 
 @pytest.mark.exercise("2.3")
-@pytest.mark.points(1)
+@pytest.mark.points(2)
 def test_thresholds_of_a_rotated_matrix(exercise):
-    """Use the eigenvalues (torch.linalg.eigvalsh), not the diagonal entries."""
+    """The curvatures of a rotated bowl are the eigenvalues of H, not its diagonal entries."""
     g = torch.Generator().manual_seed(6)
     Q, _ = torch.linalg.qr(torch.randn(4, 4, generator=g, dtype=torch.float64))
     lam = torch.tensor([0.5, 1.0, 3.0, 8.0], dtype=torch.float64)
@@ -219,7 +228,7 @@ def test_thresholds_of_a_rotated_matrix(exercise):
 @pytest.mark.exercise("2.3")
 @pytest.mark.points(1)
 def test_max_threshold_separates_convergence_from_divergence(exercise):
-    """'max' is 2 / L with L the largest eigenvalue of H."""
+    """'max' is where gradient descent turns from converging to diverging along the steepest direction."""
     H = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
     lr_max = float(exercise("2.3").lr_thresholds(H)["max"])
     norms = {}
