@@ -51,6 +51,10 @@ class CheckResult:
         ids = ", ".join(self.max_points) or "nothing"
         return f"<CheckResult {ids}: {fmt_points(self.total)} / {fmt_points(self.max_total)} points>"
 
+    def _ipython_display_(self) -> None:
+        """In a notebook, ``check(...)`` as a cell's last line shows the report it printed and nothing else
+        (no repr repeating the score)."""
+
 
 def _run_live(namespace: dict, ids: list, root: Path, timeout: float, hidden: bool) -> list:
     """Run the tests of ``ids`` in this process against ``namespace`` (the notebook's globals)."""

@@ -106,7 +106,8 @@ def child_main(argv: list[str]) -> None:
     ap.add_argument("--root", required=True)
     ap.add_argument("--progress", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per test")
+    ap.add_argument("--wall-timeout", type=float, default=None, help="wall-clock backstop per test (seconds)")
     ap.add_argument("--ids", default="")
     ap.add_argument("--skip-file", default="")
     ap.add_argument("--hidden", action="store_true")
@@ -154,9 +155,10 @@ def child_main(argv: list[str]) -> None:
     import pytest
 
     ids = [i for i in args.ids.split(",") if i] or None
-    plugin = GradingPlugin(sink, ids=ids, skip=skip, timeout=args.timeout, contain_interrupts=True)
+    plugin = GradingPlugin(sink, ids=ids, skip=skip, timeout=args.timeout, contain_interrupts=True, cpu_timeout=True)
     extra = ["--collect-only"] if args.collect_only else ["--basetemp", str(Path(args.work) / "pytest-tmp")]
-    code = pytest.main(pytest_args(root, args.timeout, grading_test_dirs(root, args.hidden), extra), plugins=[plugin])
+    wall = args.wall_timeout or args.timeout
+    code = pytest.main(pytest_args(root, wall, grading_test_dirs(root, args.hidden), extra), plugins=[plugin])
     sink({"event": "exit", "code": int(code)})
     progress.close()
     sys.stdout.flush()

@@ -6,8 +6,11 @@ decays 0.1..10 between 0.138 and 0.171).
 """
 
 
+import math
+
 import pytest
 import torch
+import torch.nn as nn
 
 import course_lib as cl
 from course_lib.grading import isolated_torch as _isolated
@@ -40,10 +43,36 @@ def test_weight_decay_helps_on_other_initialisations(exercise):
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(1)
 def test_dropout_keeps_float64_and_a_3d_shape(exercise):
-    """Keep x's dtype and shape: the mask multiplies x element by element."""
-    x = torch.randn(4, 50, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    """Keep x's dtype and shape, and draw for every element of every sample."""
+    x = torch.randn(40, 50, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x0 = x.clone()
     got = exercise("4.1").dropout(x, 0.2, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(x, x0), "dropout modified its input x in place: leave x as it was"
     assert got.dtype == torch.float64 and got.shape == x.shape, (
         f"expected float64 of shape {tuple(x.shape)}; got {got.dtype}, {tuple(got.shape)}")
     kept = got != 0
     assert torch.allclose(got[kept], x[kept] / 0.8), "survivors should equal x / (1 - p) exactly, in float64 too"
+    dropped = (~kept).double()
+    for dims, what in [((1, 2), "sample"), ((0,), "position (feature)")]:
+        frac = dropped.mean(dim=dims)
+        n = dropped.numel() // frac.numel()
+        tol = 5 * math.sqrt(0.2 * 0.8 / n)
+        assert (frac - 0.2).abs().max().item() < tol, (
+            f"every {what} should lose a fraction 0.2 +- {tol:.3f} of its elements; the worst lost "
+            f"{frac[(frac - 0.2).abs().argmax()].item():.3f}: draw independently for every element")
+
+
+@pytest.mark.exercise("4.2")
+@pytest.mark.points(2)
+def test_l1_of_an_embedding_and_norm_model(exercise):
+    """Every parameter with two or more dimensions counts (embeddings too); 1-D ones (biases, norm scales) do not."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Embedding(7, 4), nn.LayerNorm(4), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.fill_(3.0)
+    want = 0.01 * sum(p.abs().sum() for p in model.parameters() if p.ndim >= 2).item()
+    got = float(exercise("4.2").l1_penalty(model, 0.01).detach())
+    assert got == pytest.approx(want, rel=1e-6), (
+        f"l1_penalty of Embedding(7, 4) -> LayerNorm(4) -> Linear(4, 3) at l1=0.01 should be {want:.6g} (the "
+        f"embedding table and the linear weight); got {got:.6g}")

@@ -21,10 +21,15 @@ def _gen(seed):
 
 
 # ----------------------------------------------------------------------------- 4.1 dropout
+def _unchanged(x, x0, what="dropout"):
+    assert torch.equal(x, x0), (
+        f"{what} modified its input x in place (x changed while it ran): build a new tensor and leave x as it was")
+
+
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(1)
 def test_dropout_eval_mode_is_identity(exercise):
-    """If training is False, return x as it is."""
+    """In evaluation mode (training=False) dropout does nothing."""
     dropout = exercise("4.1").dropout
     x = torch.randn(50, 20, generator=_gen(0))
     got = dropout(x, 0.5, training=False, generator=_gen(1))
@@ -34,7 +39,7 @@ def test_dropout_eval_mode_is_identity(exercise):
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(1)
 def test_dropout_p_zero_is_identity(exercise):
-    """With p = 0 nothing is dropped and the scale 1 / (1 - p) is 1."""
+    """With p = 0 nothing is dropped and nothing needs rescaling."""
     dropout = exercise("4.1").dropout
     x = torch.randn(50, 20, generator=_gen(0))
     got = dropout(x, 0.0, training=True, generator=_gen(1))
@@ -44,7 +49,7 @@ def test_dropout_p_zero_is_identity(exercise):
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(1)
 def test_dropout_scales_survivors(exercise):
-    """Divide the survivors by 1 - p (inverted dropout), so the expected value is unchanged."""
+    """Inverted dropout rescales the survivors so that the expected value of every element is unchanged."""
     dropout = exercise("4.1").dropout
     x = torch.full((1000,), 3.0)
     got = dropout(x, 0.25, generator=_gen(2))
@@ -53,19 +58,19 @@ def test_dropout_scales_survivors(exercise):
     values = sorted(set(torch.unique(got).tolist()))
     assert values == pytest.approx([0.0, 4.0]), (
         f"with p=0.25 every element of a tensor of 3.0 should become 0 or 3 / (1 - 0.25) = 4.0; got values "
-        f"{values[:6]}. "
-        "Hint: divide the survivors by 1 - p (inverted dropout)")
+        f"{values[:6]}. Hint: inverted dropout rescales the survivors")
 
 
 @pytest.mark.exercise("4.1")
-@pytest.mark.points(1)
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+@pytest.mark.points(2)
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.8])
 def test_dropout_zero_fraction_and_mean_like_torch(exercise, p):
-    """An element survives where torch.rand(...) >= p: a fraction 1 - p survives."""
+    """p is the probability of being dropped: a fraction p of the elements become 0, and the mean is unchanged."""
     dropout = exercise("4.1").dropout
-    n = 200_000
-    x = torch.ones(n)
+    x = torch.ones(400, 500)
+    n = x.numel()
     got = dropout(x, p, generator=_gen(3))
+    _unchanged(x, torch.ones(400, 500))
     with torch.random.fork_rng(devices=[]):  # torch's dropout draws from the global generator
         torch.manual_seed(3)
         ref = F.dropout(x, p, training=True)
@@ -73,7 +78,7 @@ def test_dropout_zero_fraction_and_mean_like_torch(exercise, p):
     zeros, ref_zeros = (got == 0).double().mean().item(), (ref == 0).double().mean().item()
     assert abs(zeros - p) < 5 * sigma, (
         f"dropout(p={p}) should zero a fraction {p} of the elements (torch.nn.functional.dropout: {ref_zeros:.4f}); "
-        f"got {zeros:.4f}. Hint: an element survives where a uniform number is >= p")
+        f"got {zeros:.4f}. Hint: p is the probability of being dropped")
     # mean of x * keep / (1 - p): expected 1, std sqrt(p / ((1 - p) n))
     mean, ref_mean = got.double().mean().item(), ref.double().mean().item()
     tol = 5 * math.sqrt(p / ((1 - p) * n))
@@ -81,23 +86,48 @@ def test_dropout_zero_fraction_and_mean_like_torch(exercise, p):
 
 
 @pytest.mark.exercise("4.1")
+@pytest.mark.points(2)
+def test_dropout_masks_every_element_independently(exercise):
+    """Every element of x gets its own random draw: no mask shared by the rows (samples) or by the columns
+    (features)."""
+    dropout = exercise("4.1").dropout
+    p, rows, cols = 0.3, 300, 200
+    x = torch.ones(rows, cols)
+    got = dropout(x, p, generator=_gen(11))
+    assert got.shape == x.shape, f"dropout should keep the shape {tuple(x.shape)}; got {tuple(got.shape)}"
+    dropped = (got == 0).double()
+    # Independent draws: each row's and each column's dropped fraction is close to p (5 standard deviations).
+    for axis, name, n in [(1, "row", cols), (0, "column", rows)]:
+        frac = dropped.mean(dim=axis)
+        worst = (frac - p).abs().max().item()
+        tol = 5 * math.sqrt(p * (1 - p) / n)
+        assert worst < tol, (
+            f"dropout(p={p}) of a ({rows}, {cols}) tensor: every {name} should lose a fraction {p} +- {tol:.3f} of "
+            f"its elements; one lost {frac[(frac - p).abs().argmax()].item():.3f}. Hint: a mask shared by all the "
+            f"{'rows' if name == 'column' else 'columns'} drops or keeps whole {name}s")
+    same = (dropped[1:] == dropped[:1]).all(dim=1).double().mean().item()
+    assert same < 0.5, f"{same:.0%} of the rows have the same mask as the first row: draw one number per element"
+
+
+@pytest.mark.exercise("4.1")
 @pytest.mark.points(1)
 def test_dropout_uses_the_generator(exercise):
-    """Pass generator=generator to torch.rand, so a seeded generator gives the same mask."""
+    """Draw the random numbers from the generator argument, so that a seeded generator gives the same mask."""
     dropout = exercise("4.1").dropout
     x = torch.ones(1000)
     a = dropout(x, 0.5, generator=_gen(7))
     b = dropout(x, 0.5, generator=_gen(7))
     c = dropout(x, 0.5, generator=_gen(8))
+    _unchanged(x, torch.ones(1000))
     assert torch.equal(a, b), (
-        "two calls with generators seeded alike should give the same mask: draw with generator=generator")
+        "two calls with generators seeded alike should give the same mask: draw from the generator argument")
     assert not torch.equal(a, c), "generators with different seeds should give different masks"
 
 
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(1)
 def test_dropout_gradient_is_the_scaled_mask(exercise):
-    """Multiply x by the mask and divide by 1 - p with tensor operations, so autograd sees it."""
+    """Build the output from x with tensor operations, so that autograd sees the mask and the scale."""
     dropout = exercise("4.1").dropout
     x = torch.randn(500, generator=_gen(4)).requires_grad_(True)
     out = dropout(x, 0.3, generator=_gen(5))
@@ -106,6 +136,17 @@ def test_dropout_gradient_is_the_scaled_mask(exercise):
     assert x.grad is not None, "no gradient reached x: build the output with tensor operations"
     assert torch.allclose(x.grad, mask / 0.7), (
         "d out / d x should be keep_mask / (1 - p): 1/0.7 where kept, 0 where dropped")
+
+
+@pytest.mark.exercise("4.1")
+@pytest.mark.points(1)
+def test_dropout_leaves_its_input_unchanged(exercise):
+    """Return a new tensor; the input x must stay as it was (no in-place operations on it)."""
+    dropout = exercise("4.1").dropout
+    x = torch.randn(64, 32, generator=_gen(9))
+    x0 = x.clone()
+    dropout(x, 0.5, generator=_gen(10))
+    _unchanged(x, x0)
 
 
 # ----------------------------------------------------------------------------- 4.2 l1_penalty
@@ -120,7 +161,7 @@ def _linear(weight, bias):
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(1)
 def test_l1_hand_computed(exercise):
-    """l1 times the sum of |w| over the weight matrices (parameters with ndim >= 2)."""
+    """l1 times the sum of absolute values of the weight matrices; biases do not count."""
     l1_penalty = exercise("4.2").l1_penalty
     layer = _linear([[1.0, -3.0], [0.5, 0.0]], [100.0, -100.0])
     got = l1_penalty(layer, 0.1)
@@ -133,7 +174,7 @@ def test_l1_hand_computed(exercise):
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(2)
 def test_l1_on_an_mlp_skips_biases(exercise):
-    """Skip the biases: keep only parameters with p.ndim >= 2."""
+    """Only the weight matrices count (parameters with at least two dimensions), not the biases."""
     l1_penalty = exercise("4.2").l1_penalty
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -148,10 +189,35 @@ def test_l1_on_an_mlp_skips_biases(exercise):
            if got == pytest.approx(with_biases, rel=1e-6) else ""))
 
 
+class _Odd(nn.Module):
+    """A LayerNorm's 1-D 'weight' (not a matrix) and a 2-D parameter whose name has no 'weight' in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(3)
+        self.proj = nn.Parameter(torch.tensor([[1.0, -2.0], [0.5, 4.0], [-1.0, 0.0]]))
+        with torch.no_grad():
+            self.norm.weight.copy_(torch.tensor([10.0, -20.0, 30.0]))
+            self.norm.bias.copy_(torch.tensor([5.0, 5.0, 5.0]))
+
+
+@pytest.mark.exercise("4.2")
+@pytest.mark.points(2)
+def test_l1_selects_matrices_by_shape_not_by_name(exercise):
+    """What counts is the number of dimensions of a parameter, not its name."""
+    l1_penalty = exercise("4.2").l1_penalty
+    got = float(l1_penalty(_Odd(), 0.5).detach())
+    want = 0.5 * 8.5  # only proj: |1| + |-2| + |0.5| + |4| + |-1| + |0|
+    assert got == pytest.approx(want, rel=1e-9), (
+        f"a module with a LayerNorm (1-D weight 10, -20, 30) and a 2-D parameter `proj` of absolute sum 8.5: "
+        f"l1_penalty(model, 0.5) should be {want} (the 2-D parameter only); got {got}. "
+        "Hint: choose the parameters by their number of dimensions, not by their name")
+
+
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(1)
 def test_l1_gradient_is_sign(exercise):
-    """Return a tensor built from the weights (sum of w.abs().sum()), not a Python number."""
+    """Return a tensor built from the weights (not a Python number), so that autograd reaches them."""
     l1_penalty = exercise("4.2").l1_penalty
     layer = _linear([[1.0, -3.0, 0.2]], [2.0])
     l1_penalty(layer, 0.5).backward()
@@ -183,10 +249,10 @@ def _validation_mse(weight_decay, init_seed=0):
 @pytest.mark.exercise("4.3")
 @pytest.mark.points(1)
 def test_weight_decay_is_a_positive_number(exercise):
-    """Return a float > 0, e.g. return 0.5."""
+    """Return a number > 0 (a Python float)."""
     wd = exercise("4.3").choose_weight_decay()
     assert isinstance(wd, (int, float)) and not isinstance(wd, bool), (
-        f"choose_weight_decay() should return a float; got {wd!r}")
+        f"choose_weight_decay() should return a float; got {wd!r} ({type(wd).__module__}.{type(wd).__qualname__})")
     assert math.isfinite(wd) and wd > 0, f"the weight decay should be a finite number > 0; got {wd!r}"
 
 
