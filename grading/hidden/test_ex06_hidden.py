@@ -9,13 +9,17 @@ import math
 import pytest
 import torch
 
-from course_lib.masking import span_length_distribution
+
+def span_length_distribution(p, max_len):
+    """The closed form: p (1 - p)**(l - 1), l = 1..max_len, renormalised."""
+    pmf = p * (1 - p) ** torch.arange(max_len, dtype=torch.float64)
+    return pmf / pmf.sum()
 
 
 @pytest.mark.exercise("6.5")
 @pytest.mark.points(1)
 def test_bert_mask_on_a_1d_sequence(exercise):
-    """Use tokens.shape for every draw, so any shape works."""
+    """Every draw has the shape of tokens, so any shape works."""
     tokens = torch.randint(0, 500, (100_000,), generator=torch.Generator().manual_seed(0))
     inputs, labels = exercise("6.5").bert_mask(tokens, 500, 500, 0.15, generator=torch.Generator().manual_seed(1))
     assert inputs.shape == tokens.shape and labels.shape == tokens.shape, (
@@ -24,6 +28,7 @@ def test_bert_mask_on_a_1d_sequence(exercise):
     frac = sel.double().mean().item()
     assert abs(frac - 0.15) < 5 * math.sqrt(0.15 * 0.85 / tokens.numel()), (
         f"selected fraction should be 0.15; got {frac:.4f}")
+    assert torch.equal(inputs[~sel], tokens[~sel]), "unselected positions must keep their token"
     masked = (inputs[sel] == 500).double().mean().item()
     assert abs(masked - 0.8) < 5 * math.sqrt(0.16 / int(sel.sum())), (
         f"share of [MASK] among selected should be 0.8; got {masked:.4f}")

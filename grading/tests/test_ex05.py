@@ -1,8 +1,9 @@
 """Grading tests of notebook 05 (LR range test and cyclical schedules): exercises 5.1-5.4.
 
 Oracles: ``torch.optim.lr_scheduler.CyclicLR`` / ``OneCycleLR`` step for step (max abs diff
-<= 1e-9), ``course_lib.lr_finder.suggest_lrs(...)["steep"]``, made-up range-test curves, and
-seeded one-cycle runs (calibrated: validation MSE < 0.02 for max_lr in about [2e-3, 0.2]
+<= 1e-9), the steep rule of the exercise text written out below (``_reference_steepest``),
+made-up range-test curves (flat, falling, rising, then nan, as a smoothed range test ends),
+and seeded one-cycle runs (calibrated: validation MSE < 0.02 for max_lr in about [2e-3, 0.2]
 with Adam and [9e-3, 0.25] with SGD; 0.3 and above diverge or stall).
 """
 
@@ -14,7 +15,6 @@ import torch
 
 import course_lib as cl
 from course_lib.grading import isolated_torch as _isolated
-from course_lib.lr_finder import suggest_lrs
 
 
 def _torch_lrs(make_scheduler, num_steps):
@@ -42,21 +42,33 @@ def _compare(got, want, what):
 @pytest.mark.exercise("5.1")
 @pytest.mark.points(1)
 def test_triangular_hand_table(exercise):
-    """cycle = floor(1 + t / (2 s)), x = |t / s - 2 cycle + 1|, lr = base + (max - base) * max(0, 1 - x)."""
+    """Up from base_lr to max_lr in step_size_up steps, down again in as many, and again."""
     f = exercise("5.1").triangular_lr
     got = [f(t, 0.1, 0.5, 2) for t in range(9)]
     want = [0.1, 0.3, 0.5, 0.3, 0.1, 0.3, 0.5, 0.3, 0.1]
     assert all(isinstance(v, float) for v in got), (
-        f"triangular_lr should return Python floats; got {[type(v).__name__ for v in got[:2]]}")
+        f"triangular_lr should return Python floats; got {[type(v).__module__ + '.' + type(v).__qualname__ for v in got[:2]]}")
     assert got == pytest.approx(want), (
         f"triangular_lr(t, base_lr=0.1, max_lr=0.5, step_size_up=2), t = 0..8, should be {want}; got {got}")
 
 
 @pytest.mark.exercise("5.1")
-@pytest.mark.points(2)
+@pytest.mark.points(1)
+def test_triangular2_hand_table(exercise):
+    """triangular2: the first cycle has the full amplitude, each later one half the one before."""
+    f = exercise("5.1").triangular_lr
+    got = [f(t, 0.1, 0.5, 2, mode="triangular2") for t in range(13)]
+    want = [0.1, 0.3, 0.5, 0.3, 0.1, 0.2, 0.3, 0.2, 0.1, 0.15, 0.2, 0.15, 0.1]
+    assert got == pytest.approx(want), (
+        f"triangular_lr(t, 0.1, 0.5, 2, mode='triangular2'), t = 0..12, should be {want}: peaks 0.5, 0.3, 0.2; got "
+        f"{[round(v, 6) for v in got]}")
+
+
+@pytest.mark.exercise("5.1")
+@pytest.mark.points(1.5)
 @pytest.mark.parametrize("base_lr, max_lr, step_size_up", [(1e-3, 1e-2, 100), (0.01, 0.7, 7)])
 def test_triangular_matches_torch_cycliclr(exercise, base_lr, max_lr, step_size_up):
-    """Use true division (t / s, not t // s) inside x, and math.floor only for the cycle."""
+    """Inside a cycle the LR changes at every step (true division); only the cycle number is rounded down."""
     f = exercise("5.1").triangular_lr
     n = 3 * 2 * step_size_up + 1  # three full cycles and the start of the fourth
     want = _torch_lrs(lambda opt: torch.optim.lr_scheduler.CyclicLR(
@@ -66,29 +78,32 @@ def test_triangular_matches_torch_cycliclr(exercise, base_lr, max_lr, step_size_
 
 
 @pytest.mark.exercise("5.1")
-@pytest.mark.points(1)
-def test_triangular2_matches_torch_cycliclr(exercise):
-    """triangular2 multiplies the amplitude by 1 / 2**(cycle - 1)."""
+@pytest.mark.points(2)
+@pytest.mark.parametrize("base_lr, max_lr, s", [(1e-3, 1e-2, 50), (0.05, 0.3, 3)])
+def test_triangular2_matches_torch_cycliclr(exercise, base_lr, max_lr, s):
+    """triangular2 halves the amplitude (max_lr - base_lr) from one cycle to the next; the first cycle is full."""
     f = exercise("5.1").triangular_lr
-    base_lr, max_lr, s = 1e-3, 1e-2, 50
-    n = 3 * 2 * s + 1
+    n = 4 * 2 * s + 1
     want = _torch_lrs(lambda opt: torch.optim.lr_scheduler.CyclicLR(
         opt, base_lr=base_lr, max_lr=max_lr, step_size_up=s, mode="triangular2", cycle_momentum=False), n)
     _compare([f(t, base_lr, max_lr, s, mode="triangular2") for t in range(n)], want,
-             "triangular_lr(mode='triangular2') vs CyclicLR(mode='triangular2'); hint: scale = 1 / 2**(cycle - 1)")
+             f"triangular_lr(mode='triangular2') vs CyclicLR(base_lr={base_lr}, max_lr={max_lr}, step_size_up={s}, "
+             "mode='triangular2')")
 
 
 # ----------------------------------------------------------------------------- 5.2 one_cycle_lr
 @pytest.mark.exercise("5.2")
 @pytest.mark.points(1)
 def test_one_cycle_levels(exercise):
-    """initial = max_lr / div_factor, final = initial / final_div_factor; the warm-up ends at step pct_start * T - 1."""
+    """Three levels: the start (max_lr / div_factor), the peak at the end of the warm-up, and the final LR (the start
+    divided by final_div_factor)."""
     f = exercise("5.2").one_cycle_lr
     T = 100
     got = {"first": f(0, 0.5, T), "peak": f(29, 0.5, T), "last": f(T - 1, 0.5, T)}
     want = {"first": 0.5 / 25, "peak": 0.5, "last": 0.5 / 25 / 1e4}
     for k in want:
-        assert isinstance(got[k], float), f"one_cycle_lr should return a Python float; got {type(got[k]).__name__}"
+        assert isinstance(got[k], float), (
+            f"one_cycle_lr should return a Python float; got {type(got[k]).__module__}.{type(got[k]).__qualname__}")
         assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-15), (
             f"one_cycle_lr(max_lr=0.5, total_steps=100): the {k} LR (step {dict(first=0, peak=29, last=99)[k]}) "
             f"should be {want[k]:.6g}; got {got[k]:.6g}")
@@ -98,8 +113,8 @@ def test_one_cycle_levels(exercise):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("max_lr, total_steps", [(0.1, 1000), (3e-3, 37)])
 def test_one_cycle_matches_torch_defaults(exercise, max_lr, total_steps):
-    """Phase 1 ends at e1 = pct_start * T - 1 (a float), phase 2 at T - 1; pct = (t - start) / (end - start)
-    inside the phase."""
+    """Each phase is half a cosine from its start level to its end level, over the steps the exercise text gives it
+    (the warm-up ends at a fractional step)."""
     f = exercise("5.2").one_cycle_lr
     want = _torch_lrs(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=max_lr, total_steps=total_steps, anneal_strategy="cos", cycle_momentum=False), total_steps)
@@ -109,10 +124,11 @@ def test_one_cycle_matches_torch_defaults(exercise, max_lr, total_steps):
 
 @pytest.mark.exercise("5.2")
 @pytest.mark.points(1)
-def test_one_cycle_matches_torch_custom(exercise):
+@pytest.mark.parametrize("kw", [dict(pct_start=0.25, div_factor=10.0, final_div_factor=100.0),
+                                dict(pct_start=0.5, div_factor=4.0, final_div_factor=1e3)], ids=["custom1", "custom2"])
+def test_one_cycle_matches_torch_custom(exercise, kw):
     """Use the pct_start, div_factor and final_div_factor arguments, not the defaults."""
     f = exercise("5.2").one_cycle_lr
-    kw = dict(pct_start=0.25, div_factor=10.0, final_div_factor=100.0)
     want = _torch_lrs(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=1.0, total_steps=500, anneal_strategy="cos", cycle_momentum=False, **kw), 500)
     _compare([f(t, 1.0, 500, **kw) for t in range(500)], want,
@@ -120,27 +136,61 @@ def test_one_cycle_matches_torch_custom(exercise):
 
 
 # ----------------------------------------------------------------------------- 5.3 steepest_lr
+def _reference_steepest(lrs, losses, skip_start=10, skip_end=5):
+    """The four steps of the exercise text."""
+    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(losses)
+    n = len(losses) if finite.all() else int(np.argmin(finite))  # 1. cut at the first non-finite loss
+    lrs, losses = lrs[:n][skip_start:n - skip_end], losses[:n][skip_start:n - skip_end]  # 2. skip
+    if len(losses) < 3:  # 3.
+        return None
+    slope = np.diff(losses) / np.diff(np.log(lrs))  # 4. per unit of log(lr); the left end of the steepest
+    return float(lrs[int(np.argmin(slope))])
+
+
+def _ema(x, beta):
+    out, s = [], 0.0
+    for t, v in enumerate(x, start=1):
+        s = beta * s + (1 - beta) * v
+        out.append(s / (1 - beta**t))
+    return np.array(out)
+
+
 def _tanh_curve():
     lrs = np.logspace(-4, 0, 50)
     return lrs, 1 + np.tanh(-(np.log10(lrs) + 2) * 2) + np.where(lrs > 0.3, 5.0, 0.0)
 
 
-def _noisy_curve(seed, n=100):
+def _range_curve(seed, n=100, fall=-3.0, cliff=False):
+    """A smoothed range test as it really ends: flat, falling around 10**fall, rising, then nan.
+
+    With ``cliff`` the last points before the nan hold the steepest fall of the whole curve (a
+    sudden drop just before the blow-up): step 2 of the exercise drops them, a rule that skips
+    before it cuts, or never cuts, keeps them.
+    """
     rng = np.random.default_rng(seed)
     lrs = np.logspace(-6, 1, n)
     u = np.log10(lrs)
-    loss = 2.0 - np.tanh(1.2 * (u + 3)) + 0.05 * rng.standard_normal(n) + 30 * np.maximum(0, u + 1) ** 2
-    return lrs, cl.ema(loss, 0.9)
+    loss = 2.0 - np.tanh(1.2 * (u - fall)) + 0.05 * rng.standard_normal(n) + 3 * np.maximum(0, u + 0.5) ** 2
+    loss = _ema(loss, 0.9)
+    first_nan = int(np.argmax(loss > 4.0)) if (loss > 4.0).any() else n - 8
+    if cliff:
+        first_nan = min(first_nan, n - 8)
+        loss[first_nan - 5:first_nan - 2] = loss[first_nan - 6] - np.array([0.8, 1.6, 2.4])  # a sudden drop ...
+        loss[first_nan - 2:first_nan] = loss[first_nan - 3] + np.array([3.0, 9.0])  # ... then the blow-up
+    loss[first_nan:] = np.nan
+    return lrs, loss
 
 
 @pytest.mark.exercise("5.3")
 @pytest.mark.points(1)
 def test_steepest_on_a_tanh_curve(exercise):
-    """slope = np.diff(losses) / np.diff(np.log(lrs)); return lrs[argmin(slope)] as a float."""
+    """The fall per unit of log(lr) between neighbouring points; the answer is the LR at the left end of the steepest
+    pair, as a Python float."""
     f = exercise("5.3").steepest_lr
     lrs, losses = _tanh_curve()
     got = f(lrs, losses, skip_start=2, skip_end=2)
-    want = suggest_lrs(lrs, losses, skip_start=2, skip_end=2, rules=["steep"])["steep"]
+    want = _reference_steepest(lrs, losses, skip_start=2, skip_end=2)
     assert isinstance(got, float), f"steepest_lr should return a Python float; got {got!r}"
     assert got == pytest.approx(want, rel=1e-12), f"the tanh curve falls fastest at lr = {want:.4g}; got {got:.4g}"
 
@@ -148,58 +198,74 @@ def test_steepest_on_a_tanh_curve(exercise):
 @pytest.mark.exercise("5.3")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_steepest_matches_suggest_lrs(exercise, seed):
-    """Cut at the first non-finite loss, then drop skip_start points at the start and skip_end at the end, then
-    take the slopes."""
+def test_steepest_on_range_test_curves(exercise, seed):
+    """First cut at the first non-finite loss, then drop skip_start points at the start and skip_end at the end of
+    what is left, then take the slopes per unit of log(lr)."""
     f = exercise("5.3").steepest_lr
-    lrs, losses = _noisy_curve(seed)
+    lrs, losses = _range_curve(seed, fall=-4.0 + seed)
     got = f(list(lrs), list(losses))
-    want = suggest_lrs(lrs, losses, rules=["steep"])["steep"]
+    want = _reference_steepest(lrs, losses)
     assert got == pytest.approx(want, rel=1e-12), (
-        f"steepest_lr with the default skip_start=10, skip_end=5 should be {want:.6g} (course_lib's steep rule); got "
-        f"{got!r}. "
-        "Hint: the slope is per unit of log(lr), and the answer is the left end of the steepest pair")
+        f"on a range-test curve (flat, falling, rising, then nan from index {int(np.argmax(np.isnan(losses)))}), "
+        f"steepest_lr with the default skip_start=10, skip_end=5 should be {want:.6g}; got {got!r}. Hint: the order of "
+        "the steps matters")
 
 
 @pytest.mark.exercise("5.3")
-@pytest.mark.points(1)
-def test_steepest_ignores_the_diverged_tail(exercise):
-    """Cut both arrays at the first non-finite loss before skipping: everything after it is meaningless."""
+@pytest.mark.points(2)
+@pytest.mark.parametrize("seed", [3, 4])
+def test_steepest_drops_the_last_points_before_the_nan(exercise, seed):
+    """Cut both arrays at the first non-finite loss before skipping: skip_end counts from the cut, so the points
+    just before the blow-up are dropped."""
     f = exercise("5.3").steepest_lr
-    lrs, losses = _noisy_curve(3)
-    losses = losses.copy()
-    losses[70] = np.nan       # the test diverged here: everything after is meaningless
-    losses[71:] = -50.0       # (values that would look like a huge fall)
+    lrs, losses = _range_curve(seed, cliff=True)
+    n = int(np.argmax(np.isnan(losses)))
     got = f(lrs, losses)
-    want = suggest_lrs(lrs, losses, rules=["steep"])["steep"]
+    want = _reference_steepest(lrs, losses)
     assert got == pytest.approx(want, rel=1e-12), (
-        f"steepest_lr should cut the curve at its first nan and give {want:.6g}; got {got!r}")
+        f"the curve turns nan at index {n}; its steepest fall is in the 5 points just before (lr "
+        f"{lrs[n - 5]:.3g} .. {lrs[n - 1]:.3g}), which skip_end drops: steepest_lr should be {want:.6g}; got {got!r}. "
+        "Hint: cut at the first nan first, then skip")
 
 
 @pytest.mark.exercise("5.3")
 @pytest.mark.points(1)
 def test_steepest_too_few_points_is_none(exercise):
-    """After cutting and skipping, return None if fewer than 3 points are left."""
+    """After cutting and skipping, fewer than 3 points left means no suggestion (None)."""
     f = exercise("5.3").steepest_lr
     lrs, losses = _tanh_curve()
     got = f(lrs[:17], losses[:17])  # 17 - 10 - 5 = 2 points left
     assert got is None, f"with only 2 points left after skipping, steepest_lr should return None; got {got!r}"
     got = f(lrs[:18], losses[:18])
     assert isinstance(got, float), f"with 3 points left steepest_lr should return a float; got {got!r}"
+    losses = losses.copy()
+    losses[17] = np.nan
+    got = f(lrs, losses)  # cut at 17: again only 2 points left
+    assert got is None, f"a nan at index 17 leaves 17 - 10 - 5 = 2 points: steepest_lr should be None; got {got!r}"
 
 
 # ----------------------------------------------------------------------------- 5.4 pick_max_lr
 BOUND = 0.02  # twice the noise floor 0.01
 
 
-def _synthetic(center):
-    """A range-test-like curve: flat, falling around 10**center, exploding ~1.5 decades later."""
-    lrs = np.logspace(-7, 1, 100)
+def _synthetic(center, tail=1.5):
+    """A range-test-like curve: flat, falling around 10**center, its lowest point ~1.5 decades later, then
+    rising for a while (``tail``: how slowly) before it turns nan, as a smoothed range test does."""
+    lrs = np.logspace(center - 4, center + 5, 120)
     u = np.log10(lrs)
-    loss = 1.5 - np.tanh(1.5 * (u - center)) + 20 * np.maximum(0, u - (center + 1.5)) ** 2
-    loss = loss + 0.02 * np.sin(1.3 * np.arange(100))  # a little ripple, like a smoothed noisy curve
+    loss = 1.5 - np.tanh(1.5 * (u - center)) + tail * np.maximum(0, u - (center + 1.5)) ** 2
+    loss = loss + 0.02 * np.sin(1.3 * np.arange(len(u)))  # a little ripple, like a smoothed noisy curve
     loss[loss > 10] = np.nan  # the test stops being meaningful after divergence
+    assert np.isnan(loss).any()  # the test's own curve ends in nan
+    loss[int(np.argmax(np.isnan(loss))):] = np.nan
     return lrs, loss
+
+
+def _lowest(lrs, losses):
+    finite = np.isfinite(losses)
+    n = int(np.argmin(finite)) if not finite.all() else len(losses)
+    i_min = int(np.argmin(losses[:n]))
+    return n, i_min
 
 
 @pytest.mark.exercise("5.4")
@@ -216,22 +282,36 @@ def test_pick_is_an_lr_inside_the_sweep(exercise):
 
 @pytest.mark.exercise("5.4")
 @pytest.mark.points(1)
-@pytest.mark.parametrize("center", [-5, -3, -1])
+@pytest.mark.parametrize("center", [-6, -5, -4, -3, -2, -1])
 def test_pick_lies_on_the_falling_part(exercise, center):
-    """Read the curve: find the lowest finite loss and step back from its LR; the bottom itself is too high."""
+    """Read the curve: the loss must already fall at your max_lr, and the lowest point (where it is about to
+    diverge) is too high."""
     lrs, losses = _synthetic(center)
     got = float(exercise("5.4").pick_max_lr(lrs, losses))
-    finite = np.isfinite(losses)
-    n = int(np.argmax(~finite)) if (~finite).any() else len(losses)
-    i_min = int(np.argmin(losses[:n]))
+    n, i_min = _lowest(lrs, losses)
     lr_min, start, low = lrs[i_min], losses[0], losses[i_min]
     assert got < lr_min, (
         f"on a curve falling around lr = 1e{center}, the lowest loss is at lr = {lr_min:.3g}; your max_lr {got:.3g} "
         "should be below it (at the bottom the loss is about to diverge)")
+    assert got >= lrs[0], f"your max_lr {got:.3g} lies below the swept range (from {lrs[0]:.3g})"
     loss_at_pick = float(np.interp(math.log(got), np.log(lrs[:n]), losses[:n]))
     assert loss_at_pick <= start - 0.1 * (start - low), (
         f"on a curve falling around lr = 1e{center}, your max_lr {got:.3g} sits where the loss has not started to fall "
         f"(loss {loss_at_pick:.3f}, start {start:.3f}, lowest {low:.3f}): the rule should read the curve")
+
+
+@pytest.mark.exercise("5.4")
+@pytest.mark.points(1.5)
+@pytest.mark.parametrize("center", [-5, -2])
+def test_pick_ignores_the_nan_tail(exercise, center):
+    """A curve that ends in nan: the lowest loss is the lowest *finite* one, before the first nan (np.argmin of an
+    array holding nan points at the nan)."""
+    lrs, losses = _synthetic(center, tail=1.0)  # rises slowly: the nan comes 3 decades after the lowest point
+    got = float(exercise("5.4").pick_max_lr(lrs, losses))
+    n, i_min = _lowest(lrs, losses)
+    assert got < lrs[i_min], (
+        f"the curve falls around lr = 1e{center}, is lowest at lr = {lrs[i_min]:.3g} and turns nan at lr = "
+        f"{lrs[n]:.3g}; your max_lr {got:.3g} should be below the lowest point. Hint: nan is not the lowest loss")
 
 
 @pytest.fixture(scope="module")
@@ -258,8 +338,19 @@ def _one_cycle_val_mse(data, optimizer, max_lr):
     return h.val_loss[-1] if h.val_loss and h.stop_reason == "completed" else float("nan")
 
 
+def _too_large_or_small(max_lr, lrs, losses, got):
+    """Which way the pick is off, read from the range test itself."""
+    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    n, i_min = _lowest(lrs, losses)
+    if not math.isfinite(got) or max_lr >= lrs[i_min]:
+        return (f"Hint: that max_lr is too large: the range test's loss is lowest at {lrs[i_min]:.3g}, and at the "
+                "bottom it is about to diverge")
+    return (f"Hint: that max_lr is too small to get there in 300 steps (the range test's loss falls fastest well "
+            f"above it, and is lowest at {lrs[i_min]:.3g})")
+
+
 @pytest.mark.exercise("5.4")
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_pick_trains_below_the_bound(exercise, regression_task, optimizer):
     """Too small a max_lr does not get there in 300 steps; the LR at the bottom of the curve diverges. Try your
@@ -270,6 +361,4 @@ def test_pick_trains_below_the_bound(exercise, regression_task, optimizer):
     got = _one_cycle_val_mse(regression_task, optimizer, max_lr)
     assert got < BOUND, (
         f"{optimizer}: one-cycle with your max_lr = {max_lr:.3g} for 300 steps should reach a validation MSE "
-        f"below {BOUND} (noise floor 0.01); got {got:.4f}. "
-        + ("Hint: that max_lr is too large (the run diverged or stalled)" if not got < 0.5 or max_lr > 0.25
-           else "Hint: that max_lr is too small to get there in 300 steps"))
+        f"below {BOUND} (noise floor 0.01); got {got:.4f}. " + _too_large_or_small(max_lr, lrs, losses, got))

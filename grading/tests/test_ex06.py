@@ -1,8 +1,8 @@
 """Grading tests of notebook 06 (masking objectives): exercises 6.1-6.5.
 
-Oracles: ``course_lib.losses.causal_lm_loss`` (the shifted cross-entropy),
-``course_lib.masking.span_length_distribution`` (the exact renormalised pmf, mean 3.797),
-and binomial tolerances (5 standard deviations) for every sampled proportion.
+Oracles: ``torch.nn.functional.cross_entropy`` on the shifted tensors, the closed form of the
+renormalised geometric pmf (mean 3.797 for p=0.2, max_len=10), and binomial tolerances (5
+standard deviations) for every sampled proportion; never the course's own functions.
 """
 
 import math
@@ -11,10 +11,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.losses import causal_lm_loss
-from course_lib.masking import span_length_distribution
-
 IGNORE_INDEX = -100
+
+
+def span_length_distribution(p=0.2, max_len=10, truncation="renormalise"):
+    """The closed form: P(l) = p (1 - p)**(l - 1), l = 1..max_len, renormalised (or with the tail clipped onto
+    max_len, the wrong answer some tests name)."""
+    lengths = torch.arange(1, max_len + 1, dtype=torch.float64)
+    pmf = p * (1 - p) ** (lengths - 1)
+    if truncation == "clip":
+        pmf[-1] = (1 - p) ** (max_len - 1)  # P(L >= max_len) of the untruncated geometric
+        return pmf
+    return pmf / pmf.sum()
+
+
+def causal_lm_loss(logits, tokens):
+    """torch's cross-entropy of positions 0..T-2 against tokens 1..T-1."""
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
 
 
 def _gen(seed):
@@ -25,7 +39,7 @@ def _gen(seed):
 @pytest.mark.exercise("6.1")
 @pytest.mark.points(1)
 def test_pairs_hand_example(exercise):
-    """inputs = tokens[:, :-1], targets = tokens[:, 1:]."""
+    """Position t of the inputs is paired with the token that follows it."""
     got = exercise("6.1").next_token_pairs(torch.tensor([[5, 6, 7, 8]]))
     assert isinstance(got, tuple) and len(got) == 2, f"next_token_pairs should return (inputs, targets); got {got!r}"
     inputs, targets = got
@@ -37,7 +51,7 @@ def test_pairs_hand_example(exercise):
 @pytest.mark.exercise("6.1")
 @pytest.mark.points(2)
 def test_pairs_on_a_batch(exercise):
-    """Slice along the last dimension for every row of the batch."""
+    """Shift along the time dimension, for every row of the batch."""
     tokens = torch.randint(0, 50, (4, 9), generator=_gen(0))
     inputs, targets = exercise("6.1").next_token_pairs(tokens)
     assert tuple(inputs.shape) == (4, 8) and tuple(targets.shape) == (4, 8), (
@@ -52,7 +66,7 @@ def test_pairs_on_a_batch(exercise):
 @pytest.mark.exercise("6.2")
 @pytest.mark.points(1)
 def test_loss_of_uniform_logits_is_log_v(exercise):
-    """Average the cross-entropy over all B * (T - 1) predictions."""
+    """The loss is a mean over all B * (T - 1) predictions."""
     got = float(exercise("6.2").next_token_loss(torch.zeros(2, 6, 7), torch.randint(0, 7, (2, 6), generator=_gen(1))))
     assert got == pytest.approx(math.log(7), rel=1e-6), (
         f"uniform logits over V=7 tokens cost log 7 = {math.log(7):.5f} per prediction; got {got:.5f}")
@@ -60,9 +74,10 @@ def test_loss_of_uniform_logits_is_log_v(exercise):
 
 @pytest.mark.exercise("6.2")
 @pytest.mark.points(1)
-@pytest.mark.parametrize("B, T, V", [(3, 8, 11), (1, 2, 5)])
-def test_loss_matches_course_lib(exercise, B, T, V):
-    """Drop the last position of the logits and the first token, reshape to (N, V) and (N,), then F.cross_entropy."""
+@pytest.mark.parametrize("B, T, V", [(3, 8, 11), (2, 5, 4), (1, 2, 5)])
+def test_loss_matches_torch(exercise, B, T, V):
+    """The logits of the last position predict nothing and the first token is never predicted; the mean over the
+    remaining B * (T - 1) predictions."""
     g = _gen(2)
     logits = 2 * torch.randn(B, T, V, generator=g, dtype=torch.float64)
     tokens = torch.randint(0, V, (B, T), generator=g)
@@ -70,14 +85,15 @@ def test_loss_matches_course_lib(exercise, B, T, V):
     got = exercise("6.2").next_token_loss(logits, tokens)
     assert isinstance(got, torch.Tensor) and got.ndim == 0, f"next_token_loss should return a 0-dim tensor; got {got!r}"
     assert float(got) == pytest.approx(want, rel=1e-9), (
-        f"next_token_loss on random logits of shape {(B, T, V)}: expected {want:.8g} (course_lib's causal_lm_loss); "
+        f"next_token_loss on random logits of shape {(B, T, V)}: expected {want:.8g} (F.cross_entropy of the shifted "
+        "tensors); "
         f"got {float(got):.8g}")
 
 
 @pytest.mark.exercise("6.2")
 @pytest.mark.points(1)
 def test_loss_shifts_in_the_right_direction(exercise):
-    """The logits at position t predict the token at t + 1: pair logits[:, :-1] with tokens[:, 1:]."""
+    """The logits at position t predict the token at t + 1, not the token at t."""
     f = exercise("6.2").next_token_loss
     tokens = torch.tensor([[1, 4, 2, 0, 3, 3, 1]])
     V = 5
@@ -94,7 +110,7 @@ def test_loss_shifts_in_the_right_direction(exercise):
 @pytest.mark.exercise("6.2")
 @pytest.mark.points(1)
 def test_last_position_gets_no_gradient(exercise):
-    """Do not use the logits of the last position: logits[:, :-1]."""
+    """The logits of the last position have no next token to predict, so they must not enter the loss."""
     logits = torch.randn(2, 5, 6, generator=_gen(3), requires_grad=True)
     tokens = torch.randint(0, 6, (2, 5), generator=_gen(4))
     exercise("6.2").next_token_loss(logits, tokens).backward()
@@ -108,7 +124,7 @@ def test_last_position_gets_no_gradient(exercise):
 @pytest.mark.exercise("6.3")
 @pytest.mark.points(1)
 def test_pmf_shape_and_sum(exercise):
-    """Return a float64 tensor of max_len probabilities that sums to 1."""
+    """A float64 tensor of max_len probabilities that sums to 1."""
     got = exercise("6.3").span_length_pmf()
     assert isinstance(got, torch.Tensor) and tuple(got.shape) == (10,), (
         f"span_length_pmf() should be a tensor of shape (10,); got {got!r}")
@@ -121,7 +137,8 @@ def test_pmf_shape_and_sum(exercise):
 @pytest.mark.points(1)
 @pytest.mark.parametrize("p, max_len", [(0.2, 10), (0.5, 4), (0.05, 30)])
 def test_pmf_is_the_renormalised_geometric(exercise, p, max_len):
-    """p * (1 - p) ** (l - 1) for l = 1..max_len, divided by its sum (renormalise, do not clip)."""
+    """The geometric probabilities of lengths 1..max_len, renormalised to sum to 1 (not with the tail piled onto
+    max_len)."""
     got = exercise("6.3").span_length_pmf(p, max_len)
     want = span_length_distribution(p, max_len, truncation="renormalise")
     clipped = span_length_distribution(p, max_len, truncation="clip")
@@ -149,7 +166,7 @@ N_DRAWS = 200_000
 @pytest.mark.exercise("6.4")
 @pytest.mark.points(1)
 def test_samples_type_and_range(exercise):
-    """torch.multinomial gives indices 0..max_len-1 (int64): add 1."""
+    """Lengths are int64 in 1..max_len; a draw of an index counts from 0."""
     got = exercise("6.4").sample_span_lengths(1000, generator=_gen(5))
     assert isinstance(got, torch.Tensor) and tuple(got.shape) == (1000,), (
         f"sample_span_lengths(1000) should be a tensor of shape (1000,); got {got!r}")
@@ -162,8 +179,7 @@ def test_samples_type_and_range(exercise):
 @pytest.mark.exercise("6.4")
 @pytest.mark.points(2)
 def test_samples_mean_is_3_80(exercise):
-    """Draw from the renormalised probabilities with torch.multinomial(probs, n, replacement=True,
-    generator=generator)."""
+    """Draw with replacement from the renormalised probabilities of 6.3."""
     got = exercise("6.4").sample_span_lengths(N_DRAWS, generator=_gen(6)).double()
     pmf = span_length_distribution()
     lengths = torch.arange(1, 11, dtype=torch.float64)
@@ -196,7 +212,7 @@ def test_samples_frequencies_match_the_pmf(exercise):
 @pytest.mark.exercise("6.4")
 @pytest.mark.points(1)
 def test_samples_use_the_generator(exercise):
-    """Pass generator=generator to torch.multinomial."""
+    """Every random draw comes from the generator argument."""
     f = exercise("6.4").sample_span_lengths
     a, b, c = f(500, generator=_gen(8)), f(500, generator=_gen(8)), f(500, generator=_gen(9))
     assert torch.equal(a, b), (
@@ -222,7 +238,8 @@ def _within(got, p, n, what):
 @pytest.mark.exercise("6.5")
 @pytest.mark.points(1)
 def test_bert_labels_and_unselected_positions(exercise):
-    """labels = torch.where(selected, tokens, -100); unselected positions keep their token in inputs."""
+    """Labels hold the original token where a position is selected and -100 elsewhere; unselected positions keep
+    their token in the inputs."""
     tokens, inputs, labels = _masked(exercise)
     assert inputs.shape == tokens.shape and labels.shape == tokens.shape, (
         f"inputs and labels should have the shape of tokens {tuple(tokens.shape)}; got {tuple(inputs.shape)}, "
@@ -237,17 +254,20 @@ def test_bert_labels_and_unselected_positions(exercise):
 @pytest.mark.exercise("6.5")
 @pytest.mark.points(1)
 def test_bert_selects_15_percent(exercise):
-    """Select each position independently: torch.rand(tokens.shape, generator=generator) < mask_prob."""
+    """Each position is selected on its own, with probability mask_prob."""
     tokens, inputs, labels = _masked(exercise)
     _within((labels != IGNORE_INDEX).double().mean().item(), 0.15, tokens.numel(), "the fraction of selected positions")
 
 
 @pytest.mark.exercise("6.5")
 @pytest.mark.points(2)
-def test_bert_80_10_10(exercise):
-    """For selected positions draw u: u < 0.8 -> [MASK], 0.8 <= u < 0.9 -> a random token, else unchanged."""
-    tokens, inputs, labels = _masked(exercise)
+@pytest.mark.parametrize("mask_prob", [0.15, 0.5])
+def test_bert_80_10_10(exercise, mask_prob):
+    """Only selected positions change: 80% of them become [MASK], 10% a random token, 10% stay as they are."""
+    tokens, inputs, labels = _masked(exercise, mask_prob=mask_prob)
     sel = labels != IGNORE_INDEX
+    assert inputs.shape == tokens.shape and torch.equal(inputs[~sel], tokens[~sel]), (
+        "the 80/10/10 rule applies to the selected positions only: unselected ones must keep their token")
     n = int(sel.sum())
     got_in, got_tok = inputs[sel], tokens[sel]
     masked = (got_in == MASK_ID).double().mean().item()
@@ -263,7 +283,7 @@ def test_bert_80_10_10(exercise):
 @pytest.mark.exercise("6.5")
 @pytest.mark.points(1)
 def test_bert_uses_the_generator_and_mask_prob(exercise):
-    """Draw every random number from generator, and use the mask_prob argument."""
+    """Every random number comes from the generator argument, and mask_prob is used."""
     f = exercise("6.5").bert_mask
     tokens = torch.randint(0, 50, (8, 64), generator=_gen(12))
     a = f(tokens, 50, 50, 0.3, generator=_gen(13))
@@ -274,3 +294,15 @@ def test_bert_uses_the_generator_and_mask_prob(exercise):
         "with mask_prob=0 nothing should be selected or changed")
     inputs, labels = f(tokens, 50, 50, 1.0, generator=_gen(15))
     assert (labels == tokens).all(), "with mask_prob=1 every position should be selected (labels == tokens)"
+
+
+@pytest.mark.exercise("6.5")
+@pytest.mark.points(1)
+def test_bert_leaves_tokens_unchanged(exercise):
+    """Build new tensors for inputs and labels: the tokens passed in must stay as they were."""
+    tokens = torch.randint(0, 50, (16, 64), generator=_gen(16))
+    before = tokens.clone()
+    inputs, labels = exercise("6.5").bert_mask(tokens, 50, 50, 0.3, generator=_gen(17))
+    assert torch.equal(tokens, before), (
+        "bert_mask modified its input tokens in place (tokens changed while it ran): copy them before writing the "
+        "[MASK] and random ids")
