@@ -33,7 +33,7 @@ _c("1.1", "wrong", "sum instead of mean", "return ((y_hat - y) ** 2).sum()")
 _c("1.1", "wrong", "absolute error", "return (y_hat - y).abs().mean()")
 _c("1.1", "wrong", "no square", "return (y_hat - y).mean()")
 _c("1.1", "wrong", "mean over dim 0 only", "return ((y_hat - y) ** 2).mean(dim=0)")
-_c("1.1", "wrong", "through NumPy (no gradient)", """
+_c("1.1", "partial", "through NumPy (no gradient)", """
     import numpy as np
     return torch.tensor(np.mean((y_hat.detach().numpy() - y.detach().numpy()) ** 2))
 """)
@@ -63,7 +63,7 @@ _c("1.2", "wrong", "sum instead of mean", """
     return torch.where(r < delta, 0.5 * r**2, delta * (r - 0.5 * delta)).sum()
 """)
 _c("1.2", "wrong", "half MSE everywhere", "return (0.5 * (y_hat - y) ** 2).mean()")
-_c("1.2", "wrong", "delta ignored (always 1)", """
+_c("1.2", "partial", "delta ignored (always 1)", """
     r = (y_hat - y).abs()
     return torch.where(r < 1.0, 0.5 * r**2, 1.0 * (r - 0.5)).mean()
 """)
@@ -145,7 +145,7 @@ _c("1.4", "partial", "no max shift", """
     logp = logits - logits.exp().sum(dim=1, keepdim=True).log()
     return -logp.gather(1, target.unsqueeze(1)).mean()
 """)
-_c("1.4", "wrong", "log of the softmax probability", """
+_c("1.4", "partial", "log of the softmax probability (unstable)", """
     p = logits.softmax(dim=1)
     return -p.gather(1, target.unsqueeze(1)).log().mean()
 """)
@@ -219,7 +219,7 @@ _c("2.2", "wrong", "(1 - momentum) factor", """
     v = momentum * velocity + (1 - momentum) * g
     return param - lr * v, v
 """)
-_c("2.2", "wrong", "decay added after the velocity", """
+_c("2.2", "partial", "decay added after the velocity", """
     v = momentum * velocity + grad
     return param - lr * (v + weight_decay * param), v
 """)
@@ -465,11 +465,11 @@ _c("3.3", "full", "nan check by x != x", """
 """)
 
 # ------------------------------------------------------------------------------------ 3.4 is_overfitting
-_c("3.4", "wrong", ">= at the boundary", """
+_c("3.4", "partial", ">= at the boundary", """
     i_min = int(np.argmin(val_losses))
     return bool(val_losses[-1] >= (1 + rise) * val_losses[i_min] and train_losses[-1] < train_losses[i_min])
 """)
-_c("3.4", "wrong", "last minimum on ties", """
+_c("3.4", "partial", "last minimum on ties", """
     v = np.asarray(val_losses, dtype=float)
     i_min = len(v) - 1 - int(np.argmin(v[::-1]))
     return bool(v[-1] > (1 + rise) * v[i_min] and train_losses[-1] < train_losses[i_min])
@@ -535,7 +535,7 @@ _c("4.1", "wrong", "keeps where rand < p", """
     keep = torch.rand(x.shape, generator=generator) < p
     return x * keep / (1 - p)
 """)
-_c("4.1", "wrong", "ignores training", """
+_c("4.1", "partial", "ignores training", """
     keep = torch.rand(x.shape, generator=generator) >= p
     return x * keep / (1 - p)
 """)
@@ -590,7 +590,7 @@ _c("4.3", "wrong", "no decay (0.0)", "return 0.0")
 _c("4.3", "wrong", "far too small (1e-5)", "return 1e-5")
 _c("4.3", "wrong", "far too large (1000)", "return 1000.0")
 _c("4.3", "wrong", "negative", "return -1.0")
-_c("4.3", "wrong", "a string", "return '1.0'")
+_c("4.3", "partial", "a string", "return '1.0'")
 _c("4.3", "full", "0.5", "return 0.5")
 _c("4.3", "full", "an int (2)", "return 2")
 
@@ -674,7 +674,7 @@ _c("5.2", "wrong", "phase 2 restarts its pct at 0 over the whole run", """
         return float(anneal(initial, max_lr, step / e1))
     return float(anneal(max_lr, final, step / e2))
 """)
-_c("5.2", "wrong", "defaults hard-coded", """
+_c("5.2", "partial", "defaults hard-coded", """
     initial = max_lr / 25.0
     final = initial / 1e4
     e1, e2 = 0.3 * total_steps - 1, total_steps - 1
@@ -912,7 +912,7 @@ _c("6.4", "wrong", "tail clipped onto max_len", """
     return torch.multinomial(probs, n, replacement=True, generator=generator) + 1
 """)
 _c("6.4", "wrong", "uniform lengths", "return torch.randint(1, max_len + 1, (n,), generator=generator)")
-_c("6.4", "wrong", "default p and max_len hard-coded", """
+_c("6.4", "partial", "default p and max_len hard-coded", """
     lengths = torch.arange(1, 11, dtype=torch.float64)
     probs = 0.2 * 0.8 ** (lengths - 1)
     return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator) + 1
@@ -976,7 +976,7 @@ _c("6.5", "wrong", "selects with probability 1 - mask_prob", """
     labels = torch.where(selected, tokens, torch.full_like(tokens, IGNORE_INDEX))
     return inputs, labels
 """)
-_c("6.5", "wrong", "10% random and 10% unchanged swapped for 20% random", """
+_c("6.5", "partial", "20% random, none unchanged", """
     selected = torch.rand(tokens.shape, generator=generator) < mask_prob
     u = torch.rand(tokens.shape, generator=generator)
     random_tokens = torch.randint(0, vocab_size, tokens.shape, generator=generator)

@@ -266,6 +266,7 @@ def test_bert_80_10_10(exercise, mask_prob):
     """Only selected positions change: 80% of them become [MASK], 10% a random token, 10% stay as they are."""
     tokens, inputs, labels = _masked(exercise, mask_prob=mask_prob)
     sel = labels != IGNORE_INDEX
+    _within(sel.double().mean().item(), mask_prob, tokens.numel(), f"the fraction of selected positions (mask_prob={mask_prob})")
     assert inputs.shape == tokens.shape and torch.equal(inputs[~sel], tokens[~sel]), (
         "the 80/10/10 rule applies to the selected positions only: unselected ones must keep their token")
     n = int(sel.sum())
