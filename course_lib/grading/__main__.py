@@ -26,10 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", default="gradebook.csv")
     g.add_argument("--feedback", default="feedback")
     g.add_argument("--workers", type=int, default=None)
-    g.add_argument("--timeout-per-test", type=float, default=10.0)
+    g.add_argument("--timeout-per-test", type=float, default=10.0, help="CPU seconds per test (default 10)")
     g.add_argument("--timeout-per-submission", type=float, default=None)
     g.add_argument("--no-hidden", action="store_true", help="leave out grading/hidden")
     g.add_argument("--root", default=None, help="the course folder (default: found automatically)")
+    g.add_argument("--exercises", default=None, help="grade only these exercise ids, comma-separated (e.g. 4.3,5.4)")
     c = sub.add_parser("check", help="grade the saved notebooks of one folder and print the report")
     c.add_argument("folder")
     c.add_argument("ids", nargs="*")
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results = grade(args.submissions, args.out, args.feedback, workers=args.workers,
                             timeout_per_test=args.timeout_per_test, timeout_per_submission=args.timeout_per_submission,
-                            hidden=not args.no_hidden, root=args.root)
+                            hidden=not args.no_hidden, root=args.root,
+                            exercises=args.exercises.split(",") if args.exercises else None)
         except SubmissionsModifiedError as e:
             print(e, file=sys.stderr)
             return 3

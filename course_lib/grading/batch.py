@@ -412,7 +412,7 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
           feedback_dir: str | os.PathLike = "feedback", *, workers: int | None = None,
           timeout_per_test: float = 10.0, timeout_per_submission: float | None = None, hidden: bool = True,
           memory_mb: float = 1536, file_size_mb: float = 16, root: str | os.PathLike | None = None,
-          verbose: bool = True) -> list[SubmissionResult]:
+          exercises: list | None = None, verbose: bool = True) -> list[SubmissionResult]:
     """Grade every submission folder and write the gradebook and one feedback file per student.
 
     Args:
@@ -420,12 +420,15 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         out_csv: the gradebook: ``student, ex<id>..., total, max``, one row per folder, sorted by name.
         feedback_dir: ``<student>.md`` per student: every test, what was expected and what came back, a hint.
         workers (int): submissions graded at the same time, one subprocess each. Default: ``os.cpu_count()``.
-        timeout_per_test (float): seconds per grading test; an infinite loop costs that test only. Default: 10.
+        timeout_per_test (float): CPU seconds per grading test (the same on a busy machine as on a quiet
+            one; a wide wall-clock backstop catches code that sleeps); an infinite loop costs that test only,
+            and a test that runs out is run once more, alone, at the end before it counts as a timeout. Default: 10.
         timeout_per_submission (float): seconds for one submission, restarts included. Default:
             ``60 + n_tests * (timeout_per_test + 1)``.
         hidden (bool): include ``grading/hidden``. Default: True.
         memory_mb, file_size_mb: per-process limits (data segment; largest file written). Defaults: 1536, 16.
         root: the course folder (default: :func:`course_root`).
+        exercises (list of str): grade only these exercise ids, e.g. ``["4.3"]``. Default: all.
 
     Returns:
         one :class:`SubmissionResult` per submission, sorted by student.
@@ -454,9 +457,12 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
                       if d.is_dir() and not d.is_symlink() and not d.name.startswith((".", "__")))
     before = _hash_tree(subs_dir)
     catalog = _run_collect(root, hidden)
+    ids = None if exercises is None else [str(i) for i in exercises]
+    if ids is not None:
+        catalog = [t for t in catalog if t["exercise"] in ids]
     if not catalog:
-        raise ValueError(f"grade(): no grading tests in {root / 'grading'}")
-    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden)
+        raise ValueError(f"grade(): no grading tests in {root / 'grading'}" + (f" for exercises {ids}" if ids else ""))
+    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids)
     tmp = Path(tempfile.mkdtemp(prefix="course-grading-"))
 
     def one(i_d):

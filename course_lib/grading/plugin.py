@@ -192,7 +192,7 @@ class GradingPlugin:
     def pytest_runtest_logstart(self, nodeid, location):
         out = _BoundedOutput()
         self._state[nodeid] = {"outcome": "passed", "kind": "", "message": "", "where": "", "notes": [],
-                               "called": False, "t0": time.perf_counter(), "out": out,
+                               "called": False, "t0": time.perf_counter(), "cpu0": time.process_time(), "out": out,
                                "saved": (sys.stdout, sys.stderr)}
         self.sink({"event": "start", "nodeid": nodeid})
         sys.stdout = sys.stderr = out  # what the student's code prints, bounded
@@ -261,7 +261,8 @@ class GradingPlugin:
         result = {**meta, "event": "result", "passed": passed, "outcome": "passed" if passed else st["outcome"],
                   "kind": "" if passed else st["kind"], "message": "" if passed else st["message"],
                   "where": "" if passed else st["where"], "notes": st["notes"],
-                  "duration": round(time.perf_counter() - st["t0"], 3)}
+                  "duration": round(time.perf_counter() - st["t0"], 3),
+                  "cpu_s": round(time.process_time() - st["cpu0"], 3)}
         if passed:
             result["hint"] = ""
         elif result["kind"] in DEFAULT_HINTS:  # the test's docstring is the hint for wrong answers
