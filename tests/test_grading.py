@@ -537,3 +537,57 @@ def test_a_submission_whose_process_dies_still_gets_a_row_with_the_reason(demo, 
         assert "the submission used up its time (timeout_per_submission); the grader killed it" in res.notes[0]
     text = (tmp_path / "fb" / "segfault.md").read_text()
     assert "not graded: the submission used up its time" in text
+
+
+# ---- fairness: feedback that does not mislead, budgets that do not depend on machine load ---------
+
+
+def test_only_the_stubs_own_not_implemented_error_reads_not_implemented_yet():
+    from course_lib.grading import plugin
+
+    stub = NotImplementedError("Exercise 3.2: implement ema(values, beta)")
+    assert plugin._classify(stub, 10)[0] == "not_implemented"
+    assert plugin._classify(NotImplementedError(), 10)[0] == "not_implemented"
+    torch_error = NotImplementedError('"bincount_cpu" not implemented for \'Float\'')
+    kind, message = plugin._classify(torch_error, 10)
+    assert kind == "error" and "bincount_cpu" in message and "not implemented yet" not in message
+
+
+def test_check_result_shows_no_repr_in_a_notebook(demo, capsys):
+    from IPython.core.formatters import DisplayFormatter
+
+    res = grading.check("1.1", root=demo, namespace=namespace("def double(x):\n    return 2 * x\n"))
+    capsys.readouterr()
+    assert DisplayFormatter().format(res) == ({}, {})  # the printed report is all a notebook shows
+    assert repr(res) == "<CheckResult 1.1: 3 / 3 points>"  # a plain Python session still has it
+
+
+def _demo_submission(demo: Path, dst: Path, ex_id: str, lines: list) -> Path:
+    for path in sorted((demo / "solutions").glob(assign.MASTER_GLOB)):
+        nb = assign.student_copy(assign.read_notebook(path), replace=lambda i, t, ind, sol: (
+            [ind + ln for ln in lines] if i == ex_id else sol))
+        (dst / path.name).parent.mkdir(parents=True, exist_ok=True)
+        (dst / path.name).write_text(assign.render_notebook(nb), encoding="utf-8")
+    return dst
+
+
+@pytest.mark.slow
+def test_budgets_are_cpu_time_and_a_timeout_is_retried_alone(demo, tmp_path):
+    """A test that sleeps (no CPU) longer than the budget passes; one that burns its budget only the first
+    time it runs (a stand-in for a test slowed down by its surroundings) passes when retried alone; a
+    busy loop is still a timeout, in CPU seconds."""
+    subs = tmp_path / "subs"
+    _demo_submission(demo, subs / "sleeps", "1.1", ["import time", "time.sleep(1.5)", "return 2 * x"])
+    _demo_submission(demo, subs / "slow_once", "1.2", [
+        "import os", "if not os.path.exists('slow_once.flag'):", "    open('slow_once.flag', 'w').close()",
+        "    while True:", "        pass", "return sum(x * x for x in xs) / len(xs)"])
+    _demo_submission(demo, subs / "loops", "1.2", ["while True:", "    pass"])
+    results = {r.student: r for r in grading.grade(subs, tmp_path / "gb.csv", tmp_path / "fb", timeout_per_test=1,
+                                                   exercises=["1.1", "1.2"], root=demo, verbose=False)}
+    assert results["sleeps"].points == {"1.1": 3.0, "1.2": 1.5}
+    assert results["slow_once"].points == {"1.1": 3.0, "1.2": 1.5}
+    retried = [t for t in results["slow_once"].tests if t.get("retried")]
+    assert [t["name"] for t in retried] == ["test_mean_square"] and retried[0]["passed"]
+    loop = next(t for t in results["loops"].tests if t["name"] == "test_mean_square")
+    assert loop["kind"] == "timeout" and "did not finish within 1 s of CPU time" in loop["message"] and loop["retried"]
+    assert all(t["cpu_s"] < 1.5 for r in results.values() for t in r.tests if "cpu_s" in t)
