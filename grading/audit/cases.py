@@ -23,6 +23,11 @@ class Case:
 _CASES: list[Case] = []
 
 
+def _j(*parts: str) -> str:
+    """Join code pieces written at different indents (each is dedented on its own)."""
+    return "\n".join(dedent(p).strip("\n") for p in parts)
+
+
 def _c(exercise: str, expect: str, name: str, code: str) -> None:
     assert expect in ("wrong", "partial", "full"), expect
     _CASES.append(Case(exercise, expect, name, dedent(code).strip("\n")))
@@ -708,7 +713,7 @@ _REF53 = """
     lrs = np.asarray(lrs, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)
 """
-_c("5.3", "wrong", "skips before cutting at the first nan", _REF53 + """
+_c("5.3", "wrong", "skips before cutting at the first nan", _j(_REF53, """
     lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(losses) - skip_end]
     bad = ~np.isfinite(losses)
     if bad.any():
@@ -718,15 +723,15 @@ _c("5.3", "wrong", "skips before cutting at the first nan", _REF53 + """
         return None
     slope = np.diff(losses) / np.diff(np.log(lrs))
     return float(lrs[int(np.argmin(slope))])
-""")
-_c("5.3", "wrong", "nanargmin, no cut", _REF53 + """
+"""))
+_c("5.3", "wrong", "nanargmin, no cut", _j(_REF53, """
     lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(losses) - skip_end]
     if np.isfinite(losses).sum() < 3:
         return None
     slope = np.diff(losses) / np.diff(np.log(lrs))
     return float(lrs[int(np.nanargmin(slope))])
-""")
-_c("5.3", "wrong", "slope per unit of lr (not log lr)", _REF53 + """
+"""))
+_c("5.3", "wrong", "slope per unit of lr (not log lr)", _j(_REF53, """
     bad = ~np.isfinite(losses)
     if bad.any():
         n = int(np.argmax(bad))
@@ -736,8 +741,8 @@ _c("5.3", "wrong", "slope per unit of lr (not log lr)", _REF53 + """
         return None
     slope = np.diff(losses) / np.diff(lrs)
     return float(lrs[int(np.argmin(slope))])
-""")
-_c("5.3", "wrong", "right end of the steepest pair", _REF53 + """
+"""))
+_c("5.3", "wrong", "right end of the steepest pair", _j(_REF53, """
     bad = ~np.isfinite(losses)
     if bad.any():
         n = int(np.argmax(bad))
@@ -747,8 +752,8 @@ _c("5.3", "wrong", "right end of the steepest pair", _REF53 + """
         return None
     slope = np.diff(losses) / np.diff(np.log(lrs))
     return float(lrs[int(np.argmin(slope)) + 1])
-""")
-_c("5.3", "wrong", "steepest rise (argmax)", _REF53 + """
+"""))
+_c("5.3", "wrong", "steepest rise (argmax)", _j(_REF53, """
     bad = ~np.isfinite(losses)
     if bad.any():
         n = int(np.argmax(bad))
@@ -758,8 +763,8 @@ _c("5.3", "wrong", "steepest rise (argmax)", _REF53 + """
         return None
     slope = np.diff(losses) / np.diff(np.log(lrs))
     return float(lrs[int(np.argmax(slope))])
-""")
-_c("5.3", "wrong", "lowest loss instead of steepest fall", _REF53 + """
+"""))
+_c("5.3", "wrong", "lowest loss instead of steepest fall", _j(_REF53, """
     bad = ~np.isfinite(losses)
     if bad.any():
         n = int(np.argmax(bad))
@@ -768,8 +773,8 @@ _c("5.3", "wrong", "lowest loss instead of steepest fall", _REF53 + """
     if len(losses) < 3:
         return None
     return float(lrs[int(np.argmin(losses))])
-""")
-_c("5.3", "wrong", "skip_end ignored", _REF53 + """
+"""))
+_c("5.3", "wrong", "skip_end ignored", _j(_REF53, """
     bad = ~np.isfinite(losses)
     if bad.any():
         n = int(np.argmax(bad))
@@ -779,7 +784,7 @@ _c("5.3", "wrong", "skip_end ignored", _REF53 + """
         return None
     slope = np.diff(losses) / np.diff(np.log(lrs))
     return float(lrs[int(np.argmin(slope))])
-""")
+"""))
 _c("5.3", "full", "log10 and np.gradient-free loop", """
     pts = []
     for lr, loss in zip(lrs, losses):
@@ -807,19 +812,19 @@ _c("5.4", "wrong", "argmin over losses that end in nan", """
     return float(np.asarray(lrs)[int(np.argmin(np.asarray(losses, dtype=float)))] / 10)
 """)
 _c("5.4", "wrong", "hard-coded 1e-2", "return 1e-2")
-_c("5.4", "wrong", "the LR of the lowest loss", _CUT + "return float(lrs[int(np.argmin(losses))])")
+_c("5.4", "wrong", "the LR of the lowest loss", _j(_CUT, "return float(lrs[int(np.argmin(losses))])"))
 _c("5.4", "wrong", "the smallest LR of the sweep", "return float(lrs[0])")
-_c("5.4", "wrong", "ten times the lowest-loss LR", _CUT + "return float(lrs[int(np.argmin(losses))] * 10)")
+_c("5.4", "wrong", "ten times the lowest-loss LR", _j(_CUT, "return float(lrs[int(np.argmin(losses))] * 10)"))
 _c("5.4", "wrong", "the middle of the sweep", "return float(np.sqrt(float(lrs[0]) * float(lrs[-1])))")
 _c("5.4", "wrong", "hard-coded 3e-3", "return 3e-3")
 _c("5.4", "full", "nanargmin / 10", """
     losses = np.where(np.isfinite(np.asarray(losses, dtype=float)), losses, np.nan)
     return float(np.asarray(lrs)[int(np.nanargmin(losses))] / 10)
 """)
-_c("5.4", "full", "a third of the way in log space from the steepest fall to the bottom", _CUT + """
+_c("5.4", "full", "a third of the way in log space from the steepest fall to the bottom", _j(_CUT, """
     i_min = int(np.argmin(losses))
     return float(lrs[i_min] / 10 ** 0.8)
-""")
+"""))
 
 # ------------------------------------------------------------------------------------ 6.1 next_token_pairs
 _c("6.1", "wrong", "inputs and targets swapped", "return tokens[:, 1:], tokens[:, :-1]")
@@ -904,7 +909,7 @@ _PMF = """
     probs = probs / probs.sum()
 """
 _c("6.4", "wrong", "indices, not lengths (no + 1)",
-   _PMF + "return torch.multinomial(probs, n, replacement=True, generator=generator)")
+   _j(_PMF, "return torch.multinomial(probs, n, replacement=True, generator=generator)"))
 _c("6.4", "wrong", "tail clipped onto max_len", """
     lengths = torch.arange(1, max_len + 1, dtype=torch.float64)
     probs = p * (1.0 - p) ** (lengths - 1)
@@ -917,13 +922,13 @@ _c("6.4", "partial", "default p and max_len hard-coded", """
     probs = 0.2 * 0.8 ** (lengths - 1)
     return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator) + 1
 """)
-_c("6.4", "wrong", "float lengths", _PMF + "return (torch.multinomial(probs, n, replacement=True, generator=generator) + 1).double()")
-_c("6.4", "partial", "global RNG (generator ignored)", _PMF + "return torch.multinomial(probs, n, replacement=True) + 1")
-_c("6.4", "full", "inverse CDF with searchsorted", _PMF + """
+_c("6.4", "wrong", "float lengths", _j(_PMF, "return (torch.multinomial(probs, n, replacement=True, generator=generator) + 1).double()"))
+_c("6.4", "partial", "global RNG (generator ignored)", _j(_PMF, "return torch.multinomial(probs, n, replacement=True) + 1"))
+_c("6.4", "full", "inverse CDF with searchsorted", _j(_PMF, """
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     idx = torch.searchsorted(probs.cumsum(0), u, right=True).clamp(max=max_len - 1)
     return idx + 1
-""")
+"""))
 _c("6.4", "full", "rejection from the untruncated geometric", """
     out = torch.empty(0, dtype=torch.int64)
     while out.numel() < n:
