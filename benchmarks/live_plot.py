@@ -34,10 +34,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from course_lib import fit  # noqa: E402
-from course_lib.lab import TrainingLab  # noqa: E402
-from course_lib.plotting import LossCurvesPlot  # noqa: E402
+from course_lib.ui.lab import TrainingLab  # noqa: E402
+from course_lib.ui.plotting import LossCurvesPlot  # noqa: E402
 from course_lib.train import History  # noqa: E402
-from course_lib.widgets import LiveFigure  # noqa: E402
+from course_lib.ui.live import LiveFigure  # noqa: E402
 
 SETTINGS = dict(task="spirals", width=64, depth=2, noise=0.05, n_samples=1000, train_fraction=0.8, lr=0.01)
 

@@ -44,7 +44,7 @@ def _slider_ms(slider, values) -> float:
 
 
 def _slider_latencies(grid, by_exponent) -> dict:
-    from course_lib.scaling_widgets import ComputeBudgetExplorer, SpectrumExplorer
+    from course_lib.ui.scaling import ComputeBudgetExplorer, SpectrumExplorer
 
     spectrum = SpectrumExplorer(by_exponent)
     stops = list(by_exponent)

@@ -1,9 +1,13 @@
 """course_lib: the helper library of the Loss & Scaling course.
 
-Compute modules (no plotting imports): ``device``, ``data``, ``language``, ``models``,
-``losses``, ``train``, ``curves``, ``schedules``, ``lr_finder``,
-``metrics``, ``masking``, ``surfaces``, ``sweep``, ``scaling``. Drawing: ``plotting`` (and ``plotting_*``); widgets: ``widgets``, ``lab`` (and ``intro_widgets``). Notebooks import from here and never
-copy library code.
+``import course_lib as cl`` gives the verbs and models a notebook calls (``cl.fit``, ``cl.MLP``,
+``cl.make_regression``, ``cl.lr_range_test``, the losses, ...). Everything else is one level
+down, in the module that computes it: ``cl.surfaces.optimizer_path``, ``cl.bottleneck.BottleneckRun``,
+``cl.scaling.ChinchillaFit``. Each compute module holds one concept and never draws.
+
+Drawing lives in ``course_lib.ui`` (``ui.X`` draws what ``X`` computes), grading in
+``course_lib.grading``; both are imported only when first used, so ``import course_lib`` never
+pulls in matplotlib or ipywidgets.
 
 Example:
     >>> import course_lib as cl
@@ -13,55 +17,55 @@ Example:
     'completed'
 """
 
-from .curves import VERDICTS, Diagnosis, diagnose, ema
+import importlib
+
+from . import (bottleneck, curves, data, device, language, loss_shapes, losses, lr_finder, masking, metrics, models,
+               scaling, schedules, surfaces, sweep, train)
+from .bottleneck import BottleneckLM, train_bottleneck
+from .curves import diagnose, ema
 from .data import DataSplit, make_classification, make_regression
 from .device import default_device, fast_mode, resolve_device, seed_everything
 from .language import MarkovLanguage
-from .losses import (LOSSES, bce_with_logits_loss, causal_lm_loss, cross_entropy_loss, gaussian_kl,
-                     get_loss, hinge_loss, huber_loss, kl_div_loss, kl_divergence, log_softmax,
-                     mae_loss, mse_loss, multiclass_hinge_loss)
-from .lr_finder import LR_FINDER_STOPS, SUGGESTION_RULES, LRFinderResult, lr_range_test, lr_sweep, suggest_lrs
-from .masking import (IGNORE_INDEX, MASK_KINDS, BottleneckHistory, BottleneckLM, BottleneckOutput, BottleneckRun,
-                      MaskedTokens, bottleneck_loss, evaluate_bottleneck, mask_tokens, sample_span_lengths,
-                      span_length_distribution, span_mask, train_bottleneck)
-from .metrics import CLASSIFICATION_METRICS, accuracy, precision, recall
-from .models import ACTIVATIONS, MLP, BottleneckMLP, FactorizedBigram, LinearModel, TinyCausalLM, count_params
-from .scaling import (CHINCHILLA, CHINCHILLA_TOKENS_PER_PARAM, KAPLAN, ChinchillaFit, KaplanLaws, PowerLawFit,
-                      fit_chinchilla, fit_power_law, flops)
-from .sweep import (COURSE_GRIDS, EVALUATIONS, RunConfig, RunResult, SweepResult, course_sweeps, default_cache_dir,
-                    run_sweep, train_run)
-from .schedules import (ANNEAL_STRATEGIES, CYCLIC_MODES, Schedule, attach_schedule, cyclic_lr, cyclic_momentum,
-                        cyclic_schedule, one_cycle_lr, one_cycle_momentum, one_cycle_schedule)
-from .surfaces import (FIT_LOSSES, LOSS_CURVES, PATH_OPTIMIZERS, REGIMES, SURFACES, GDThresholds, OptimizerPath,
-                       Surface, fit_line, gd_thresholds, get_surface, loss_curve, make_outlier_data, optimizer_path,
-                       quadratic, rosenbrock, two_minima)
-from .train import OPTIMIZERS, STOP_REASONS, History, TrainState, fit
+from .losses import (bce_with_logits_loss, causal_lm_loss, cross_entropy_loss, get_loss, hinge_loss, huber_loss,
+                     kl_divergence, log_softmax, mae_loss, mse_loss)
+from .lr_finder import SUGGESTION_RULES, lr_range_test, suggest_lrs
+from .masking import mask_tokens, span_mask
+from .metrics import accuracy
+from .models import MLP, FactorizedBigram, LinearModel, TinyCausalLM, count_params
+from .scaling import CHINCHILLA, KAPLAN, fit_chinchilla, fit_power_law
+from .schedules import cyclic_schedule, one_cycle_schedule
+from .sweep import course_sweeps, run_sweep
+from .train import History, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "VERDICTS", "Diagnosis", "diagnose", "ema",
-    "DataSplit", "make_classification", "make_regression", "MarkovLanguage",
-    "default_device", "fast_mode", "resolve_device", "seed_everything",
-    "LOSSES", "bce_with_logits_loss", "causal_lm_loss", "cross_entropy_loss", "gaussian_kl", "get_loss",
-    "hinge_loss", "huber_loss", "kl_div_loss", "kl_divergence", "log_softmax", "mae_loss", "mse_loss",
-    "multiclass_hinge_loss",
-    "IGNORE_INDEX", "MASK_KINDS", "BottleneckHistory", "BottleneckLM", "BottleneckOutput", "BottleneckRun",
-    "MaskedTokens", "bottleneck_loss", "evaluate_bottleneck", "mask_tokens", "sample_span_lengths",
-    "span_length_distribution", "span_mask", "train_bottleneck",
-    "CLASSIFICATION_METRICS", "accuracy", "precision", "recall",
-    "ACTIVATIONS", "MLP", "BottleneckMLP", "FactorizedBigram", "LinearModel", "TinyCausalLM", "count_params",
-    "CHINCHILLA", "CHINCHILLA_TOKENS_PER_PARAM", "KAPLAN", "ChinchillaFit", "KaplanLaws", "PowerLawFit",
-    "fit_chinchilla", "fit_power_law", "flops",
-    "COURSE_GRIDS", "EVALUATIONS", "RunConfig", "RunResult", "SweepResult", "course_sweeps", "default_cache_dir",
-    "run_sweep", "train_run",
-    "LR_FINDER_STOPS", "SUGGESTION_RULES", "LRFinderResult", "lr_range_test", "lr_sweep", "suggest_lrs",
-    "ANNEAL_STRATEGIES", "CYCLIC_MODES", "Schedule", "attach_schedule", "cyclic_lr", "cyclic_momentum",
-    "cyclic_schedule", "one_cycle_lr", "one_cycle_momentum", "one_cycle_schedule",
-    "FIT_LOSSES", "LOSS_CURVES", "PATH_OPTIMIZERS", "REGIMES", "SURFACES", "GDThresholds", "OptimizerPath", "Surface",
-    "fit_line", "gd_thresholds", "get_surface", "loss_curve", "make_outlier_data", "optimizer_path", "quadratic",
-    "rosenbrock", "two_minima",
-    "OPTIMIZERS", "STOP_REASONS", "History", "TrainState", "fit",
+    # data and devices
+    "make_regression", "make_classification", "DataSplit", "MarkovLanguage",
+    "default_device", "resolve_device", "seed_everything", "fast_mode",
+    # models
+    "LinearModel", "MLP", "TinyCausalLM", "FactorizedBigram", "BottleneckLM", "count_params",
+    # losses
+    "mse_loss", "mae_loss", "huber_loss", "bce_with_logits_loss", "cross_entropy_loss", "hinge_loss",
+    "log_softmax", "kl_divergence", "causal_lm_loss", "get_loss",
+    # training and reading curves
+    "fit", "History", "ema", "diagnose", "accuracy",
+    # learning rates
+    "lr_range_test", "suggest_lrs", "SUGGESTION_RULES", "cyclic_schedule", "one_cycle_schedule",
+    # masking
+    "mask_tokens", "span_mask", "train_bottleneck",
+    # scaling
+    "run_sweep", "course_sweeps", "fit_power_law", "fit_chinchilla", "CHINCHILLA", "KAPLAN",
 ]
-# Plotting is imported lazily (``from course_lib.plotting import ...`` or ``course_lib.plotting``)
-# so that grading and headless compute never import matplotlib by accident.
+
+_LAZY = ("ui", "grading")  # drawing and grading: imported on first use (PEP 562)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'course_lib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

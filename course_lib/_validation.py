@@ -10,13 +10,23 @@ same kind of message, naming the function, the parameter, what is allowed and wh
 ``ValueError`` for a bad value, ``TypeError`` for a bad type; ``assert`` is kept for internal
 invariants only. Checking early matters in a course: a traceback from deep inside torch
 teaches nothing.
+
+A function with many parameters (``fit``) declares them in one table instead of one call per
+parameter, as scikit-learn's ``validate_params`` does::
+
+    _FIT_PARAMS = {"lr": Interval(float, 0, None, closed="neither"), "optimizer": Options(OPTIMIZERS), ...}
+    validate_params(_FIT_PARAMS, locals(), where="fit")
+
+Each constraint produces exactly the message of the ``check_*`` call it stands for.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -165,3 +175,116 @@ def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor,
             f"{_prefix(where)}'{name_a}' and '{name_b}' must have the same shape, "
             f"got {name_a}.shape={tuple(a.shape)}, {name_b}.shape={tuple(b.shape)}"
         )
+
+
+# ---- the declarative table --------------------------------------------------------------------
+
+class Interval:
+    """A real number in a range (scikit-learn's ``Interval``): ``check_number`` as a table entry.
+
+    Args:
+        kind (type): ``int`` (an integer) or ``float`` (any real number).
+        low, high (number or None): the bounds; None means unbounded.
+        closed (str): which bounds belong to the range: ``"both"``, ``"left"``, ``"right"`` or
+            ``"neither"``. Default ``"both"``.
+        allow_none (bool): None is allowed too (it means "off" or "the default").
+
+    Example:
+        >>> Interval(float, 0, 1, closed="left").check("dropout", 1.0, where="fit")
+        Traceback (most recent call last):
+        ...
+        ValueError: fit(): 'dropout' must be a float in [0, 1), got dropout=1.0
+    """
+
+    def __init__(self, kind: type, low=None, high=None, *, closed: str = "both", allow_none: bool = False):
+        assert kind in (int, float) and closed in ("both", "left", "right", "neither")
+        self.kind, self.low, self.high, self.allow_none = kind, low, high, allow_none
+        self.low_open = closed in ("right", "neither")
+        self.high_open = closed in ("left", "neither")
+
+    def check(self, name: str, value: Any, *, where: str = "") -> None:
+        check_number(name, value, where=where, low=self.low, high=self.high, low_open=self.low_open,
+                     high_open=self.high_open, integer=self.kind is int, allow_none=self.allow_none)
+
+
+class Options:
+    """One of a fixed set of names (``check_choice``); with ``or_type``, a value that is not a
+    string may instead be an instance of that type (a ready optimizer instead of its name)."""
+
+    def __init__(self, choices: Iterable[Any], *, or_type: type | None = None, expected: str | None = None):
+        self.choices, self.or_type, self.expected = tuple(choices), or_type, expected
+
+    def check(self, name: str, value: Any, *, where: str = "") -> None:
+        if self.or_type is None or isinstance(value, str):
+            check_choice(name, value, self.choices, where=where)
+        else:
+            check_type(name, value, self.or_type, where=where, expected=self.expected)
+
+
+class InstanceOf:
+    """An instance of ``types`` (``check_type``). ``allow_none``: None passes; ``each``: a list
+    or tuple passes if each of its items does (callbacks: one function or several)."""
+
+    def __init__(self, types, *, expected: str | None = None, allow_none: bool = False, each: bool = False):
+        self.types, self.expected, self.allow_none, self.each = types, expected, allow_none, each
+
+    def check(self, name: str, value: Any, *, where: str = "") -> None:
+        if value is None and self.allow_none:
+            return
+        items = value if self.each and isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            check_type(name, item, self.types, where=where, expected=self.expected)
+
+
+class Satisfies:
+    """Any other rule on one value, as a predicate and the rule in words (``check_relation``):
+    ``Satisfies(callable, "'lr_schedule' must be a function step -> lr", allow_none=True)``."""
+
+    def __init__(self, predicate, rule: str, *, allow_none: bool = False):
+        self.predicate, self.rule, self.allow_none = predicate, rule, allow_none
+
+    def check(self, name: str, value: Any, *, where: str = "") -> None:
+        if value is None and self.allow_none:
+            return
+        check_relation(bool(self.predicate(value)), self.rule, where=where, **{name: value})
+
+
+def validate_params(table: Mapping[str, Any], values: Mapping[str, Any], *, where: str) -> None:
+    """Check ``values[name]`` against ``table[name]`` for every entry of ``table``, in the
+    table's order (so the first bad argument in that order is the one reported).
+
+    Example:
+        >>> table = {"lr": Interval(float, 0, None, closed="neither"), "mode": Options(("exp", "linear"))}
+        >>> validate_params(table, {"lr": 0.1, "mode": "exp"}, where="sweep")
+        >>> validate_params(table, {"lr": 0.1, "mode": "log"}, where="sweep")
+        Traceback (most recent call last):
+        ...
+        ValueError: sweep(): 'mode' must be one of 'exp', 'linear', got mode='log'
+    """
+    for name, constraint in table.items():
+        constraint.check(name, values[name], where=where)
+
+
+# ---- value checks inside a training loop --------------------------------------------------------
+
+# Checking *values* (labels in range, probabilities in [0, 1]) reads a tensor back from the
+# device: a sync. Fine for a call by hand; in a training loop it would stall a GPU every step
+# (and the shape checks cost a few microseconds a step on a CPU), so ``fit`` and the LR range
+# test check the data once, then run their steps inside ``skip_value_checks()``; the losses ask
+# ``value_checks_enabled()`` before checking.
+_VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("value_checks", default=True)
+
+
+def value_checks_enabled() -> bool:
+    """False inside :func:`skip_value_checks`."""
+    return _VALUE_CHECKS.get()
+
+
+@contextlib.contextmanager
+def skip_value_checks():
+    """Inside this block the course's losses skip their per-call input checks (already done once)."""
+    token = _VALUE_CHECKS.set(False)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)

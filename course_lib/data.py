@@ -6,7 +6,7 @@ features and targets, int64 class labels); ``device=`` moves them.
 
 Each split knows its *baseline*: the loss of a model that ignores the input (predict the mean,
 or the class frequencies). A loss curve that never goes below the baseline has learnt nothing
-(science.md section 2). For regression the *floor* is known too: with Gaussian noise of std
+(notebook 03, "Reading loss curves"). For regression the *floor* is known too: with Gaussian noise of std
 ``noise`` no model can beat a validation MSE of ``noise**2``.
 
 The Markov-chain language of the scaling-law lessons lives in :mod:`course_lib.language` and is
@@ -28,9 +28,8 @@ import torch
 
 from ._validation import check_choice, check_number, check_relation
 from .device import resolve_device
-from .language import MarkovLanguage
 
-__all__ = ["DataSplit", "make_regression", "make_classification", "MarkovLanguage"]
+__all__ = ["DataSplit", "make_regression", "make_classification"]
 
 
 @dataclass

@@ -16,7 +16,8 @@ entropy rate ``H = -sum_x pi_x sum_y P_xy log P_xy``. Any extra loss is the mode
 The chain: transition logits ``U diag(s) V^T`` with ``U``, ``V`` random orthogonal and a
 power-law spectrum ``s_k = scale * k**-exponent``. A small model (a rank-``d`` bigram) can only
 capture the first ``d`` directions, so the spectrum sets how fast the loss falls with model
-size: the data, not the model, sets the scaling exponent (science.md section 8).
+size: the data, not the model, sets the scaling exponent (notebook 11; Sharma & Kaplan, *Scaling Laws
+from the Data Manifold Dimension*, 2020, arXiv 2004.10802).
 
 References:
     Kaplan et al., *Scaling Laws for Neural Language Models*, arXiv 2001.08361 (2020).

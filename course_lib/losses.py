@@ -10,13 +10,12 @@ oracle tests). :func:`get_loss` turns a config name (``"huber"``) into one of th
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from typing import Callable
 
 import torch
 
-from ._validation import check_choice, check_number, check_relation, check_same_shape, check_tensor, check_type
+from ._validation import (check_choice, check_number, check_relation, check_same_shape, check_tensor, check_type,
+                          value_checks_enabled)
 
 __all__ = [
     "mse_loss", "mae_loss", "huber_loss", "bce_with_logits_loss", "log_softmax", "cross_entropy_loss",
@@ -35,25 +34,14 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.sum() if reduction == "sum" else loss
 
 
-# Checking *values* (labels in range, probabilities in [0, 1]) reads a tensor back from the
-# device: a sync. Fine for a call by hand; in a training loop it would stall a GPU every step
-# (and the shape checks cost a few microseconds a step on a CPU), so ``fit`` checks the data
-# once, then runs its steps inside ``_skip_value_checks()``.
-_VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("value_checks", default=True)
-
-
-@contextlib.contextmanager
-def _skip_value_checks():
-    token = _VALUE_CHECKS.set(False)
-    try:
-        yield
-    finally:
-        _VALUE_CHECKS.reset(token)
+# Checking *values* (labels in range, probabilities in [0, 1]) is a device sync: ``fit`` checks
+# its data once and runs its steps inside ``_validation.skip_value_checks()``, where the checks
+# below are skipped.
 
 
 def _check_pair(name_a: str, a, name_b: str, b, where: str) -> None:
     """Both float tensors of the same shape: the contract of element-wise losses."""
-    if not _VALUE_CHECKS.get():  # inside fit's loop: checked once on the whole data set already
+    if not value_checks_enabled():  # inside fit's loop: checked once on the whole data set already
         return
     check_tensor(name_a, a, where=where, floating=True)
     check_tensor(name_b, b, where=where, floating=True)
@@ -62,7 +50,7 @@ def _check_pair(name_a: str, a, name_b: str, b, where: str) -> None:
 
 def _check_values(ok_fn, name: str, t: torch.Tensor, rule: str, where: str) -> None:
     """Raise a ValueError naming the first entry of ``t`` where the mask ``ok_fn()`` is False."""
-    if not _VALUE_CHECKS.get():
+    if not value_checks_enabled():
         return
     ok = ok_fn()
     if bool(ok.all()):

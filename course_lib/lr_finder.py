@@ -40,10 +40,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._validation import check_choice, check_number, check_relation, check_type
+from ._loop import FUSED, OPTIMIZERS, as_pair, make_optimizer, tensor_batches
+from ._validation import check_choice, check_number, check_relation, check_type, skip_value_checks
 from .device import resolve_device
-from .losses import LOSSES, _skip_value_checks, get_loss
-from .train import _FUSED, OPTIMIZERS, _as_pair, _make_optimizer, _tensor_batches
+from .losses import LOSSES, get_loss
 
 __all__ = ["lr_range_test", "LRFinderResult", "suggest_lrs", "lr_sweep", "SUGGESTION_RULES", "LR_FINDER_STOPS"]
 
@@ -238,13 +238,6 @@ class LRFinderResult:
         """Called from an ``on_step`` callback: stop after the current iteration."""
         self._stop_requested = True
 
-    def plot(self, ax=None, **kwargs):
-        """Draw the curve with a marker per suggestion; returns the Axes
-        (see ``course_lib.plotting.plot_lr_finder`` for the options)."""
-        from .plotting import plot_lr_finder  # lazy: compute modules never import matplotlib
-
-        return plot_lr_finder(self, ax=ax, **kwargs)
-
 
 # ---------------------------------------------------------------------------------------------
 # Saving and restoring everything the test touches
@@ -436,7 +429,7 @@ def lr_range_test(
 
     Returns:
         LRFinderResult: ``lrs``, ``raw_losses``, ``smoothed_losses``, ``suggestions``,
-        ``stop_reason``; ``.plot()`` draws it.
+        ``stop_reason``; the course's plotting layer draws it (``plot_lr_finder(result)``).
 
     Example:
         >>> import course_lib as cl
@@ -492,7 +485,7 @@ def lr_range_test(
     try:
         model.to(dev)
         if isinstance(optimizer, str):
-            opt = _make_optimizer(optimizer, model.parameters(), start_lr, 0.9, 0.0)
+            opt = make_optimizer(optimizer, model.parameters(), start_lr, 0.9, 0.0)
         else:
             opt = optimizer
             # Existing optimizer state (e.g. Adam's moments) moves with the model; torch's own
@@ -517,18 +510,23 @@ def lr_range_test(
     return result
 
 
+# torch's loss modules (nn.MSELoss, nn.CrossEntropyLoss, ...: the public names of torch.nn's
+# loss module) take (y_hat, y), where any other callable here takes (model, batch).
+_TORCH_LOSSES = tuple(getattr(nn.modules.loss, name) for name in nn.modules.loss.__all__)
+
+
 def _criterion(loss_fn, where: str) -> Callable[[nn.Module, Any], torch.Tensor]:
     """Turn ``loss_fn`` into ``f(model, batch) -> loss``."""
-    if isinstance(loss_fn, str) or isinstance(loss_fn, nn.modules.loss._Loss):
+    if isinstance(loss_fn, str) or isinstance(loss_fn, _TORCH_LOSSES):
         if isinstance(loss_fn, str):
             check_choice("loss_fn", loss_fn, LOSSES, where=where)
             checked = get_loss(loss_fn)
-            fn = _FUSED.get(loss_fn, checked)  # the same torch kernels fit() uses
+            fn = FUSED.get(loss_fn, checked)  # the same torch kernels fit() uses
         else:
             fn = loss_fn
 
         def pair_loss(model: nn.Module, batch) -> torch.Tensor:
-            X, y = _as_pair(batch)
+            X, y = as_pair(batch)
             return fn(model(X), y)
         return pair_loss
     check_relation(callable(loss_fn), "'loss_fn' must be a loss name, a torch loss module, or a function "
@@ -541,13 +539,13 @@ def _prepare_data(data, val_data, batch_size: int, val_size: int, seed: int, dev
     gen = torch.Generator().manual_seed(seed)
     val = None
     if hasattr(data, "X_train"):  # a DataSplit
-        batches = _tensor_batches(data.X_train.to(dev), data.y_train.to(dev), batch_size, gen)
+        batches = tensor_batches(data.X_train.to(dev), data.y_train.to(dev), batch_size, gen)
     elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         X, y = data
         check_relation(X.shape[0] == y.shape[0] and X.shape[0] > 0,
                        "'data' must be (X, y) with the same number of rows (at least one)",
                        where=where, X_rows=X.shape[0], y_rows=y.shape[0])
-        batches = _tensor_batches(X.to(dev), y.to(dev), batch_size, gen)  # on the device once
+        batches = tensor_batches(X.to(dev), y.to(dev), batch_size, gen)  # on the device once
     elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, torch.Tensor)):
         batches = _cycled(data, where)
         first = next(batches)  # fail now, with the course's message, if the loader is empty
@@ -609,7 +607,7 @@ def _run(model, opt, criterion, batches, val, lrs, dev, accumulation_steps, beta
                 return True
         return False
 
-    with _skip_value_checks():  # labels were not checked per step: keep the loop lean
+    with skip_value_checks():  # labels were not checked per step: keep the loop lean
         for i in range(num_iter):
             # 2a. This iteration's LR, in every parameter group.
             for g in opt.param_groups:

@@ -12,9 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._validation import check_choice, check_number, check_relation, check_tensor
-from .losses import gaussian_kl
 
-__all__ = ["LinearModel", "MLP", "BottleneckMLP", "TinyCausalLM", "FactorizedBigram", "count_params", "ACTIVATIONS"]
+__all__ = ["LinearModel", "MLP", "TinyCausalLM", "FactorizedBigram", "count_params", "ACTIVATIONS"]
 
 # Name -> module class, so a notebook slider or a config string can pick an activation.
 ACTIVATIONS = {
@@ -116,45 +115,6 @@ class MLP(nn.Module):
         return self.net(X)
 
 
-class BottleneckMLP(nn.Module):
-    """An MLP whose last hidden layer passes a Gaussian bottleneck: the training lab's model
-    for *masking strength* on a hidden representation.
-
-    ``X -> MLP body -> (mu, log sigma^2) (latent each) -> z = mu + sigma * eps -> logits``.
-    The loss adds ``strength * KL(N(mu, sigma^2) || N(0, I))``: a large strength pushes the
-    latent towards pure noise (the input is "masked" from the head) and the loss towards the
-    baseline of a model that ignores ``X``. In eval mode ``z = mu`` (no noise).
-
-    After each forward, ``self.kl`` holds the batch-mean KL (a scalar tensor), so a loss
-    function can read it.
-
-    Args:
-        in_features, out_features, width, depth, activation, dropout: as :class:`MLP`.
-        latent (int): size K of the bottleneck. Default 8.
-
-    Example:
-        >>> m = BottleneckMLP(2, 3, width=8, latent=4)
-        >>> m(torch.zeros(5, 2)).shape, m.kl.ndim
-        (torch.Size([5, 3]), 0)
-
-    References:
-        Alemi et al., Deep Variational Information Bottleneck, arXiv 1612.00410.
-    """
-
-    def __init__(self, in_features: int, out_features: int, width: int = 64, depth: int = 2,
-                 activation: str = "relu", dropout: float = 0.0, latent: int = 8):
-        super().__init__()
-        check_number("latent", latent, where="BottleneckMLP", low=1, integer=True)
-        self.body = MLP(in_features, 2 * latent, width=width, depth=depth, activation=activation, dropout=dropout)
-        self.head = nn.Linear(latent, out_features)
-        self.kl = torch.zeros(())
-        self.config = dict(self.body.config, out_features=out_features, latent=latent)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        mu, logvar = self.body(X).chunk(2, dim=-1)                      # (N, K) each
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu) if self.training else mu
-        self.kl = gaussian_kl(mu, logvar)  # summed over the latent, mean over the batch
-        return self.head(z)                                            # (N, out_features)
 
 
 class _Block(nn.Module):

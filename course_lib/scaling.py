@@ -37,13 +37,9 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from ._validation import check_choice, check_number, check_relation
-# The runs a law is fitted to come from the sweep runner (its own module: training, a process
-# pool and a disk cache); re-exported so that ``course_lib.scaling`` is the lesson's one API.
-from .sweep import COURSE_GRIDS, RunConfig, RunResult, SweepResult, course_sweeps, run_sweep, train_run
 
 __all__ = ["PowerLawFit", "ChinchillaFit", "KaplanLaws", "fit_power_law", "fit_chinchilla", "flops",
-           "CHINCHILLA", "KAPLAN", "CHINCHILLA_TOKENS_PER_PARAM",
-           "RunConfig", "RunResult", "SweepResult", "train_run", "run_sweep", "course_sweeps", "COURSE_GRIDS"]
+           "CHINCHILLA", "KAPLAN", "CHINCHILLA_TOKENS_PER_PARAM"]
 
 # Chinchilla's grid of initialisations (Appendix D.2): exponents, log E, log A and log B.
 _GRID_EXPONENT = (0.0, 0.5, 1.0, 1.5, 2.0)

@@ -1,7 +1,7 @@
 """Cyclical learning-rate schedules, written as plain functions of the step.
 
 A schedule here is just ``step -> lr`` (and ``step -> momentum``): you can print it, plot it
-before training (``course_lib.plotting.preview_schedule``) and pass it to ``fit(lr_schedule=...)``.
+before training (``preview_schedule`` in the course's plotting layer) and pass it to ``fit(lr_schedule=...)``.
 One adapter, :func:`attach_schedule`, drives any torch optimizer with it.
 
 Policies (Smith 2017; Smith & Topin 2017):
@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ._loop import has_momentum, set_momentum
 from ._validation import check_choice, check_number, check_relation, check_type
 
 __all__ = [
@@ -428,21 +429,8 @@ class _FunctionScheduler(torch.optim.lr_scheduler.LRScheduler):
     def get_lr(self):
         t = self.last_epoch
         if self.momentum_fn is not None:
-            _set_momentum(self.optimizer, self.momentum_fn(t))
+            set_momentum(self.optimizer, self.momentum_fn(t))
         return [self.lr_fn(t) for _ in self.optimizer.param_groups]
-
-
-def _set_momentum(optimizer: torch.optim.Optimizer, value: float) -> None:
-    """Set SGD's ``momentum`` or Adam's ``beta1`` in every parameter group."""
-    for g in optimizer.param_groups:
-        if "betas" in g:
-            g["betas"] = (value, *g["betas"][1:])
-        else:
-            g["momentum"] = value
-
-
-def _has_momentum(optimizer: torch.optim.Optimizer) -> bool:
-    return "momentum" in optimizer.defaults or "betas" in optimizer.defaults
 
 
 def attach_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule | Callable[[int], float]):
@@ -470,7 +458,7 @@ def attach_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule | Calla
                        where=where, schedule=schedule)
         lr_fn, momentum_fn = schedule, None
     if momentum_fn is not None:
-        check_relation(_has_momentum(optimizer),
+        check_relation(has_momentum(optimizer),
                        "momentum cycling needs an optimizer with 'momentum' or 'betas' "
                        "(build the schedule with cycle_momentum=False)",
                        where=where, optimizer=type(optimizer).__name__)

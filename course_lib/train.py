@@ -2,8 +2,9 @@
 
 What it records, per step: the training loss of the mini-batch, the learning rate, the gradient
 norm and the wall time; every ``eval_every`` steps: the validation loss (and any metrics).
-Everything lands in a :class:`History`, which ``course_lib.plotting`` draws and
-``course_lib.curves.diagnose`` reads.
+Everything lands in a :class:`History`, which the course's loss-curve plots draw and
+``course_lib.curves.diagnose`` reads. Notebooks 03 (reading loss curves), 04 (regularization
+and capacity) and 05 (cyclical schedules) train with it.
 
 Three design choices worth knowing:
 
@@ -17,6 +18,16 @@ Three design choices worth knowing:
 3. **Hyperparameters can change while training runs.** A callback may call
    ``state.set_hyperparams(lr=..., weight_decay=..., l1=..., dropout=...)``; the change applies
    on the next step and is recorded as an event, so the plot can mark it.
+
+How ``fit`` reads: step 1 checks the arguments (the table ``_FIT_PARAMS``), 2 puts the data on
+the device, 3 builds the optimizer and the bookkeeping, 4 checks the labels once, 5 is the loop
+(lettered (a)-(g) like a hand-written torch loop), 6 finishes. ``_Recorder`` holds the device-side
+records, ``_Evaluator`` the validation passes and early stopping.
+
+References:
+    Loshchilov & Hutter, Decoupled Weight Decay Regularization, 2019, arXiv 1711.05101 (``"adamw"``).
+    Prechelt, Early Stopping - But When?, in Neural Networks: Tricks of the Trade, 1998 (``early_stopping``).
+    Smith, Cyclical Learning Rates for Training Neural Networks, arXiv 1506.01186 (``lr_schedule``).
 """
 
 from __future__ import annotations
@@ -30,18 +41,15 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ._validation import check_choice, check_number, check_relation, check_type
+from ._loop import FUSED, OPTIMIZERS, as_pair, has_momentum, make_optimizer, set_momentum, tensor_batches
+from ._validation import (InstanceOf, Interval, Options, Satisfies, check_number, check_relation, skip_value_checks,
+                          validate_params)
 from .device import resolve_device
-from .losses import _skip_value_checks, get_loss
-from .schedules import _has_momentum, _set_momentum
+from .losses import get_loss
 
 __all__ = ["History", "TrainState", "fit", "OPTIMIZERS", "STOP_REASONS"]
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-_FUSED = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss,
-          "bce": F.binary_cross_entropy_with_logits, "cross_entropy": F.cross_entropy}
 STOP_REASONS = ("completed", "early_stopping", "diverged", "exploded", "callback", "interrupted")
 
 
@@ -133,8 +141,7 @@ class TrainState:
         self.step = -1
         self.loss: torch.Tensor | None = None
         self.stop_reason: str | None = None
-        self._pending: list[tuple[int, torch.Tensor, torch.Tensor, float, float]] = []
-        self._flush_hook: Callable[[], None] = lambda: None
+        self._flush_hook: Callable[[], None] = lambda: None  # fit's _Recorder.flush
 
     def flush(self) -> None:
         """Copy the pending per-step losses and gradient norms back from the device into
@@ -197,49 +204,33 @@ def _get_dropout(model: nn.Module) -> float | None:
     return ps[0] if ps else None
 
 
-def _make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
-    # 'adam' adds weight_decay * w to the gradient (L2); 'adamw' decays the weights directly
-    # (decoupled, Loshchilov & Hutter 2019). For SGD the two are the same thing.
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
-def _unpack_data(data, where: str):
-    """Return (X_train, y_train, X_val, y_val) or an iterator of batches."""
-    if hasattr(data, "X_train"):  # a course_lib.data.DataSplit
-        return data.X_train, data.y_train, getattr(data, "X_val", None), getattr(data, "y_val", None)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, torch.Tensor) for t in data):
-        return tuple(data) if len(data) == 4 else (data[0], data[1], None, None)
-    if isinstance(data, Iterator):
-        return data
-    raise TypeError(
-        f"{where}(): 'data' must be a DataSplit, a tuple (X, y) or (X, y, X_val, y_val) of tensors, "
-        f"or an iterator of batches, got data of type {type(data).__name__}"
-    )
-
-
-def _as_pair(batch):
-    """A batch is (X, y); a bare token tensor is its own target (causal LM)."""
-    return (batch, batch) if isinstance(batch, torch.Tensor) else (batch[0], batch[1])
-
-
-def _tensor_batches(X, y, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled mini-batches forever, a new permutation each epoch (sampling without
-    replacement inside an epoch, as a DataLoader with shuffle=True does)."""
-    n = X.shape[0]
-    if batch_size >= n:  # full-batch gradient descent: no indexing needed
-        while True:
-            yield X, y
-    while True:
-        perm = torch.randperm(n, generator=gen).to(X.device)
-        for i in range(0, n - batch_size + 1, batch_size):  # drop the ragged last batch
-            idx = perm[i:i + batch_size]
-            yield X[idx], y[idx]
+# fit's arguments and what each may be, in the order they are checked (scikit-learn's
+# validate_params idea: one table instead of one check call per argument). Arguments not listed
+# are checked where they are used: ``loss_fn`` by get_loss, ``device`` by resolve_device,
+# ``data``/``val_data`` when they are unpacked.
+_FIT_PARAMS = {
+    "model": InstanceOf(nn.Module, expected="torch.nn.Module"),
+    "optimizer": Options(OPTIMIZERS, or_type=torch.optim.Optimizer, expected="optimizer name or torch.optim.Optimizer"),
+    "lr": Interval(float, 0, None, closed="neither"),
+    "momentum": Interval(float, 0, 1, closed="left"),
+    "weight_decay": Interval(float, 0, None),
+    "l1": Interval(float, 0, None),
+    "dropout": Interval(float, 0, 1, closed="left", allow_none=True),
+    "batch_size": Interval(int, 1, None),
+    "num_steps": Interval(int, 1, None, allow_none=True),
+    "num_epochs": Interval(int, 1, None, allow_none=True),
+    "eval_every": Interval(int, 0, None),
+    "early_stopping": Interval(int, 1, None, allow_none=True),
+    "min_delta": Interval(float, 0, None),
+    "grad_clip": Interval(float, 0, None, closed="neither", allow_none=True),
+    "explode_factor": Interval(float, 1, None, closed="neither", allow_none=True),
+    "readback_every": Interval(int, 1, None),
+    "grad_norm_every": Interval(int, 1, None),
+    "seed": Interval(int, 0, None),
+    "lr_schedule": Satisfies(callable, "'lr_schedule' must be a function step -> lr or a Schedule", allow_none=True),
+    "on_step": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
+    "on_eval": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
+}
 
 
 def fit(
@@ -322,58 +313,20 @@ def fit(
         >>> h.stop_reason, h.train_loss[-1] < 1e-3
         ('completed', True)
     """
-    where = "fit"
-    # 1. Check every argument before any work, so mistakes get a plain message.
-    check_type("model", model, nn.Module, where=where, expected="torch.nn.Module")
-    checked_loss = get_loss(loss_fn)
-    # Named losses run torch's fused kernel inside the loop: the same formula as
-    # course_lib.losses (tests/test_losses.py checks each against exactly this kernel), one
-    # kernel instead of three, ~5% of a tiny model's step.
-    step_loss = _FUSED.get(loss_fn, checked_loss) if isinstance(loss_fn, str) else checked_loss
-    loss_fn = checked_loss
-    if isinstance(optimizer, str):
-        check_choice("optimizer", optimizer, OPTIMIZERS, where=where)
-    else:
-        check_type("optimizer", optimizer, torch.optim.Optimizer, where=where,
-                   expected="optimizer name or torch.optim.Optimizer")
-    check_number("lr", lr, where=where, low=0.0, low_open=True)
-    check_number("momentum", momentum, where=where, low=0.0, high=1.0, high_open=True)
-    check_number("weight_decay", weight_decay, where=where, low=0.0)
-    check_number("l1", l1, where=where, low=0.0)
-    check_number("dropout", dropout, where=where, low=0.0, high=1.0, high_open=True, allow_none=True)
-    check_number("batch_size", batch_size, where=where, low=1, integer=True)
-    check_number("num_steps", num_steps, where=where, low=1, integer=True, allow_none=True)
-    check_number("num_epochs", num_epochs, where=where, low=1, integer=True, allow_none=True)
+    # 1. Check every argument before any work (the table _FIT_PARAMS above), so a mistake gets
+    #    a plain message rather than a traceback from inside torch.
+    validate_params(_FIT_PARAMS, locals(), where="fit")
     check_relation(num_steps is None or num_epochs is None, "give 'num_steps' or 'num_epochs', not both",
-                   where=where, num_steps=num_steps, num_epochs=num_epochs)
-    check_number("eval_every", eval_every, where=where, low=0, integer=True)
-    check_number("early_stopping", early_stopping, where=where, low=1, integer=True, allow_none=True)
-    check_number("min_delta", min_delta, where=where, low=0.0)
-    check_number("grad_clip", grad_clip, where=where, low=0.0, low_open=True, allow_none=True)
-    check_number("explode_factor", explode_factor, where=where, low=1.0, low_open=True, allow_none=True)
-    check_number("readback_every", readback_every, where=where, low=1, integer=True)
-    check_number("grad_norm_every", grad_norm_every, where=where, low=1, integer=True)
-    check_number("seed", seed, where=where, low=0, integer=True)
-    dev = resolve_device(device, where=where)
-    on_step = _callbacks(on_step, "on_step")
-    on_eval = _callbacks(on_eval, "on_eval")
+                   where="fit", num_steps=num_steps, num_epochs=num_epochs)
+    # Named losses run torch's fused kernel of the same formula in the steps (_loop.FUSED);
+    # the label check and the evaluations use the course's function, which checks its inputs.
+    loss_name, loss_fn = loss_fn, get_loss(loss_fn)
+    step_loss = FUSED.get(loss_name, loss_fn) if isinstance(loss_name, str) else loss_fn
+    dev = resolve_device(device, where="fit")
+    on_step, on_eval = _as_list(on_step), _as_list(on_eval)
 
     # 2. Data on the device once; a seeded generator decides the batch order.
-    unpacked = _unpack_data(data, where)
-    gen = torch.Generator().manual_seed(seed)
-    if isinstance(unpacked, Iterator):
-        check_relation(num_epochs is None, "'num_epochs' needs tensor data (an iterator has no epochs)",
-                       where=where, num_epochs=num_epochs)
-        X_train = y_train = None
-        batches = (tuple(t.to(dev) for t in _as_pair(b)) for b in unpacked)
-        X_val, y_val = (None, None)
-    else:
-        X_train, y_train, X_val, y_val = (None if t is None else t.to(dev) for t in unpacked)
-        check_relation(X_train.shape[0] == y_train.shape[0], "X and y must have the same number of rows",
-                       where=where, X_rows=X_train.shape[0], y_rows=y_train.shape[0])
-        batches = _tensor_batches(X_train, y_train, batch_size, gen)
-    if val_data is not None:
-        X_val, y_val = (t.to(dev) for t in _as_pair(val_data))
+    X_train, y_train, X_val, y_val, batches = _prepare_data(data, val_data, batch_size, num_epochs, seed, dev)
     if num_steps is None:
         per_epoch = 1 if X_train is None else max(1, X_train.shape[0] // batch_size)
         num_steps = per_epoch * num_epochs if num_epochs is not None else 1000
@@ -383,16 +336,12 @@ def fit(
     model.to(dev)
     if dropout is not None:
         _set_dropout(model, dropout)
-    if isinstance(optimizer, str):
-        opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
-    else:
-        opt = optimizer
-    check_relation(lr_schedule is None or callable(lr_schedule), "'lr_schedule' must be a function step -> lr "
-                   "or a Schedule", where=where, lr_schedule=lr_schedule)
+    opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay) if isinstance(optimizer, str) \
+        else optimizer
     momentum_schedule = getattr(lr_schedule, "momentum", None)  # a Schedule may cycle momentum too
     if momentum_schedule is not None:
-        check_relation(_has_momentum(opt), "a Schedule that cycles momentum needs an optimizer with 'momentum' "
-                       "or 'betas'", where=where, optimizer=type(opt).__name__)
+        check_relation(has_momentum(opt), "a Schedule that cycles momentum needs an optimizer with 'momentum' "
+                       "or 'betas'", where="fit", optimizer=type(opt).__name__)
     weights = [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]  # L1 acts on these
     params = [p for p in model.parameters() if p.requires_grad]
     history = History(baseline=baseline, config=dict(
@@ -400,72 +349,15 @@ def fit(
         else type(optimizer).__name__, lr=lr, momentum=momentum, weight_decay=weight_decay, l1=l1,
         dropout=_get_dropout(model), batch_size=batch_size, num_steps=num_steps, seed=seed, device=str(dev)))
     state = TrainState(model, opt, history, l1, lr_schedule)
-    first_loss: list[float] = []  # the reference for explode_factor, set at the first readback
+    recorder = _Recorder(state, explode_factor, readback_every)
+    evaluate = _Evaluator(state, recorder, loss_fn, X_val, y_val, metrics=metrics or {},
+                          train_set=(X_train, y_train) if eval_train and X_train is not None else None,
+                          early_stopping=early_stopping, min_delta=min_delta, restore_best=restore_best,
+                          on_eval=on_eval)
 
-    def flush() -> None:
-        # One device->host copy for many steps: stack, then .tolist().
-        pending, state._pending = state._pending, []
-        if not pending or history.stop_reason in ("diverged", "exploded"):
-            return
-        losses = torch.stack([p[1] for p in pending]).tolist()
-        # Per-parameter gradient norms of the measured steps, reduced to one norm per step here.
-        measured = [p for p in pending if p[2]]
-        if measured:
-            per_param = torch.stack([n for p in measured for n in p[2]]).view(len(measured), -1)  # (steps, params)
-            history.grad_norm_step.extend(p[0] for p in measured)
-            history.grad_norm.extend(torch.linalg.vector_norm(per_param, dim=1).tolist())
-        for (step, _, _, lr_now, t), loss in zip(pending, losses):
-            history.step.append(step)
-            history.train_loss.append(loss)
-            history.lr.append(lr_now)
-            history.time.append(t)
-            if not first_loss and math.isfinite(loss):
-                first_loss.append(max(abs(loss), 1e-12))
-            # Divergence: keep the offending step in the record, then stop.
-            if not math.isfinite(loss):
-                _stop(history, step, "diverged", f"loss = {loss} at step {step}")
-                state.request_stop("diverged")
-                return
-            if explode_factor is not None and first_loss and loss > explode_factor * first_loss[0]:
-                _stop(history, step, "exploded",
-                      f"loss {loss:.3g} > {explode_factor:g} x first loss {first_loss[0]:.3g} at step {step}")
-                state.request_stop("exploded")
-                return
-
-    state._flush_hook = flush
-    best = {"loss": math.inf, "evals_since": 0, "weights": None}
-
-    def evaluate(step: int) -> None:
-        flush()
-        if history.diverged:  # the readback just found a blow-up: no point evaluating after it
-            return
-        model.eval()
-        with torch.no_grad():
-            y_hat = model(X_val)
-            history.val_step.append(step)
-            history.val_loss.append(float(loss_fn(y_hat, y_val)))
-            for name, fn in (metrics or {}).items():
-                history.val_metrics.setdefault(name, []).append(float(fn(y_hat, y_val)))
-            if eval_train and X_train is not None:
-                history.train_eval_loss.append(float(loss_fn(model(X_train), y_train)))
-        model.train()
-        v = history.val_loss[-1]
-        if v < best["loss"] - min_delta:
-            best.update(loss=v, evals_since=0)
-            if early_stopping is not None and restore_best:
-                best["weights"] = {k: t.detach().clone() for k, t in model.state_dict().items()}
-        else:
-            best["evals_since"] += 1
-        for cb in on_eval:
-            cb(state)
-        if early_stopping is not None and best["evals_since"] >= early_stopping:
-            state.request_stop("early_stopping")
-
-    # 4. The loop. Each step: (a) set lr from the schedule, (b) forward, (c) loss (+ L1),
-    #    (d) backward, (e) gradient norm (and clipping), (f) update, (g) record, (h) callbacks.
-    # Check the labels once, on all the training data (or the first batch of a stream), so a
-    # bad label gets a clear message; the steps then skip these checks (each one is a sync).
-    # Eval mode and before seeding: the check must not draw dropout masks from the RNG.
+    # 4. Check the labels once, on all the training data (or the first batch of a stream), so a
+    #    bad label gets a clear message; the steps then skip these checks (each one is a sync).
+    #    Eval mode and before seeding: the check must not draw dropout masks from the RNG.
     first = next(batches) if X_train is None else (X_train, y_train)
     model.eval()
     with torch.no_grad():
@@ -474,45 +366,54 @@ def fit(
         batches = itertools.chain([first], batches)
     torch.manual_seed(seed)  # dropout masks
     model.train()
+
+    # 5. The loop.
     t0 = time.perf_counter()
     try:
         if has_val:
             evaluate(0)
-        with _skip_value_checks():
+        with skip_value_checks():
             for step in range(num_steps):
                 if state.stop_reason is not None:
                     break
                 X, y = next(batches)
+                # (a) The learning rate (and momentum) of this step, from the schedule.
                 if lr_schedule is not None:
                     for g in opt.param_groups:
                         g["lr"] = lr_schedule(step)
                     if momentum_schedule is not None:
-                        _set_momentum(opt, momentum_schedule(step))
+                        set_momentum(opt, momentum_schedule(step))
                 lr_now = opt.param_groups[0]["lr"]
+                # (b) Forward and loss; the L1 penalty is trained on but not recorded.
                 y_hat = model(X)
                 loss = step_loss(y_hat, y)
                 total = loss + state.l1 * sum(w.abs().sum() for w in weights) if state.l1 > 0 else loss
+                # (c) Backward.
                 opt.zero_grad(set_to_none=True)
                 total.backward()
+                # (d) Gradient norm: clipping computes it every step anyway; otherwise it costs
+                #     ~7% of a tiny model's step, so only every grad_norm_every steps.
                 if grad_clip is not None:
-                    gnorms = (torch.nn.utils.clip_grad_norm_(params, grad_clip).detach(),)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip).detach()
                 elif step % grad_norm_every == 0:
-                    gnorms = _grad_norms(params)
+                    grad_norm = _total_grad_norm(params)
                 else:
-                    gnorms = ()
+                    grad_norm = None
+                # (e) Update.
                 opt.step()
+                # (f) Record on the device (read back in batches), then the callbacks.
                 state.step, state.loss = step, loss.detach()
-                state._pending.append((step, state.loss, gnorms, lr_now, time.perf_counter() - t0))
-                if len(state._pending) >= readback_every:
-                    flush()
+                recorder.add(step, state.loss, grad_norm, lr_now, time.perf_counter() - t0)
                 for cb in on_step:
                     cb(state)
+                # (g) A validation pass every eval_every steps (and early stopping).
                 if has_val and (step + 1) % eval_every == 0 and state.stop_reason is None:
                     evaluate(step + 1)
     except KeyboardInterrupt:  # the stop button in Jupyter: keep what was recorded
         state.request_stop("interrupted")
-    flush()
-    # 5. Finish: a final evaluation, the stop reason, the best weights.
+    recorder.flush()
+
+    # 6. Finish: a final evaluation, the stop reason, the best weights.
     if has_val and not history.diverged and (not history.val_step or history.val_step[-1] != len(history.step)):
         evaluate(len(history.step))
     if history.stop_reason == "running":
@@ -521,30 +422,154 @@ def fit(
         if reason != "completed":
             history.stop_step = history.step[-1] if history.step else 0
             history.add_event(history.stop_step, reason, reason.replace("_", " "))
-    if history.stop_reason == "early_stopping" and best["weights"] is not None:
-        model.load_state_dict(best["weights"])
+    if history.stop_reason == "early_stopping":
+        evaluate.restore_best_weights()
     return history
 
 
-def _grad_norms(params: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The L2 norm of each parameter's gradient, without a device sync. One fused
-    ``_foreach_norm`` call per step; combining them into the total norm waits for the
-    batched readback (on tiny models ``clip_grad_norm_``'s bookkeeping costs 3x more)."""
-    grads = [p.grad for p in params]
-    if any(g is None for g in grads):  # a parameter the loss does not reach counts as a zero gradient
-        grads = [torch.zeros((), device=p.device) if g is None else g for p, g in zip(params, grads)]
-    return tuple(torch._foreach_norm(grads))
+class _Recorder:
+    """Keeps each step's record on the device and copies it into the History in batches.
+
+    ``loss.item()`` every step would make the CPU wait for the device every step, so losses and
+    gradient norms stay device tensors until :meth:`flush`: one ``stack(...).tolist()`` for many
+    steps. The readback is also where divergence is found: a NaN/inf loss, or a loss above
+    ``explode_factor`` times the first one, stops the run and is recorded with its step.
+    """
+
+    def __init__(self, state: TrainState, explode_factor: float | None, readback_every: int):
+        self.state, self.history = state, state.history
+        self.explode_factor, self.readback_every = explode_factor, readback_every
+        self.pending: list[tuple[int, torch.Tensor, torch.Tensor | None, float, float]] = []
+        self.first_loss: float | None = None  # the reference for explode_factor, set at the first readback
+        state._flush_hook = self.flush
+
+    def add(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor | None, lr: float, t: float) -> None:
+        self.pending.append((step, loss, grad_norm, lr, t))
+        if len(self.pending) >= self.readback_every:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        history = self.history
+        if not pending or history.diverged:
+            return
+        losses = torch.stack([p[1] for p in pending]).tolist()  # the one device -> host copy
+        measured = [(p[0], p[2]) for p in pending if p[2] is not None]
+        if measured:
+            history.grad_norm_step.extend(s for s, _ in measured)
+            history.grad_norm.extend(torch.stack([n for _, n in measured]).tolist())
+        for (step, _, _, lr, t), loss in zip(pending, losses):
+            history.step.append(step)
+            history.train_loss.append(loss)
+            history.lr.append(lr)
+            history.time.append(t)
+            if self.first_loss is None and math.isfinite(loss):
+                self.first_loss = max(abs(loss), 1e-12)
+            # Divergence: keep the offending step in the record, then stop.
+            if not math.isfinite(loss):
+                self._stop(step, "diverged", f"loss = {loss} at step {step}")
+                return
+            if self.explode_factor is not None and self.first_loss is not None \
+                    and loss > self.explode_factor * self.first_loss:
+                self._stop(step, "exploded", f"loss {loss:.3g} > {self.explode_factor:g} x first loss "
+                                             f"{self.first_loss:.3g} at step {step}")
+                return
+
+    def _stop(self, step: int, reason: str, text: str) -> None:
+        self.history.stop_reason, self.history.stop_step = reason, step
+        self.history.add_event(step, reason, text)
+        self.state.request_stop(reason)
 
 
-def _stop(history: History, step: int, reason: str, text: str) -> None:
-    history.stop_reason, history.stop_step = reason, step
-    history.add_event(step, reason, text)
+class _Evaluator:
+    """A validation pass (loss, metrics, optionally the whole training set) and early stopping:
+    stop after ``early_stopping`` evaluations without an improvement of more than ``min_delta``,
+    keeping a copy of the best weights to restore."""
+
+    def __init__(self, state: TrainState, recorder: _Recorder, loss_fn: Callable, X_val, y_val, *,
+                 metrics: dict[str, Callable], train_set: tuple | None, early_stopping: int | None,
+                 min_delta: float, restore_best: bool, on_eval: list[Callable]):
+        self.state, self.history, self.recorder, self.loss_fn = state, state.history, recorder, loss_fn
+        self.X_val, self.y_val, self.metrics, self.train_set = X_val, y_val, metrics, train_set
+        self.early_stopping, self.min_delta, self.restore_best, self.on_eval = (early_stopping, min_delta,
+                                                                                restore_best, on_eval)
+        self.best_loss, self.evals_since, self.best_weights = math.inf, 0, None
+
+    def __call__(self, step: int) -> None:
+        self.recorder.flush()  # callbacks see every step up to this one
+        history, model = self.history, self.state.model
+        if history.diverged:  # the readback just found a blow-up: no point evaluating after it
+            return
+        model.eval()
+        with torch.no_grad():
+            y_hat = model(self.X_val)
+            history.val_step.append(step)
+            history.val_loss.append(float(self.loss_fn(y_hat, self.y_val)))
+            for name, fn in self.metrics.items():
+                history.val_metrics.setdefault(name, []).append(float(fn(y_hat, self.y_val)))
+            if self.train_set is not None:
+                X_train, y_train = self.train_set
+                history.train_eval_loss.append(float(self.loss_fn(model(X_train), y_train)))
+        model.train()
+        v = history.val_loss[-1]
+        if v < self.best_loss - self.min_delta:
+            self.best_loss, self.evals_since = v, 0
+            if self.early_stopping is not None and self.restore_best:
+                self.best_weights = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        else:
+            self.evals_since += 1
+        for cb in self.on_eval:
+            cb(self.state)
+        if self.early_stopping is not None and self.evals_since >= self.early_stopping:
+            self.state.request_stop("early_stopping")
+
+    def restore_best_weights(self) -> None:
+        if self.best_weights is not None:
+            self.state.model.load_state_dict(self.best_weights)
 
 
-def _callbacks(cbs, name: str) -> list[Callable]:
-    if cbs is None:
+def _prepare_data(data, val_data, batch_size: int, num_epochs: int | None, seed: int, dev: torch.device):
+    """``(X_train, y_train, X_val, y_val, batches)``, tensors on ``dev``; for a stream of batches
+    ``X_train`` and ``y_train`` are None. ``batches`` yields ``(X, y)`` forever."""
+    unpacked = _unpack_data(data, "fit")
+    if isinstance(unpacked, Iterator):
+        check_relation(num_epochs is None, "'num_epochs' needs tensor data (an iterator has no epochs)",
+                       where="fit", num_epochs=num_epochs)
+        X_train = y_train = X_val = y_val = None
+        batches = (tuple(t.to(dev) for t in as_pair(b)) for b in unpacked)
+    else:
+        X_train, y_train, X_val, y_val = (None if t is None else t.to(dev) for t in unpacked)
+        check_relation(X_train.shape[0] == y_train.shape[0], "X and y must have the same number of rows",
+                       where="fit", X_rows=X_train.shape[0], y_rows=y_train.shape[0])
+        batches = tensor_batches(X_train, y_train, batch_size, torch.Generator().manual_seed(seed))
+    if val_data is not None:
+        X_val, y_val = (t.to(dev) for t in as_pair(val_data))
+    return X_train, y_train, X_val, y_val, batches
+
+
+def _unpack_data(data, where: str):
+    """Return (X_train, y_train, X_val, y_val) or an iterator of batches."""
+    if hasattr(data, "X_train"):  # a course_lib.data.DataSplit
+        return data.X_train, data.y_train, getattr(data, "X_val", None), getattr(data, "y_val", None)
+    if isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, torch.Tensor) for t in data):
+        return tuple(data) if len(data) == 4 else (data[0], data[1], None, None)
+    if isinstance(data, Iterator):
+        return data
+    raise TypeError(
+        f"{where}(): 'data' must be a DataSplit, a tuple (X, y) or (X, y, X_val, y_val) of tensors, "
+        f"or an iterator of batches, got data of type {type(data).__name__}"
+    )
+
+
+def _total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of all gradients together, as a device tensor (no sync: it is read back with
+    the losses). A parameter the loss does not reach counts as a zero gradient."""
+    grads = [torch.zeros((), device=p.device) if p.grad is None else p.grad for p in params]
+    return torch.nn.utils.get_total_norm(grads)
+
+
+def _as_list(callbacks) -> list[Callable]:
+    """``on_step``/``on_eval`` as a list: None, one function, or a list of them."""
+    if callbacks is None:
         return []
-    cbs = [cbs] if callable(cbs) else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
-    for cb in cbs:
-        check_type(name, cb, Callable, where="fit", expected="callable or list of callables")
-    return cbs
+    return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]

@@ -11,7 +11,7 @@ Skipped when Chromium (Debian's ``chromium``) or the ``playwright`` package is m
 skip it silently.
 
 Frames are detected from the outside only: an element screenshot of the plot (the ipympl canvas,
-or the ``ipywidgets.Image`` that ``course_lib.widgets.LiveFigure`` falls back to) every ~150 ms,
+or the ``ipywidgets.Image`` that ``course_lib.ui.live.LiveFigure`` falls back to) every ~150 ms,
 hashed; two frames are the same iff their PNG bytes are (Chromium's encoder is deterministic).
 At least 3 distinct frames while the status line says "step N", at least 2 of them before the
 slider is touched (a frozen plot redraws once or twice when the page changes, see the assertion).

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from course_lib import MLP, VERDICTS, diagnose, ema, fit, make_regression
+from course_lib import MLP, diagnose, ema, fit, make_regression
+from course_lib.curves import VERDICTS
 
 
 # ---------------------------------------------------------------- EMA

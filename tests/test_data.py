@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from course_lib.data import DataSplit, MarkovLanguage, make_classification, make_regression
-from course_lib.language import MarkovLanguage as LanguageFromItsModule
+from course_lib.data import DataSplit, make_classification, make_regression
 
 ALL_KINDS = [
     (make_regression, "linear"),
@@ -195,9 +194,6 @@ def test_repr_is_short_and_shows_shapes():
     text = repr(make_classification(100, kind="moons"))
     assert "moons" in text and "(80, 2)" in text and "(20,)" in text and len(text) < 200
 
-
-def test_markov_language_is_reexported():
-    assert MarkovLanguage is LanguageFromItsModule
 
 
 # ---- error messages ----------------------------------------------------------------------------

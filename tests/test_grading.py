@@ -74,7 +74,7 @@ def demo(tmp_path_factory):
 
 def test_grading_imports_neither_plotting_nor_widgets_nor_pytest():
     code = ("import sys, course_lib.grading, course_lib.grading.assign; "
-            "print([m for m in ('matplotlib', 'ipywidgets', 'pytest', 'course_lib.plotting', 'course_lib.widgets') "
+            "print([m for m in ('matplotlib', 'ipywidgets', 'pytest', 'course_lib.ui') "
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

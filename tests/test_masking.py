@@ -15,9 +15,8 @@ from torch.distributions import Normal, kl_divergence
 from course_lib import losses
 from course_lib.device import default_device
 from course_lib.language import MarkovLanguage
-from course_lib.masking import (IGNORE_INDEX, MASK_KINDS, BottleneckHistory, BottleneckLM, BottleneckRun,
-                                bottleneck_loss, evaluate_bottleneck, mask_tokens, sample_span_lengths,
-                                span_length_distribution, span_mask, train_bottleneck)
+from course_lib.masking import IGNORE_INDEX, MASK_KINDS, mask_tokens, sample_span_lengths, span_length_distribution, span_mask
+from course_lib.bottleneck import BottleneckHistory, BottleneckLM, BottleneckRun, bottleneck_loss, evaluate_bottleneck, train_bottleneck
 
 MASK_ID = 32  # one id past the 32 real tokens, as a model with a [MASK] embedding would use
 NONE, MASK, RANDOM, KEEP = (MASK_KINDS.index(k) for k in ("none", "mask", "random", "keep"))

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import surfaces as S
+from course_lib import surfaces as S, loss_shapes as LS
 from course_lib.losses import bce_with_logits_loss
 
 F64 = dict(dtype=torch.float64)
@@ -270,7 +270,7 @@ def _torch_oracle(loss, x, y=0.5, delta=0.8):
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber", "bce", "cross_entropy", "hinge"])
 def test_loss_curve_matches_torch(loss):
-    values, grads = S.loss_curve(loss, X, y=0.5, delta=0.8)
+    values, grads = LS.loss_curve(loss, X, y=0.5, delta=0.8)
     ref_v, ref_g = _torch_oracle(loss, X)
     torch.testing.assert_close(values, ref_v)
     torch.testing.assert_close(grads, ref_g)
@@ -278,17 +278,17 @@ def test_loss_curve_matches_torch(loss):
 
 def test_gradient_table_mse_grows_linearly_mae_is_constant_huber_is_capped():
     errors = torch.tensor([0.5, 1.0, 2.0, 4.0], **F64)
-    assert S.loss_curve("mse", errors)[1].tolist() == [1.0, 2.0, 4.0, 8.0]
-    assert S.loss_curve("mae", errors)[1].tolist() == [1.0, 1.0, 1.0, 1.0]
-    assert S.loss_curve("huber", errors, delta=1.0)[1].tolist() == [0.5, 1.0, 1.0, 1.0]
-    assert S.loss_curve("zero_one", [-1.0, 0.0, 2.0]) == (pytest.approx([1.0, 1.0, 0.0]), pytest.approx([0.0] * 3))
+    assert LS.loss_curve("mse", errors)[1].tolist() == [1.0, 2.0, 4.0, 8.0]
+    assert LS.loss_curve("mae", errors)[1].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert LS.loss_curve("huber", errors, delta=1.0)[1].tolist() == [0.5, 1.0, 1.0, 1.0]
+    assert LS.loss_curve("zero_one", [-1.0, 0.0, 2.0]) == (pytest.approx([1.0, 1.0, 0.0]), pytest.approx([0.0] * 3))
 
 
 def test_loss_curve_accepts_floats_lists_and_arrays():
     import numpy as np
-    a = S.loss_curve("huber", 2.0)[0]
-    b = S.loss_curve("huber", [2.0])[0]
-    c = S.loss_curve("huber", np.array([2.0]))[0]
+    a = LS.loss_curve("huber", 2.0)[0]
+    b = LS.loss_curve("huber", [2.0])[0]
+    c = LS.loss_curve("huber", np.array([2.0]))[0]
     assert a.tolist() == b.tolist() == c.tolist() == [1.5]
 
 
@@ -313,9 +313,9 @@ def _huber_location(y, delta):
 
 @pytest.mark.parametrize("outlier_y", [-20.0, 3.0, 12.0, 30.0])
 def test_constant_fits_are_mean_median_and_huber_in_between(outlier_y):
-    x, y = S.make_outlier_data(10, outlier_y=outlier_y, slope=0.0, intercept=2.0, seed=1)
+    x, y = LS.make_outlier_data(10, outlier_y=outlier_y, slope=0.0, intercept=2.0, seed=1)
     mean, median = y.mean().item(), y.median().item()  # 11 points: the median is unique
-    (_, b_mse), (_, b_mae), (w, b_hub) = (S.fit_line(x, y, name, slope=False) for name in S.FIT_LOSSES)
+    (_, b_mse), (_, b_mae), (w, b_hub) = (LS.fit_line(x, y, name, slope=False) for name in LS.FIT_LOSSES)
     assert w == 0.0
     assert b_mse == pytest.approx(mean, abs=1e-12)
     assert b_mae == pytest.approx(median, abs=5e-3)
@@ -324,29 +324,29 @@ def test_constant_fits_are_mean_median_and_huber_in_between(outlier_y):
 
 
 def test_huber_moves_from_median_to_mean_as_delta_grows():
-    x, y = S.make_outlier_data(10, outlier_y=15.0, slope=0.0, seed=2)
-    fits = [S.fit_line(x, y, "huber", delta=d, slope=False)[1] for d in (0.05, 0.5, 2.0, 100.0)]
+    x, y = LS.make_outlier_data(10, outlier_y=15.0, slope=0.0, seed=2)
+    fits = [LS.fit_line(x, y, "huber", delta=d, slope=False)[1] for d in (0.05, 0.5, 2.0, 100.0)]
     assert fits == sorted(fits)                                # towards the outlier, step by step
     assert fits[0] == pytest.approx(y.median().item(), abs=0.05)
     assert fits[-1] == pytest.approx(y.mean().item(), abs=1e-9)
 
 
 def test_line_fits_least_squares_and_least_absolute_deviations():
-    x, y = S.make_outlier_data(10, outlier_y=20.0, seed=0)
-    w, b = S.fit_line(x, y, "mse")
+    x, y = LS.make_outlier_data(10, outlier_y=20.0, seed=0)
+    w, b = LS.fit_line(x, y, "mse")
     sol = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y.unsqueeze(1)).solution.squeeze(1)
     assert (w, b) == pytest.approx(tuple(sol.tolist()), abs=1e-10)
     # Exact LAD: an optimal L1 line passes through two data points, so try every pair.
     best = min((y - (y[j] - y[i]) / (x[j] - x[i]) * (x - x[i]) - y[i]).abs().mean().item()
                for i, j in itertools.combinations(range(len(x)), 2) if x[i] != x[j])
-    w1, b1 = S.fit_line(x, y, "mae")
+    w1, b1 = LS.fit_line(x, y, "mae")
     assert (y - w1 * x - b1).abs().mean().item() == pytest.approx(best, abs=5e-3)
     assert abs(w1 - 0.5) < 0.1 < abs(w - 0.5)   # the MAE slope stays near the truth, MSE's does not
 
 
 def test_outlier_data_keeps_its_inliers_whatever_the_outlier():
-    x1, y1 = S.make_outlier_data(8, outlier_y=-5.0)
-    x2, y2 = S.make_outlier_data(8, outlier_y=25.0, outlier_x=3.5)
+    x1, y1 = LS.make_outlier_data(8, outlier_y=-5.0)
+    x2, y2 = LS.make_outlier_data(8, outlier_y=25.0, outlier_x=3.5)
     assert x1.shape == y1.shape == (9,) and torch.equal(y1[:-1], y2[:-1])
     assert (x2[-1].item(), y2[-1].item()) == (3.5, 25.0)
 
@@ -367,12 +367,12 @@ def test_outlier_data_keeps_its_inliers_whatever_the_outlier():
      r"'start' must be one point \(x, y\)"),
     (lambda: S.optimizer_path("banana"), ValueError, r"get_surface\(\): 'surface' must be one of 'quadratic'"),
     (lambda: S.optimizer_path(3), TypeError, r"optimizer_path\(\): 'surface' must be a str or Surface"),
-    (lambda: S.loss_curve("l2", [0.0]), ValueError, r"loss_curve\(\): 'loss' must be one of 'mse'"),
-    (lambda: S.loss_curve("huber", [0.0], delta=0), ValueError, r"loss_curve\(\): 'delta' must be a float > 0"),
-    (lambda: S.fit_line(torch.zeros(3, **F64), torch.zeros(4, **F64)), ValueError,
+    (lambda: LS.loss_curve("l2", [0.0]), ValueError, r"loss_curve\(\): 'loss' must be one of 'mse'"),
+    (lambda: LS.loss_curve("huber", [0.0], delta=0), ValueError, r"loss_curve\(\): 'delta' must be a float > 0"),
+    (lambda: LS.fit_line(torch.zeros(3, **F64), torch.zeros(4, **F64)), ValueError,
      r"fit_line\(\): 'x' and 'y' must hold the same number N >= 2 of points"),
-    (lambda: S.fit_line(torch.zeros(3), torch.zeros(3), "hinge"), ValueError, r"fit_line\(\): 'loss' must be one of"),
-    (lambda: S.fit_line(torch.ones(3), torch.zeros(3)), ValueError, r"a line needs at least two different values"),
+    (lambda: LS.fit_line(torch.zeros(3), torch.zeros(3), "hinge"), ValueError, r"fit_line\(\): 'loss' must be one of"),
+    (lambda: LS.fit_line(torch.ones(3), torch.zeros(3)), ValueError, r"a line needs at least two different values"),
     (lambda: S.quadratic(a=0), ValueError, r"quadratic\(\): 'a' must be a float > 0, got a=0"),
     (lambda: S.two_minima(tilt=0.0), ValueError, r"two_minima\(\): 'tilt' must be nonzero"),
     (lambda: S.gd_thresholds(torch.tensor([[1.0, 2.0], [0.0, 1.0]], **F64)), ValueError,
@@ -381,7 +381,7 @@ def test_outlier_data_keeps_its_inliers_whatever_the_outlier():
      r"must have a positive eigenvalue"),
     (lambda: S.gd_thresholds("quadratic").regime(0.0), ValueError,
      r"GDThresholds.regime\(\): 'lr' must be a float > 0"),
-    (lambda: S.make_outlier_data(1), ValueError, r"make_outlier_data\(\): 'n' must be an int >= 2, got n=1"),
+    (lambda: LS.make_outlier_data(1), ValueError, r"make_outlier_data\(\): 'n' must be an int >= 2, got n=1"),
 ])
 def test_bad_arguments_are_named(call, exc, match):
     with pytest.raises(exc, match=match):

@@ -82,7 +82,7 @@ def test_grad_norm_equals_torchs_total_norm(reg):
 @pytest.mark.parametrize("name", ["mse", "mae", "huber", "bce", "cross_entropy"])
 def test_fused_losses_used_in_the_loop_equal_the_course_formulas(name):
     from course_lib.losses import get_loss
-    from course_lib.train import _FUSED
+    from course_lib._loop import FUSED
     g = torch.Generator().manual_seed(0)
     if name == "cross_entropy":
         a, b = torch.randn(32, 5, generator=g), torch.randint(0, 5, (32,), generator=g)
@@ -90,7 +90,7 @@ def test_fused_losses_used_in_the_loop_equal_the_course_formulas(name):
         a, b = torch.randn(32, generator=g), torch.rand(32, generator=g)
     else:
         a, b = torch.randn(32, 3, generator=g), torch.randn(32, 3, generator=g)
-    torch.testing.assert_close(_FUSED[name](a, b), get_loss(name)(a, b))
+    torch.testing.assert_close(FUSED[name](a, b), get_loss(name)(a, b))
 
 
 def test_readback_batching_does_not_change_the_record(reg):

@@ -223,14 +223,42 @@ def test_public_api_names_exist():
     assert missing == [], f"course_lib.__all__ names that course_lib does not define: {missing}"
 
 
-@pytest.mark.parametrize("module", ["curves", "data", "device", "language", "losses", "models", "train", "schedules",
-                                    "lr_finder", "metrics", "masking", "surfaces", "sweep", "scaling"])
-def test_compute_modules_are_re_exported(module):
+COMPUTE_MODULES = ["bottleneck", "curves", "data", "device", "language", "loss_shapes", "losses", "lr_finder",
+                   "masking", "metrics", "models", "scaling", "schedules", "surfaces", "sweep", "train"]
+
+
+def test_the_top_level_api_is_small():
+    """The verbs and models a notebook calls, no more (about 40-50 names); the rest is reached
+    as ``cl.<module>.<name>``."""
+    assert len(course_lib.__all__) <= 50, f"course_lib.__all__ has {len(course_lib.__all__)} names; at most 50"
+
+
+@pytest.mark.parametrize("module", COMPUTE_MODULES)
+def test_compute_modules_are_reachable_and_top_level_names_are_theirs(module):
     mod = importlib.import_module(f"course_lib.{module}")
-    not_exported = sorted(set(mod.__all__) - set(course_lib.__all__))
-    assert not_exported == [], f"course_lib.{module} names missing from course_lib.__all__: {not_exported}"
-    for name in mod.__all__:
+    assert getattr(course_lib, module) is mod
+    for name in set(mod.__all__) & set(course_lib.__all__):
         assert getattr(course_lib, name) is getattr(mod, name)
+
+
+def test_every_name_is_defined_in_one_place_only():
+    """A name is exported by the module that defines it and re-exported at most by course_lib
+    itself: ``scaling`` does not re-export ``sweep``, ``ui`` does not re-export compute."""
+    owners: dict = {}
+    for module in COMPUTE_MODULES:
+        mod = importlib.import_module(f"course_lib.{module}")
+        for name in mod.__all__:
+            owners.setdefault(name, []).append(module)
+    twice = {n: m for n, m in owners.items() if len(m) > 1}
+    assert twice == {}, f"names exported by two modules: {twice}"
+
+
+def test_ui_and_grading_are_imported_lazily():
+    code = ("import sys, course_lib as cl; a = 'course_lib.ui' in sys.modules; "
+            "ui = cl.ui; print(a, 'course_lib.ui' in sys.modules, ui.setup_notebook.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "setup_notebook"]
 
 
 def test_import_does_not_pull_in_plotting_libraries():

@@ -125,3 +125,15 @@ class InertModule(types.ModuleType):
         if name.startswith("__"):
             raise AttributeError(name)
         return Inert(f"{self.__name__}.{name}")
+
+
+class PointTotals:
+    """``total`` and ``max_total`` of a result that holds ``points`` and ``max_points`` per exercise."""
+
+    @property
+    def total(self) -> float:
+        return sum(self.points.values())
+
+    @property
+    def max_total(self) -> float:
+        return sum(self.max_points.values())

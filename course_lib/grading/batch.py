@@ -20,7 +20,15 @@ from pathlib import Path
 
 from .._validation import check_number, check_type
 from . import assign
-from ._common import DEFAULT_HINTS, LIB_ROOT, course_root, fmt_points, id_key, summarise
+from ._common import (
+    DEFAULT_HINTS,
+    LIB_ROOT,
+    PointTotals,
+    course_root,
+    fmt_points,
+    id_key,
+    summarise,
+)
 
 __all__ = ["SubmissionResult", "SubmissionsModifiedError", "collect_tests", "grade"]
 
@@ -30,7 +38,7 @@ class SubmissionsModifiedError(RuntimeError):
 
 
 @dataclass
-class SubmissionResult:
+class SubmissionResult(PointTotals):
     """The grade of one submission.
 
     Attributes:
@@ -48,14 +56,6 @@ class SubmissionResult:
     notes: list
     wall_s: float = 0.0
     max_rss_mb: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return sum(self.points.values())
-
-    @property
-    def max_total(self) -> float:
-        return sum(self.max_points.values())
 
 
 class _Progress:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .._validation import check_number
 from . import assign
 from . import plugin as plugin_module
-from ._common import course_root, fmt_points, id_key, summarise
+from ._common import PointTotals, course_root, fmt_points, id_key, summarise
 from .batch import Limits, exercise_titles, grade_folder
 from .extract import SubmissionModule, notebooks_in
 from .plugin import GradingPlugin, grading_test_dirs, pytest_args
@@ -27,21 +27,13 @@ __all__ = ["CheckResult", "check", "check_all"]
 
 
 @dataclass
-class CheckResult:
+class CheckResult(PointTotals):
     """What :func:`check` / :func:`check_all` found: ``points`` and ``max_points`` per exercise, every test."""
 
     points: dict
     max_points: dict
     tests: list
     report: str = ""
-
-    @property
-    def total(self) -> float:
-        return sum(self.points.values())
-
-    @property
-    def max_total(self) -> float:
-        return sum(self.max_points.values())
 
     @property
     def passed(self) -> bool:

@@ -13,7 +13,7 @@ import torch
 matplotlib.use("Agg")
 
 import course_lib as cl  # noqa: E402
-from course_lib import widgets  # noqa: E402
+from course_lib import ui  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +23,7 @@ def _close_figures():
 
 
 def test_live_figure_throttles_and_counts_frames():
-    live = widgets.LiveFigure(min_interval=10.0, headless=False)   # the inline path: PNG frames
+    live = ui.live.LiveFigure(min_interval=10.0, headless=False)   # the inline path: PNG frames
     assert live.refresh(force=True) and live.frames == 1
     assert not live.refresh() and live.frames == 1           # within min_interval: skipped
     assert live.refresh(force=True) and live.frames == 2
@@ -31,7 +31,7 @@ def test_live_figure_throttles_and_counts_frames():
 
 
 def test_a_slow_frame_makes_the_next_one_wait(monkeypatch):
-    live = widgets.LiveFigure(min_interval=0.0, max_share=0.25, headless=False)
+    live = ui.live.LiveFigure(min_interval=0.0, max_share=0.25, headless=False)
     real = live.fig.savefig
 
     def slow_savefig(*a, **k):  # a frame that takes at least 50 ms
@@ -51,11 +51,11 @@ def test_a_slow_frame_makes_the_next_one_wait(monkeypatch):
 
 def test_bad_live_figure_settings_are_named():
     with pytest.raises(ValueError, match=r"LiveFigure\(\): 'max_share' must be a float in \(0, 1\], got max_share=0"):
-        widgets.LiveFigure(max_share=0)
+        ui.live.LiveFigure(max_share=0)
 
 
 def test_live_range_test_grows_the_curve_and_moves_the_markers():
-    live = widgets.LiveLRFinder(min_interval=0.0)
+    live = ui.lr_finder.LiveLRFinder(min_interval=0.0)
     live.view.max_share = 1.0                                  # draw at every callback
     seen = []
 
@@ -77,7 +77,7 @@ def test_live_range_test_grows_the_curve_and_moves_the_markers():
 
 
 def test_two_runs_share_the_plot():
-    live = widgets.LiveLRFinder()
+    live = ui.lr_finder.LiveLRFinder()
     data = cl.make_regression(256, noise=0.1, seed=0)
     live.run(cl.MLP(1, 1, width=8), data, num_iter=40, device="cpu", label="a")
     live.run(cl.MLP(1, 1, width=8), data, num_iter=40, device="cpu", smooth_beta=0.95, label="b")
@@ -100,9 +100,9 @@ def _slider_values(w):
 
 @pytest.mark.parametrize("kind", ["cyclic", "one_cycle"])
 def test_every_schedule_slider_at_extremes_and_middle(kind):
-    names = list(widgets.SchedulePreviewer(kind, num_steps=300).sliders)
+    names = list(ui.schedules.SchedulePreviewer(kind, num_steps=300).sliders)
     for name in names:
-        p = widgets.SchedulePreviewer(kind, num_steps=300)        # from the defaults for each slider
+        p = ui.schedules.SchedulePreviewer(kind, num_steps=300)        # from the defaults for each slider
         w = p.sliders[name]
         for value in _slider_values(w):
             if w.value == value:
@@ -117,7 +117,7 @@ def test_every_schedule_slider_at_extremes_and_middle(kind):
 
 
 def test_schedule_preview_follows_the_sliders():
-    p = widgets.SchedulePreviewer("cyclic", num_steps=400)
+    p = ui.schedules.SchedulePreviewer("cyclic", num_steps=400)
     p.sliders["max_lr"].value = 0.5
     assert max(p.plot.lr_line.get_ydata()) == pytest.approx(0.5)
     p.sliders["mode"].value = "triangular2"
@@ -132,7 +132,7 @@ def test_schedule_preview_follows_the_sliders():
 
 def test_use_live_backend_outside_ipython_changes_nothing():
     before = matplotlib.get_backend()
-    assert widgets.use_live_backend() == before
+    assert ui.live.use_live_backend() == before
 
 
 def test_compute_modules_do_not_import_widgets_or_matplotlib():

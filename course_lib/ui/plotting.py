@@ -1,9 +1,8 @@
-"""Plots of loss curves, in one course theme. The only module (with ``widgets``) that imports
-matplotlib and seaborn: compute modules stay importable without them.
+"""The course's look, and loss curves: one theme, one palette, and the plot every lesson uses.
 
 Every function takes ``ax=None`` and returns the Axes, so it composes into subplots and a test
-can count the lines it drew.
-"""
+can count the lines it drew. :class:`LossCurvesPlot` keeps its artists and moves them, so the
+same code draws a finished run and a run that is still training."""
 
 from __future__ import annotations
 
@@ -15,11 +14,11 @@ import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from ._validation import check_number, check_type
-from .curves import ema
+from .._validation import check_number, check_type
+from ..curves import ema
 
-__all__ = ["set_course_theme", "plot_loss_curves", "COLORS", "RULE_STYLES", "LRFinderPlot", "plot_lr_finder",
-           "SchedulePlot", "preview_schedule", "LossCurvesPlot"]
+__all__ = ["COLORS", "set_course_theme", "plot_loss_curves", "LossCurvesPlot"]
+
 
 # One palette for the whole course: train is always blue, validation always orange, so a
 # student never has to read the legend twice.
@@ -38,7 +37,7 @@ def set_course_theme(lecture: bool = False) -> None:
                       "figure.constrained_layout.use": True})
 
 
-def _finite(xs, ys):
+def finite_xy(xs, ys):
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     keep = np.isfinite(ys)
     return xs[keep], ys[keep]
@@ -90,13 +89,13 @@ def plot_loss_curves(
         _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     check_type("ax", ax, Axes, where=where, expected="matplotlib Axes or None")
     prefix = f"{label}: " if label else ""
-    steps, loss = _finite(history.step, history.train_loss)
+    steps, loss = finite_xy(history.step, history.train_loss)
     if smooth > 0:
         ax.plot(steps, loss, color=COLORS["train"], alpha=0.25 * alpha, lw=0.8)
         loss = ema(loss, beta=smooth)
     ax.plot(steps, loss, color=COLORS["train"], alpha=alpha, lw=1.5, label=f"{prefix}train")
     if show_val and len(history.val_loss):
-        vs, vl = _finite(history.val_step, history.val_loss)
+        vs, vl = finite_xy(history.val_step, history.val_loss)
         ax.plot(vs, vl, color=COLORS["val"], alpha=alpha, lw=1.8, marker="o", ms=3, label=f"{prefix}validation")
     baseline = history.baseline if baseline is None else baseline
     if baseline is not None:
@@ -129,191 +128,6 @@ def _draw_events(ax: Axes, history) -> None:
             ax.annotate(ev["text"], (ev["step"], 1.0), xycoords=("data", "axes fraction"), rotation=90,
                         va="top", ha="right", fontsize="x-small", color=COLORS["event"])
 
-
-# ---------------------------------------------------------------------------------------------
-# LR range test
-# ---------------------------------------------------------------------------------------------
-
-# One marker and colour per suggestion rule, the same in every plot of the course.
-RULE_STYLES = {"steep": ("v", "#d62728"), "valley": ("o", "#2ca02c"), "minimum": ("s", "#9467bd"),
-               "slide": ("D", "#8c564b")}
-
-
-class LRFinderPlot:
-    """The range-test plot with its artists kept, so a live view can update them in place
-    (``update(result)`` moves the curves and the suggestion markers; no new figure per frame).
-
-    Args:
-        ax (Axes or None): where to draw; None makes a new figure.
-        rules (sequence of str): which suggestion markers to show. Default all four.
-        show_raw (bool): draw the unsmoothed losses, faint, behind the smoothed curve. Default True.
-        label (str or None): prefix for the legend entries (to compare two settings on one Axes).
-        color (str or None): colour of the smoothed curve. Default the course's train blue.
-    """
-
-    def __init__(self, ax: Axes | None = None, *, rules=("steep", "valley", "minimum", "slide"),
-                 show_raw: bool = True, label: str | None = None, color: str | None = None):
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-        check_type("ax", ax, Axes, where="LRFinderPlot", expected="matplotlib Axes or None")
-        self.ax, self.rules, self.prefix = ax, tuple(rules), f"{label}: " if label else ""
-        color = color or COLORS["train"]
-        self.raw = ax.plot([], [], color=color, alpha=0.25, lw=0.8, label=f"{self.prefix}raw loss")[0] \
-            if show_raw else None
-        self.smoothed = ax.plot([], [], color=color, lw=2, label=f"{self.prefix}smoothed")[0]
-        self.markers = {r: ax.plot([], [], ls="none", marker=RULE_STYLES[r][0], ms=9, mec="white",
-                                   color=RULE_STYLES[r][1], label=r)[0] for r in self.rules}
-        self.stop = ax.plot([], [], ls="none", marker="X", ms=12, color=COLORS["diverged"], label="stopped")[0]
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate (log scale)")
-        ax.set_ylabel("loss")
-
-    def update(self, result) -> None:
-        """Redraw from a (possibly partial) :class:`~course_lib.lr_finder.LRFinderResult`."""
-        lrs = np.asarray(result.lrs, dtype=float)
-        mon = np.asarray(result.monitored_losses, dtype=float)
-        sm = np.asarray(result.smoothed_losses, dtype=float)
-        if self.raw is not None:
-            self.raw.set_data(*_finite(lrs, mon))
-        self.smoothed.set_data(*_finite(lrs, sm))
-        x_ok, y_ok = _finite(lrs, sm)
-        for rule, line in self.markers.items():
-            lr = result.suggestions.get(rule)
-            if lr is None or len(x_ok) < 2:
-                line.set_data([], [])
-                line.set_label(f"{self.prefix}{rule}: -")
-            else:
-                y = float(np.interp(np.log(lr), np.log(x_ok), y_ok))
-                line.set_data([lr], [y])
-                line.set_label(f"{self.prefix}{rule}: {lr:.2g}")
-        if result.stop_reason == "diverged" and len(x_ok):
-            self.stop.set_data([lrs[-1]], [y_ok[-1]])
-            self.stop.set_label(f"{self.prefix}diverged at lr={lrs[-1]:.2g}")
-        else:
-            self.stop.set_data([], [])
-        self._rescale(lrs, y_ok, result)
-        handles = [ln for ln in self.ax.get_lines() if ln.get_label() and not ln.get_label().startswith("_")
-                   and len(ln.get_xdata())]
-        self.ax.legend(handles=handles, loc="upper left", fontsize="x-small")
-        start, end = result.config.get("start_lr"), result.config.get("end_lr")
-        if start and end:
-            self.ax.set_xlim(start, end)
-
-    def _rescale(self, lrs, y_ok, result) -> None:
-        # A diverged tail would squash the interesting part into a flat line: cap the y-axis at
-        # a little above the loss the test started from.
-        if not len(y_ok):
-            return
-        lo = float(y_ok.min())
-        hi = float(min(y_ok.max(), max(y_ok[: max(1, len(y_ok) // 3)].max(), 1.5 * y_ok[0])))
-        pad = 0.08 * max(hi - lo, 1e-12)
-        self.ax.set_ylim(lo - pad, hi + pad)
-
-
-def plot_lr_finder(result, ax: Axes | None = None, *, rules=("steep", "valley", "minimum", "slide"),
-                   show_raw: bool = True, label: str | None = None, color: str | None = None) -> Axes:
-    """Draw an LR range test: raw and smoothed loss against the LR (log axis), a marker per
-    suggestion rule, and a red cross where it stopped if it diverged.
-
-    Args:
-        result (LRFinderResult): from ``course_lib.lr_range_test``.
-        ax (Axes or None): where to draw; None makes a new figure.
-        rules, show_raw, label, color: see :class:`LRFinderPlot`.
-
-    Returns:
-        Axes.
-
-    Example:
-        >>> import matplotlib; matplotlib.use("Agg")
-        >>> from course_lib.lr_finder import LRFinderResult
-        >>> r = LRFinderResult(lrs=[1e-3, 1e-2, 1e-1], raw_losses=[1.0, 0.5, 2.0],
-        ...                    smoothed_losses=[1.0, 0.7, 1.2], suggestions={"minimum": 1e-3})
-        >>> ax = plot_lr_finder(r)
-        >>> [ln.get_label() for ln in ax.get_lines() if len(ln.get_xdata())]
-        ['raw loss', 'smoothed', 'minimum: 0.001']
-    """
-    p = LRFinderPlot(ax, rules=rules, show_raw=show_raw, label=label, color=color)
-    p.update(result)
-    return p.ax
-
-
-# ---------------------------------------------------------------------------------------------
-# Schedules
-# ---------------------------------------------------------------------------------------------
-
-class SchedulePlot:
-    """LR (left axis) and momentum (right axis, dashed) of a schedule over its steps, with the
-    artists kept so sliders can update them in place."""
-
-    def __init__(self, ax: Axes | None = None, *, log_lr: bool = False):
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3), layout="constrained")
-        check_type("ax", ax, Axes, where="SchedulePlot", expected="matplotlib Axes or None")
-        self.ax = ax
-        self.mom_ax = ax.twinx()
-        self.mom_ax.grid(False)
-        self.lr_line = ax.plot([], [], color=COLORS["train"], lw=2, label="learning rate")[0]
-        self.mom_line = self.mom_ax.plot([], [], color=COLORS["val"], lw=1.5, ls="--", label="momentum")[0]
-        if log_lr:
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel("learning rate", color=COLORS["train"])
-        self.mom_ax.set_ylabel("momentum", color=COLORS["val"])
-
-    def update(self, schedule, num_steps: int | None = None) -> None:
-        lrs, moms = schedule.values(num_steps) if hasattr(schedule, "values") else (
-            np.array([schedule(t) for t in range(check_number("num_steps", num_steps, where="preview_schedule",
-                                                                    low=1, integer=True))]), None)
-        steps = np.arange(len(lrs))
-        self.lr_line.set_data(steps, lrs)
-        self.ax.set_xlim(0, max(1, len(lrs) - 1))
-        lo, hi = float(lrs.min()), float(lrs.max())
-        if self.ax.get_yscale() == "log":
-            self.ax.set_ylim(lo / 1.5, hi * 1.5)
-        else:
-            self.ax.set_ylim(0, hi * 1.08)
-        if moms is None:
-            self.mom_line.set_data([], [])
-            self.mom_ax.set_visible(False)
-        else:
-            self.mom_ax.set_visible(True)
-            self.mom_line.set_data(steps, moms)
-            pad = max(0.01, 0.1 * float(moms.max() - moms.min()))
-            self.mom_ax.set_ylim(float(moms.min()) - pad, float(moms.max()) + pad)
-        name = getattr(schedule, "name", "schedule")
-        self.ax.set_title(f"{name}: lr {lo:.2g} .. {hi:.2g} over {len(lrs)} steps", fontsize="medium")
-
-
-def preview_schedule(schedule, num_steps: int | None = None, ax: Axes | None = None, *,
-                     log_lr: bool = False) -> Axes:
-    """Plot a schedule's LR and momentum over ``num_steps`` *before* any training (a dry run:
-    the schedule is a plain function of the step, so nothing has to be trained to see it).
-
-    Args:
-        schedule (Schedule or callable): from ``course_lib.cyclic_schedule`` /
-            ``one_cycle_schedule``, or any ``step -> lr`` function.
-        num_steps (int or None): steps to show; None uses ``schedule.num_steps``.
-        ax (Axes or None): where to draw; None makes a new figure.
-        log_lr (bool): logarithmic LR axis. Default False.
-
-    Returns:
-        Axes: the LR axes; the momentum axes is ``ax.figure.axes`` after it (a twin).
-
-    Example:
-        >>> import matplotlib; matplotlib.use("Agg")
-        >>> from course_lib.schedules import one_cycle_schedule
-        >>> ax = preview_schedule(one_cycle_schedule(max_lr=0.1, total_steps=100))
-        >>> len(ax.lines[0].get_xdata()), round(float(max(ax.lines[0].get_ydata())), 3)
-        (100, 0.1)
-    """
-    p = SchedulePlot(ax, log_lr=log_lr)
-    p.update(schedule, num_steps)
-    return p.ax
-
-
-# ---------------------------------------------------------------------------------------------
-# Live loss curves (for the training lab)
-# ---------------------------------------------------------------------------------------------
 
 def _decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
     """At most about ``max_points`` points: per bucket keep the min and the max, so a spike
@@ -394,14 +208,14 @@ class LossCurvesPlot:
 
     def update(self, history) -> None:
         """Move the curves to ``history`` (a ``History``, possibly still growing)."""
-        steps, loss = _finite(history.step, history.train_loss)
+        steps, loss = finite_xy(history.step, history.train_loss)
         if self.smooth > 0 and len(loss):
             self.raw.set_data(*_decimate(steps, loss, self.max_points))
             self.train.set_data(*_decimate(steps, ema(loss, beta=self.smooth), self.max_points))
         else:
             self.raw.set_data([], [])
             self.train.set_data(*_decimate(steps, loss, self.max_points))
-        self.val.set_data(*_finite(history.val_step, history.val_loss))
+        self.val.set_data(*finite_xy(history.val_step, history.val_loss))
         self._draw_new_events(history, steps, loss)
         self._autoscale(steps, loss)
 
@@ -437,13 +251,13 @@ class LossCurvesPlot:
     def add_ghost(self, history, label: str) -> None:
         """Keep ``history`` on the plot, faded, labelled with its settings; the oldest ghost
         goes when there are more than ``max_ghosts``."""
-        steps, loss = _finite(history.step, history.train_loss)
+        steps, loss = finite_xy(history.step, history.train_loss)
         if not len(loss):
             return
         y = ema(loss, beta=self.smooth) if self.smooth > 0 else loss
         arts = [self.ax.plot(*_decimate(steps, y, self.max_points), color="#555555", alpha=0.35, lw=1.2,
                              label=f"earlier: {label}")[0]]
-        vs, vl = _finite(history.val_step, history.val_loss)
+        vs, vl = finite_xy(history.val_step, history.val_loss)
         if len(vl):
             arts.append(self.ax.plot(vs, vl, color=COLORS["val"], alpha=0.3, lw=1.0, ls="--")[0])
         self.ghosts.append(arts)
@@ -455,3 +269,8 @@ class LossCurvesPlot:
         handles = [ln for ln in self.ax.get_lines() if not ln.get_label().startswith("_") and len(ln.get_xdata())]
         handles += [r for r in self.refs]
         self.ax.legend(handles=handles, loc="upper right", fontsize="x-small")
+
+
+def new_axes(ncols: int = 1, figsize=(7, 3.5)):
+    _, axes = plt.subplots(1, ncols, figsize=figsize, layout="constrained")
+    return axes

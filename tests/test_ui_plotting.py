@@ -1,4 +1,4 @@
-"""Tests of course_lib.plotting: each helper returns its Axes, so we count and read its lines."""
+"""Tests of course_lib.ui.plotting: each helper returns its Axes, so we count and read its lines."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 import course_lib as cl  # noqa: E402
 from course_lib.curves import ema  # noqa: E402
-from course_lib.plotting import COLORS, plot_loss_curves, set_course_theme  # noqa: E402
+from course_lib.ui.plotting import COLORS, plot_loss_curves, set_course_theme  # noqa: E402
 from course_lib.train import History  # noqa: E402
 
 CHANGE_STEP = 30  # the step at which the callback below lowers the learning rate

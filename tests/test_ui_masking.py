@@ -1,4 +1,4 @@
-"""Tests of course_lib.plotting_masking: each helper returns its Axes, so we count and read artists."""
+"""Tests of course_lib.ui.masking and course_lib.ui.bottleneck: each helper returns its Axes, so we count and read artists."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from course_lib.masking import BottleneckHistory, MaskedTokens, mask_tokens, span_mask  # noqa: E402
-from course_lib.plotting_masking import (MASK_COLORS, BottleneckPlot, plot_bottleneck_run,  # noqa: E402
-                                         plot_masked_tokens, plot_masking_tradeoff)
+from course_lib.bottleneck import BottleneckHistory  # noqa: E402
+from course_lib.masking import MaskedTokens, mask_tokens, span_mask  # noqa: E402
+from course_lib.ui.masking import MASK_COLORS, plot_masked_tokens  # noqa: E402
+from course_lib.ui.bottleneck import BottleneckPlot, plot_bottleneck_run, plot_masking_tradeoff  # noqa: E402
 
 H, U = 2.05, 3.11
 
@@ -107,3 +108,24 @@ def test_masked_tokens_are_drawn_as_coloured_text():
 def test_bad_inputs_get_clear_messages(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+def test_strength_explorer_steers_a_run_in_progress_and_redraws():
+    from course_lib.bottleneck import BottleneckRun
+    from course_lib.language import MarkovLanguage
+    from course_lib.ui.bottleneck import StrengthExplorer
+
+    lang = MarkovLanguage(vocab_size=8, seed=0)
+    run = BottleneckRun(lang, strength=0.001, seed=0, device="cpu")
+    panel = StrengthExplorer(run, entropy_rate=lang.entropy_rate, unigram_entropy=lang.unigram_entropy, more_steps=4)
+    slider = panel.sliders["strength"]
+    assert "strength-slider" in slider._dom_classes and run.step == 0      # nothing trains by itself
+    for value in (10 ** slider.min, 10 ** slider.max):                     # the slider's extremes
+        slider.value = value
+        assert run.strength == pytest.approx(value)
+    frames = panel.view.frames
+    panel.train(6, on_step=lambda r: setattr(slider, "value", 0.5) if r.step == 3 else None)
+    assert run.step == 6 and run.strength == pytest.approx(0.5)
+    assert panel.view.frames > frames and "step 6" in panel.status.value
+    panel.more.click()                                                      # the button trains more_steps
+    assert run.step == 10

@@ -1,37 +1,38 @@
-"""Figures of the masking lesson (notebook 06): the KL-vs-LM trade-off and masked sentences.
+"""Figures of the masking-strength bottleneck (notebook 06): the KL-vs-LM trade-off.
 
-Drawing only; the computing lives in :mod:`course_lib.masking`. Every function takes axes
+Drawing only; the computing lives in :mod:`course_lib.bottleneck`. Every function takes axes
 (``ax=None`` makes a figure) and returns them, so figures compose and tests can count artists.
 :class:`BottleneckPlot` keeps its line artists and updates them in place: the same code draws a
-finished run and a run that is still training (inside a ``widgets.LiveFigure``).
-"""
+finished run and a run that is still training (inside a :class:`course_lib.ui.live.LiveFigure`)."""
 
 from __future__ import annotations
 
 import math
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 from matplotlib.axes import Axes
-from matplotlib.patches import Patch
 
-from ._validation import check_number, check_relation, check_tensor, check_type
-from .curves import ema
-from .masking import MASK_KINDS, BottleneckHistory, MaskedTokens
+from .._validation import check_number, check_relation, check_type
+from ..bottleneck import BottleneckHistory
+from ..curves import ema
+from .live import LiveFigure, SliderPanel
 
-__all__ = ["MASK_COLORS", "STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run",
-           "plot_masking_tradeoff", "plot_masked_tokens"]
+__all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff", "StrengthExplorer"]
 
-# Colour-blind-safe (Okabe-Ito): what happened to a token. "none" is a pale box, so the eye
-# goes to the masked positions first.
-MASK_COLORS = {"none": "#eeeeee", "mask": "#0072B2", "random": "#E69F00", "keep": "#009E73"}
+
 # One colour per masking strength in every figure of the lesson (weak -> strong: blue -> red).
 STRENGTH_COLORS = {0.001: "#0072B2", 0.5: "#009E73", 10.0: "#D55E00"}
+
+
 # The two reference losses of a Markov language: what a perfect model gets, and what a model
 # that only knows token frequencies gets (a collapsed bottleneck).
+_EVENT_COLOR, _DIVERGED_COLOR = "#9467bd", "#d62728"
+
 REFERENCE_STYLES = {"entropy_rate": dict(color="black", ls=":", lw=1.5),
                     "unigram_entropy": dict(color="#7f7f7f", ls="--", lw=1.2)}
-_EVENT_COLOR, _DIVERGED_COLOR = "#9467bd", "#d62728"
 
 
 def _strength_color(w: float | None) -> str:
@@ -189,62 +190,83 @@ def plot_masking_tradeoff(histories: dict, *, entropy_rate: float, unigram_entro
     return axes
 
 
-def _token_text(token: int) -> str:
-    return f"t{token:02d}"
+class StrengthExplorer(SliderPanel):
+    """Lesson 06's panel: train a :class:`~course_lib.bottleneck.BottleneckRun` live and change
+    its masking strength ``w`` while it trains.
 
-
-def plot_masked_tokens(tokens, examples: dict, ax: Axes | None = None, *, per_line: int = 16) -> Axes:
-    """A sentence and how each masking scheme hides it, token by token, coloured by what
-    happened: ``[M]`` (blue), a random token (orange), selected but kept (green), untouched (grey).
+    A log slider for ``w`` (CSS class ``strength-slider``), a button that trains some more
+    steps, a status line with the current CE and KL, and :class:`BottleneckPlot` in a
+    :class:`~course_lib.ui.live.LiveFigure`. A new strength is read at the start of the very next
+    training step, so the curves show what the change does to a run in progress. Nothing trains
+    until :meth:`train` is called or the button is pressed.
 
     Args:
-        tokens (Tensor): the sentence, int64 ``(T,)``.
-        examples (dict): ``name -> MaskedTokens`` for that sentence (each ``(T,)``), one block each.
-        ax (Axes, optional): where to draw; None makes a figure sized to the text.
-        per_line (int): tokens per line (>= 1). Default: 16.
-
-    Returns:
-        Axes (one text artist per token and row, axis off).
+        run (BottleneckRun): the run to train (its ``strength`` is the slider's start value).
+        entropy_rate (float): ``H``, the floor of the CE curve.
+        unigram_entropy (float): ``U``, what CE reaches when the latent carries nothing.
+        more_steps (int): steps the button trains. Default 500.
+        figsize (tuple): figure size in inches. Default (10, 3.5).
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg")
-        >>> import torch
-        >>> from course_lib.masking import mask_tokens
-        >>> tokens = torch.arange(8)
-        >>> ax = plot_masked_tokens(tokens, {"MLM": mask_tokens(tokens, 32, 32, mask_prob=0.5, seed=0)})
-        >>> len(ax.texts)   # 8 tokens x (sentence + 1 scheme) + 2 row names
-        18
+        >>> from course_lib.bottleneck import BottleneckRun
+        >>> from course_lib.language import MarkovLanguage
+        >>> lang = MarkovLanguage(vocab_size=8, seed=0)
+        >>> panel = StrengthExplorer(BottleneckRun(lang, strength=0.01, seed=0, device="cpu"),
+        ...                          entropy_rate=lang.entropy_rate, unigram_entropy=lang.unigram_entropy)
+        >>> panel.sliders["strength"].value = 2.0     # as a drag would: the run's strength follows
+        >>> panel.run.strength
+        2.0
     """
-    where = "plot_masked_tokens"
-    check_tensor("tokens", tokens, where=where, ndim=1, floating=False, shape_hint="(T,)")
-    check_type("examples", examples, dict, where=where, expected="dict name -> MaskedTokens")
-    check_number("per_line", per_line, where=where, low=1, integer=True)
-    for name, m in examples.items():
-        check_type(f"examples[{name!r}]", m, MaskedTokens, where=where)
-        check_relation(tuple(m.inputs.shape) == tuple(tokens.shape), "each example must have the shape of 'tokens'",
-                       where=where, **{"tokens.shape": tuple(tokens.shape), f"{name}.shape": tuple(m.inputs.shape)})
-    T = tokens.shape[0]
-    lines = max(1, math.ceil(T / per_line))
-    rows = [("sentence", tokens.tolist(), [0] * T)]
-    rows += [(name, m.inputs.tolist(), m.kinds.tolist()) for name, m in examples.items()]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.0 + 0.5 * min(T, per_line), 0.45 * len(rows) * (lines + 0.8) + 0.4),
-                             layout="constrained")
-    check_type("ax", ax, Axes, where=where, expected="matplotlib Axes or None")
-    block = lines + 0.8  # a block per row, a gap between blocks
-    for r, (name, ids, kinds) in enumerate(rows):
-        top = -r * block
-        ax.text(-0.8, top, name, ha="right", va="center", fontsize="small", fontweight="bold")
-        for i, (tok, kind) in enumerate(zip(ids, kinds)):
-            label = MASK_KINDS[kind]
-            text = "[M]" if label == "mask" else _token_text(tok)
-            ax.text(i % per_line, top - i // per_line, text, ha="center", va="center", family="monospace",
-                    fontsize="small", color="white" if label == "mask" else "black",
-                    bbox=dict(boxstyle="round,pad=0.25", fc=MASK_COLORS[label], ec="none"))
-    ax.set_xlim(-0.8 - 0.25 * max(len(r[0]) for r in rows), min(T, per_line) - 0.5)
-    ax.set_ylim(-(len(rows) - 1) * block - lines + 0.4, 0.6)
-    ax.axis("off")
-    handles = [Patch(fc=MASK_COLORS[k], label=text) for k, text in
-               (("mask", "[MASK]"), ("random", "random token"), ("keep", "selected, kept"), ("none", "not selected"))]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small", frameon=False)
-    return ax
+
+    def __init__(self, run, *, entropy_rate: float, unigram_entropy: float, more_steps: int = 500,
+                 figsize=(10, 3.5)):
+        check_number("more_steps", more_steps, where="StrengthExplorer", low=1, integer=True)
+        self.run = run
+        self.more_steps = more_steps
+        self.sliders = {"strength": W.FloatLogSlider(value=run.strength, base=10, min=-3, max=1, step=0.05,
+                                                     description="strength w", readout_format=".3g",
+                                                     continuous_update=False, style={"description_width": "80px"})}
+        self.more = W.Button(description=f"train {more_steps} more steps", icon="play")
+        self.more.add_class("bottleneck-more")
+        self.status = W.HTML()
+        self.view = LiveFigure(1, 2, figsize=figsize)
+        ax_ce, ax_kl = self.view.axes
+        self.plot = BottleneckPlot(ax_kl, ax_ce, entropy_rate=entropy_rate, unigram_entropy=unigram_entropy)
+        ax_ce.set_title("causal-LM loss")
+        ax_kl.set_title("KL term (log scale)")
+        self.entropy_rate, self.unigram_entropy = entropy_rate, unigram_entropy
+        self.widget = W.VBox([W.HBox([self.sliders["strength"], self.more]), self.status, self.view.widget])
+        self.more.on_click(lambda _: self.train(self.more_steps))
+        self._wire()
+
+    def _on_change(self, change) -> None:
+        # A strength change steers the run (read at its next step); there is nothing to recompute.
+        self.run.strength = change["new"]
+
+    def _draw(self) -> None:
+        self.run.flush()  # copy the recorded losses back from the device
+        self.plot.update(self.run.history)
+        h = self.run.history
+        if h.ce:
+            self.status.value = (f"step {self.run.step}, w = {self.run.strength:.3g}: CE {h.ce[-1]:.3f} nats "
+                                 f"(H = {self.entropy_rate:.3f}, U = {self.unigram_entropy:.3f}), KL {h.kl[-1]:.3g} nats")
+
+    def show(self):
+        """Display the panel (the first frame: empty axes with the H and U lines)."""
+        display(self.widget)
+        self.view.refresh(force=True)
+        return self
+
+    def train(self, num_steps: int, on_step=None):
+        """Train ``num_steps`` more steps, redrawing at most a few frames a second; returns the run."""
+        def step(run):
+            if on_step is not None:
+                on_step(run)
+            if self.view.due():
+                self._draw()
+                self.view.refresh()
+        self.run.train(num_steps, on_step=step)
+        self._draw()
+        self.view.refresh(force=True)
+        return self.run

@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib import intro_widgets as IW  # noqa: E402
-from course_lib import surfaces as S  # noqa: E402
-from course_lib.plotting_intro import (LossCurvePlot, OutlierFitPlot, SurfacePlot, plot_loss_curve,  # noqa: E402
-                                       plot_outlier_fits, plot_surface)
+from course_lib import ui  # noqa: E402
+from course_lib import surfaces as S, loss_shapes as LS  # noqa: E402
+from course_lib.ui.loss_shapes import LossCurvePlot, OutlierFitPlot, plot_loss_curve, plot_outlier_fits  # noqa: E402
+from course_lib.ui.surfaces import SurfacePlot, plot_surface  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +43,10 @@ def _artists(panel):
 
 
 PANELS = {
-    "LossExplorer": lambda: IW.LossExplorer(),
-    "OutlierExplorer": lambda: IW.OutlierExplorer(),
+    "LossExplorer": lambda: ui.loss_shapes.LossExplorer(),
+    "OutlierExplorer": lambda: ui.loss_shapes.OutlierExplorer(),
     # momentum: the one optimizer whose path every control changes (the momentum slider too)
-    "DescentExplorer": lambda: IW.DescentExplorer(optimizer="momentum", num_steps=60),
+    "DescentExplorer": lambda: ui.surfaces.DescentExplorer(optimizer="momentum", num_steps=60),
 }
 
 
@@ -69,7 +69,7 @@ def test_every_control_at_extremes_and_middle_redraws(kind):
 
 
 def test_loss_explorer_reads_losses_and_gradients_at_the_slider():
-    p = IW.LossExplorer()
+    p = ui.loss_shapes.LossExplorer()
     p.sliders["prediction"].value = 2.0
     p.sliders["delta"].value = 1.0
     assert p.regression.values == {"mse": (4.0, 4.0), "mae": (2.0, 1.0), "huber": (1.5, 1.0)}
@@ -82,7 +82,7 @@ def test_loss_explorer_reads_losses_and_gradients_at_the_slider():
 
 
 def test_huber_curve_follows_delta():
-    p = IW.LossExplorer()
+    p = ui.loss_shapes.LossExplorer()
     before = p.regression.curves["huber"].get_ydata().copy()
     mse = p.regression.curves["mse"].get_ydata().copy()
     p.sliders["delta"].value = 2.5
@@ -92,19 +92,19 @@ def test_huber_curve_follows_delta():
 
 
 def test_outlier_pulls_the_mse_fit_not_the_mae_fit():
-    p = IW.OutlierExplorer(model="line")
+    p = ui.loss_shapes.OutlierExplorer(model="line")
     p.sliders["outlier"].value = 0.0
     low = dict(p.fits)
     p.sliders["outlier"].value = 30.0
     high = dict(p.fits)
-    moved = {name: abs(high[name][0] - low[name][0]) for name in S.FIT_LOSSES}  # change of slope
+    moved = {name: abs(high[name][0] - low[name][0]) for name in LS.FIT_LOSSES}  # change of slope
     assert moved["mse"] > 10 * moved["mae"] and moved["mse"] > 5 * moved["huber"]
     assert p.plot.outlier.get_xydata().tolist() == [[9.0, 30.0]]
     assert "outlier's pull" in p.table.value
 
 
 def test_outlier_constant_fits_in_the_panel_are_mean_median_huber():
-    p = IW.OutlierExplorer(model="constant", outlier_y=25.0)
+    p = ui.loss_shapes.OutlierExplorer(model="constant", outlier_y=25.0)
     mean, median = p.y.mean().item(), p.y.median().item()
     b = {name: fit[1] for name, fit in p.fits.items()}
     assert b["mse"] == pytest.approx(mean) and b["mae"] == pytest.approx(median, abs=5e-3)
@@ -114,7 +114,7 @@ def test_outlier_constant_fits_in_the_panel_are_mean_median_huber():
 
 @pytest.mark.slow
 def test_descent_regimes_shown_from_theory_match_the_paths():
-    p = IW.DescentExplorer(surface="quadratic", optimizer="gd", num_steps=100)
+    p = ui.surfaces.DescentExplorer(surface="quadratic", optimizer="gd", num_steps=100)
     L = S.gd_thresholds("quadratic").L
     for factor, label in [(0.5, "good"), (1.5, "oscillating"), (2.1, "diverging")]:
         p.sliders["lr"].value = factor / L
@@ -127,7 +127,7 @@ def test_descent_regimes_shown_from_theory_match_the_paths():
 
 
 def test_descent_all_three_then_a_new_surface_resets_lr_and_steps():
-    p = IW.DescentExplorer(optimizer="all", num_steps=50)
+    p = ui.surfaces.DescentExplorer(optimizer="all", num_steps=50)
     assert set(p.paths) == {"gd", "momentum", "adam"}
     frames = p.view.frames
     p.sliders["surface"].value = "rosenbrock"
@@ -141,38 +141,38 @@ def test_descent_all_three_then_a_new_surface_resets_lr_and_steps():
 
 
 def test_previous_path_stays_as_a_ghost():
-    p = IW.DescentExplorer(optimizer="gd", num_steps=40)
+    p = ui.surfaces.DescentExplorer(optimizer="gd", num_steps=40)
     first = p.plot.paths["gd"].get_xydata().copy()
     p.sliders["lr"].value = 0.05
     assert np.array_equal(p.plot.ghost_paths["gd"].get_xydata(), first)
 
 
 def test_a_refused_setting_is_a_message_not_an_exception(monkeypatch):
-    p = IW.DescentExplorer(num_steps=30)
+    p = ui.surfaces.DescentExplorer(num_steps=30)
     before, frames = _artists(p), p.view.frames
 
     def refuse(*args, **kwargs):
         raise ValueError("optimizer_path(): 'lr' must be a float > 0, got lr=0")
 
-    monkeypatch.setattr(IW, "optimizer_path", refuse)
+    monkeypatch.setattr(ui.surfaces, "optimizer_path", refuse)
     p.sliders["lr"].value = 0.3                           # must not raise
     assert "optimizer_path(): &#x27;lr&#x27; must be a float &gt; 0" in p.status.value
     assert _artists(p) == before and p.view.frames == frames  # the last valid plot stays
 
 
 def test_show_displays_and_draws(capsys):
-    p = IW.LossExplorer()
+    p = ui.loss_shapes.LossExplorer()
     frames = p.view.frames
     assert p.show() is p and p.view.frames == frames + 1
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: IW.DescentExplorer(surface="saddle"), r"DescentExplorer\(\): 'surface' must be one of 'quadratic'"),
-    (lambda: IW.DescentExplorer(optimizer="sgd"), r"'optimizer' must be one of 'gd', 'momentum', 'adam', 'all'"),
-    (lambda: IW.DescentExplorer(lr=100.0), r"DescentExplorer\(\): 'lr' must be a float in \[0.0001, 10\], got lr=100"),
-    (lambda: IW.OutlierExplorer(outlier_y=99.0), r"OutlierExplorer\(\): 'outlier_y' must be a float in \[-20, 30\]"),
-    (lambda: IW.OutlierExplorer(model="cubic"), r"OutlierExplorer\(\): 'model' must be one of 'line', 'constant'"),
-    (lambda: IW.LossExplorer(delta=0.0), r"LossExplorer\(\): 'delta' must be a float in \[0.1, 3\]"),
+    (lambda: ui.surfaces.DescentExplorer(surface="saddle"), r"DescentExplorer\(\): 'surface' must be one of 'quadratic'"),
+    (lambda: ui.surfaces.DescentExplorer(optimizer="sgd"), r"'optimizer' must be one of 'gd', 'momentum', 'adam', 'all'"),
+    (lambda: ui.surfaces.DescentExplorer(lr=100.0), r"DescentExplorer\(\): 'lr' must be a float in \[0.0001, 10\], got lr=100"),
+    (lambda: ui.loss_shapes.OutlierExplorer(outlier_y=99.0), r"OutlierExplorer\(\): 'outlier_y' must be a float in \[-20, 30\]"),
+    (lambda: ui.loss_shapes.OutlierExplorer(model="cubic"), r"OutlierExplorer\(\): 'model' must be one of 'line', 'constant'"),
+    (lambda: ui.loss_shapes.LossExplorer(delta=0.0), r"LossExplorer\(\): 'delta' must be a float in \[0.1, 3\]"),
     (lambda: LossCurvePlot(kind="ranking"), r"LossCurvePlot\(\): 'kind' must be one of 'regression'"),
     (lambda: plot_surface("quadratic", {"sgd": None}), r"plot_surface\(\): 'paths' must be one of 'gd'"),
 ])
@@ -189,7 +189,7 @@ def test_plot_functions_return_axes_with_the_expected_lines():
     ax = plot_loss_curve("classification", x=0.5)
     labels = [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")]
     assert labels == ["BCE / logistic", "hinge", "0-1 (errors)"]
-    x, y = S.make_outlier_data(outlier_y=20.0)
+    x, y = LS.make_outlier_data(outlier_y=20.0)
     ax = plot_outlier_fits(x, y, slope=False)
     assert len(ax.get_lines()) == 5 and ax.get_lines()[2].get_label().startswith("MSE: y = ")
     paths = [S.optimizer_path("quadratic", optimizer=o, lr=0.1, num_steps=20) for o in ("gd", "adam")]
@@ -201,7 +201,7 @@ def test_plot_functions_return_axes_with_the_expected_lines():
 def test_plots_draw_into_given_axes():
     fig, axes = plt.subplots(1, 3)
     LossCurvePlot(axes[0], kind="regression")          # no gradient panel asked for
-    OutlierFitPlot(axes[1]).update(*S.make_outlier_data(), {k: (0.5, 1.0) for k in S.FIT_LOSSES})
+    OutlierFitPlot(axes[1]).update(*LS.make_outlier_data(), {k: (0.5, 1.0) for k in LS.FIT_LOSSES})
     plot = SurfacePlot(axes[2], surface="two_minima")
     plot.update({"momentum": S.optimizer_path("two_minima", optimizer="momentum")})
     assert len(fig.axes) == 3 and len(plot.paths["momentum"].get_xdata()) == 151

@@ -13,7 +13,7 @@ import ipywidgets as W
 
 matplotlib.use("Agg")
 
-from course_lib.lab import LIVE_SETTINGS, TrainingLab  # noqa: E402
+from course_lib.ui.lab import LIVE_SETTINGS, TrainingLab  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

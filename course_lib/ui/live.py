@@ -1,10 +1,9 @@
-"""Widgets: live figures and slider panels for the notebooks. This module (with ``plotting``)
-is the only one that imports ipywidgets; compute modules never do.
+"""Live figures and slider panels: what makes a plot redraw while training runs.
 
-Two facts about live plots in Jupyter shape this code (measured, see the course's platform notes):
+Two facts about live plots in Jupyter shape this code (measured on a 2-core laptop-class CPU):
 
 1. A new figure per frame costs 50-90 ms; updating the artists of one figure in place and
-   redrawing costs 13-28 ms. So every view here keeps its artists and only moves them.
+   redrawing costs 13-28 ms. So every view keeps its artists and only moves them.
 2. With ipympl (``%matplotlib widget``), ``canvas.draw_idle()`` shows *nothing* while a training
    loop keeps the kernel busy, and ``canvas.draw()`` before the browser is ready leaves a blank
    figure. The guard that works: ``draw_idle() if canvas.syncing_data_url else draw()``.
@@ -13,24 +12,21 @@ Two facts about live plots in Jupyter shape this code (measured, see the course'
 
 Frames are throttled (``min_interval``, default 0.08 s, and never more than ``max_share`` of the
 wall time: a slow PNG frame waits longer for the next), whatever the step rate, and counted
-(``LiveFigure.frames``), also headless, so tests can check that a plot really updated.
-"""
+(``LiveFigure.frames``), also headless, so tests can check that a plot really updated."""
 
 from __future__ import annotations
 
 import html
 import io
 import time
-from typing import Callable
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from ._validation import check_choice, check_number
-from .plotting import LRFinderPlot, SchedulePlot
+from .._validation import check_number
 
-__all__ = ["use_live_backend", "LiveFigure", "SliderPanel", "error_html", "LiveLRFinder", "SchedulePreviewer"]
+__all__ = ["use_live_backend", "LiveFigure", "error_html", "SliderPanel"]
 
 
 def use_live_backend() -> str:
@@ -215,144 +211,3 @@ class SliderPanel:
             return False
         self.view.refresh(force=True)  # a slider's last position must always be drawn: no throttling
         return True
-
-
-class LiveLRFinder:
-    """An LR range test drawn while it runs: the smoothed curve grows and the suggestion
-    markers move as points arrive. Several runs can share the plot (``label=`` each).
-
-    Example (in a notebook)::
-
-        live = LiveLRFinder().show()
-        result = live.run(model, data, loss_fn="cross_entropy", num_iter=200)
-    """
-
-    def __init__(self, figsize=(8, 4), min_interval: float = 0.08):
-        self.view = LiveFigure(figsize=figsize, min_interval=min_interval)
-        self.ax = self.view.axes
-        self.plots: list[LRFinderPlot] = []
-        self.status = W.HTML("ready")
-        self.widget = W.VBox([self.view.widget, self.status])
-
-    def show(self) -> "LiveLRFinder":
-        display(self.widget)
-        self.view.refresh(force=True)
-        return self
-
-    def run(self, model, data, *, label: str | None = None, color: str | None = None,
-            rules=("steep", "valley", "minimum", "slide"), **kwargs):
-        """Run ``course_lib.lr_range_test(model, data, **kwargs)`` and draw it live; returns its result."""
-        from .lr_finder import lr_range_test
-
-        show_raw = not self.plots          # the raw curve of the first run only: less clutter
-        plot = LRFinderPlot(self.ax, rules=rules, show_raw=show_raw, label=label, color=color)
-        self.plots.append(plot)
-        user_cb: Callable | None = kwargs.pop("on_step", None)
-
-        def on_step(result):
-            if self.view.due():  # update the artists only when a frame will show them
-                plot.update(result)
-                self.view.refresh()
-                self.status.value = (f"{label + ': ' if label else ''}iteration {len(result)}, "
-                                     f"lr {result.lrs[-1]:.2g}, smoothed loss {result.smoothed_losses[-1]:.3g}")
-            if user_cb is not None:
-                user_cb(result)
-
-        result = lr_range_test(model, data, on_step=on_step, **kwargs)
-        plot.update(result)
-        self.view.refresh(force=True)
-        sug = ", ".join(f"{k} {v:.2g}" for k, v in result.suggestions.items() if v is not None)
-        self.status.value = (f"{label + ': ' if label else ''}{result.stop_reason} after {len(result)} iterations "
-                             f"({result.seconds:.1f} s); suggestions: {sug or 'none (too few points)'}")
-        return result
-
-
-class SchedulePreviewer:
-    """Sliders for a cyclical or one-cycle schedule; the LR/momentum preview redraws at once.
-
-    A setting the schedule rejects (say ``max_lr <= base_lr``) shows the course's error message
-    in the status line instead of raising, and the plot keeps the last valid schedule.
-
-    Args:
-        kind (str): ``"cyclic"`` or ``"one_cycle"``.
-        num_steps (int): steps previewed (cyclic; one-cycle previews its ``total_steps``). Default 600.
-
-    Attributes:
-        sliders (dict): name -> widget (drive them from Python: ``p.sliders["max_lr"].value = 0.1``).
-        schedule: the schedule now shown. plot (SchedulePlot), view (LiveFigure), status (HTML).
-    """
-
-    def __init__(self, kind: str = "one_cycle", num_steps: int = 600, min_interval: float = 0.0):
-        self.kind = check_choice("kind", kind, ("cyclic", "one_cycle"), where="SchedulePreviewer")
-        self.num_steps = check_number("num_steps", num_steps, where="SchedulePreviewer", low=2, integer=True)
-        self.view = LiveFigure(figsize=(7, 3), min_interval=min_interval)
-        self.plot = SchedulePlot(self.view.axes)
-        style = {"description_width": "120px"}
-        log = dict(base=10, style=style, continuous_update=True, readout_format=".2g")
-        if kind == "cyclic":
-            self.sliders = {
-                "base_lr": W.FloatLogSlider(value=1e-3, min=-5, max=0, description="base_lr", **log),
-                "max_lr": W.FloatLogSlider(value=1e-2, min=-4, max=1, description="max_lr", **log),
-                "step_size_up": W.IntSlider(value=100, min=1, max=400, description="step_size_up", style=style),
-                "mode": W.Dropdown(options=["triangular", "triangular2", "exp_range"], value="triangular",
-                                   description="mode", style=style),
-                "gamma": W.FloatSlider(value=0.995, min=0.95, max=1.0, step=0.001, readout_format=".3f",
-                                       description="gamma", style=style),
-                "cycle_momentum": W.Checkbox(value=True, description="cycle momentum"),
-            }
-        else:
-            self.sliders = {
-                "max_lr": W.FloatLogSlider(value=0.1, min=-4, max=1, description="max_lr", **log),
-                "total_steps": W.IntSlider(value=num_steps, min=10, max=5000, step=10, description="total_steps",
-                                           style=style),
-                "pct_start": W.FloatSlider(value=0.3, min=0.05, max=0.95, step=0.05, description="pct_start",
-                                           style=style),
-                "div_factor": W.FloatLogSlider(value=25.0, min=0, max=3, description="div_factor", **log),
-                "final_div_factor": W.FloatLogSlider(value=1e4, min=0, max=6, description="final_div_factor", **log),
-                "anneal_strategy": W.Dropdown(options=["cos", "linear"], value="cos", description="anneal",
-                                              style=style),
-                "three_phase": W.Checkbox(value=False, description="three phases"),
-                "cycle_momentum": W.Checkbox(value=True, description="cycle momentum"),
-            }
-        for name, w in self.sliders.items():
-            w.add_class(f"{name.replace('_', '-')}-slider")  # stable handles for browser tests
-            w.observe(self._on_change, names="value")
-        self.status = W.HTML()
-        self.schedule = None
-        self.widget = W.HBox([W.VBox(list(self.sliders.values()) + [self.status]), self.view.widget])
-        self._redraw()
-
-    def show(self) -> "SchedulePreviewer":
-        display(self.widget)
-        self.view.refresh(force=True)
-        return self
-
-    def _on_change(self, change) -> None:
-        self._redraw()
-
-    def settings(self) -> dict:
-        """The current slider values, as keyword arguments of the schedule's constructor."""
-        return {name: w.value for name, w in self.sliders.items()}
-
-    def _redraw(self) -> None:
-        from .schedules import cyclic_schedule, one_cycle_schedule
-
-        try:
-            if self.kind == "cyclic":
-                schedule = cyclic_schedule(**self.settings())
-            else:
-                schedule = one_cycle_schedule(**self.settings())
-        except (ValueError, TypeError) as err:  # a setting the schedule rejects: say why, keep the plot
-            self.status.value = f"<span style='color:#d62728'>{err}</span>"
-            return
-        self.schedule = schedule
-        self.plot.update(schedule, self.num_steps if self.kind == "cyclic" else None)
-        self.status.value = f"<code>{_describe(schedule)}</code>"
-        self.view.refresh(force=True)
-
-
-def _describe(schedule) -> str:
-    """The call that builds this schedule, to copy into your own code."""
-    fn = "one_cycle_schedule" if schedule.name == "one_cycle" else "cyclic_schedule"
-    args = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in schedule.params.items())
-    return f"{fn}({args})"

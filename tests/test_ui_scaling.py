@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib import plotting_scaling as ps  # noqa: E402
+from course_lib import ui  # noqa: E402
 from course_lib.scaling import ChinchillaFit, fit_chinchilla, fit_power_law  # noqa: E402
-from course_lib.scaling_widgets import ComputeBudgetExplorer, SpectrumExplorer  # noqa: E402
+from course_lib.ui.scaling import ComputeBudgetExplorer, SpectrumExplorer  # noqa: E402
 from course_lib.sweep import RunConfig, RunResult, SweepResult  # noqa: E402
 
 H = 2.5
@@ -40,17 +40,17 @@ def _floor_lines(ax):
 def test_loss_vs_params_and_tokens_draw_every_curve_and_the_floor():
     s = _sweep()
     fit = fit_power_law(s.select(tokens=max(BUDGETS)).N, s.select(tokens=max(BUDGETS)).loss, n_bootstrap=0)
-    ax = ps.plot_loss_vs_params(s, fit)
+    ax = ui.scaling.plot_loss_vs_params(s, fit)
     assert len(ax.get_lines()) == len(BUDGETS) + 2  # one per budget, the fit, the floor
     assert len(_floor_lines(ax)) == 1 and ax.get_xscale() == ax.get_yscale() == "log"
-    ax = ps.plot_loss_vs_tokens(s)
+    ax = ui.scaling.plot_loss_vs_tokens(s)
     assert len(ax.get_lines()) == len(RANKS) + 1 and len(_floor_lines(ax)) == 1
 
 
 def test_residual_map_shows_fit_over_run_minus_one():
     s = _sweep()
     off = ChinchillaFit(E=H, A=40.0, B=300.0, alpha=1.0, beta=0.8 * 1.05)  # a slightly wrong law
-    ax = ps.plot_fit_residuals(s, off)
+    ax = ui.scaling.plot_fit_residuals(s, off)
     shown = ax.images[0].get_array()  # (ranks, budgets)
     expected = 100 * (off.predict(s.N, s.D) / s.loss - 1)
     assert np.allclose(np.asarray(shown), expected.reshape(len(RANKS), len(BUDGETS)))
@@ -58,7 +58,7 @@ def test_residual_map_shows_fit_over_run_minus_one():
 
 def test_compute_frontier_marks_the_closed_form_optimum():
     C = 1e9
-    ax = ps.plot_compute_frontier(LAW, C)
+    ax = ui.scaling.plot_compute_frontier(LAW, C)
     (star,) = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
     N, D = LAW.compute_optimal(C)
     assert np.allclose(star.get_xdata(), [N]) and np.allclose(star.get_ydata(), [D])
@@ -69,7 +69,7 @@ def test_extrapolation_plot_labels_the_error():
     s = _sweep().select(tokens=max(BUDGETS))
     small = s.N < s.N.max()
     fit = fit_power_law(s.N[small], s.loss[small] * 1.001, n_bootstrap=0)
-    ax = ps.plot_extrapolation(s, fit, s.N.max())
+    ax = ui.scaling.plot_extrapolation(s, fit, s.N.max())
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("predicted" in t and "%" in t for t in labels)
 

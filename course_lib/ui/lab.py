@@ -10,7 +10,7 @@ How it stays responsive: training runs in a background thread (``Play``), and th
 kernel's main thread keeps receiving slider changes. A change is queued and the training
 thread applies it between two steps (``TrainState.set_hyperparams``), so nothing races with
 a step. Frames are drawn by the training thread at most every ``min_interval`` seconds and
-with at most ``max_share`` of the wall time (see :class:`course_lib.widgets.LiveFigure`).
+with at most ``max_share`` of the wall time (see :class:`course_lib.ui.live.LiveFigure`).
 
 For scripts, tests and notebook checks, :meth:`TrainingLab.run` trains in the calling thread
 (blocking, deterministic), and :meth:`TrainingLab.schedule` queues a change for a given step.
@@ -32,15 +32,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_choice, check_number, check_relation
-from .curves import diagnose
-from .device import resolve_device
-from .data import make_classification, make_regression
-from .metrics import CLASSIFICATION_METRICS
-from .models import MLP, BottleneckMLP
+from .._validation import check_choice, check_number, check_relation
+from ..bottleneck import BottleneckMLP
+from ..curves import diagnose
+from ..data import make_classification, make_regression
+from ..device import resolve_device
+from ..metrics import CLASSIFICATION_METRICS
+from ..models import MLP
+from ..train import History, fit
+from .live import LiveFigure
 from .plotting import LossCurvesPlot
-from .train import History, fit
-from .widgets import LiveFigure
 
 __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS"]
 

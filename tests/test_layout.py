@@ -1,0 +1,108 @@
+"""The library's layout holds: compute modules never pull in drawing code, ``course_lib.ui`` is
+the only place that imports matplotlib or ipywidgets, and nothing crosses into another module's
+``_private`` names.
+
+Why a test and not a convention: the grader replaces ``course_lib.ui`` by inert stubs, and a
+compute module that imported matplotlib would hang a headless grader or slow every import.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "course_lib"
+DRAWING = ("matplotlib", "ipywidgets", "ipympl", "seaborn", "course_lib.ui")
+
+
+def _compute_modules() -> list[str]:
+    """Every module of course_lib outside ui/: flat compute modules and the grading package."""
+    names = []
+    for path in sorted(LIB.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        if "ui" in rel.parts or rel.name == "__main__":
+            continue
+        names.append(".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts))
+    return names
+
+
+COMPUTE = _compute_modules()
+
+
+def _drawing_modules_after_import(module: str) -> list[str]:
+    code = (f"import sys, {module}; "
+            f"print([m for m in sys.modules if m.startswith({DRAWING!r})])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_layout_has_what_the_boundary_test_needs():
+    assert {"course_lib", "course_lib.train", "course_lib.grading", "course_lib.grading.sandbox"} <= set(COMPUTE)
+    assert (LIB / "ui" / "__init__.py").is_file()
+    assert not any(m.startswith("course_lib.ui") for m in COMPUTE)
+
+
+def test_no_compute_module_imports_drawing_code_in_a_fresh_interpreter():
+    """Each compute module imported alone, in a new Python process, leaves matplotlib, ipywidgets,
+    ipympl, seaborn and course_lib.ui out of sys.modules (two processes at a time: torch's import
+    dominates, about 2 s each)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = dict(zip(COMPUTE, pool.map(_drawing_modules_after_import, COMPUTE)))
+    bad = {m: mods for m, mods in found.items() if mods}
+    assert not bad, f"compute modules that import drawing code (move that code to course_lib/ui/): {bad}"
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield node.lineno, a.name, None
+        elif isinstance(node, ast.ImportFrom):
+            yield node.lineno, "." * node.level + (node.module or ""), [a.name for a in node.names]
+
+
+@pytest.mark.parametrize("path", sorted(p for p in LIB.rglob("*.py") if "ui" not in p.relative_to(LIB).parts),
+                         ids=lambda p: str(p.relative_to(LIB)))
+def test_compute_sources_name_no_drawing_module_even_lazily(path):
+    """The same boundary read from the source, so an import hidden inside a function (an arrow
+    pointing back up, such as a result that draws itself) is caught too."""
+    bad = [f"line {line}: {mod}" for line, mod, _ in _imports(path)
+           if mod.lstrip(".").startswith(("matplotlib", "ipywidgets", "ipympl", "seaborn"))
+           or mod.lstrip(".") == "ui" or ".ui" in mod or mod.startswith("course_lib.ui")]
+    assert not bad, f"{path.relative_to(ROOT)} imports drawing code: {bad}"
+
+
+@pytest.mark.parametrize("path", sorted(LIB.rglob("*.py")), ids=lambda p: str(p.relative_to(LIB)))
+def test_no_module_imports_another_modules_private_names(path):
+    """``from .train import _make_optimizer`` couples two modules through a name that promises
+    nothing; shared helpers live in a private module (``_loop``, ``_validation``, ...) under
+    public names. ``_private`` modules themselves may be imported."""
+    def is_module(mod: str, name: str) -> bool:  # `from . import _run_cache` imports a private module: fine
+        here = path.parent
+        for _ in range(max(len(mod) - len(mod.lstrip(".")) - 1, 0)):
+            here = here.parent
+        base = here.joinpath(*mod.lstrip(".").split(".")) if mod.lstrip(".") else here
+        return (base / f"{name}.py").is_file() or (base / name / "__init__.py").is_file()
+
+    bad = [f"line {line}: from {mod} import {n}" for line, mod, names in _imports(path) if names
+           for n in names if n.startswith("_") and n != "__version__" and not is_module(mod, n)]
+    assert not bad, f"{path.relative_to(ROOT)} imports private names of another module: {bad}"
+
+
+KERNELSPEC = {"kernelspec": {"display_name": "Loss & Scaling (course)", "language": "python", "name": "loss-scaling"}}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_lesson_notebook_metadata_is_exactly_its_kernelspec(path):
+    """No editor metadata (jupytext, widget state, language_info) is committed: only the kernel."""
+    meta = json.loads(path.read_text())["metadata"]
+    assert meta == KERNELSPEC, f"{path.name}: metadata should be exactly {KERNELSPEC}; got {meta}"
