@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-hidden", action="store_true", help="leave out grading/hidden")
     g.add_argument("--root", default=None, help="the course folder (default: found automatically)")
     g.add_argument("--exercises", default=None, help="grade only these exercise ids, comma-separated (e.g. 4.3,5.4)")
+    g.add_argument("--isolation", choices=("auto", "bwrap", "audit"), default=None,
+                   help="bubblewrap sandbox or the weaker audit hook (default: $COURSE_GRADING_ISOLATION, else auto: "
+                        "bubblewrap when it works here); the one used is printed")
     c = sub.add_parser("check", help="grade the saved notebooks of one folder and print the report")
     c.add_argument("folder")
     c.add_argument("ids", nargs="*")
@@ -42,11 +45,16 @@ def main(argv: list[str] | None = None) -> int:
             results = grade(args.submissions, args.out, args.feedback, workers=args.workers,
                             timeout_per_test=args.timeout_per_test, timeout_per_submission=args.timeout_per_submission,
                             hidden=not args.no_hidden, root=args.root,
-                            exercises=args.exercises.split(",") if args.exercises else None)
+                            exercises=args.exercises.split(",") if args.exercises else None,
+                            isolation=args.isolation)
         except SubmissionsModifiedError as e:
             print(e, file=sys.stderr)
             return 3
-        print(f"{len(results)} submission(s) graded: {args.out}, feedback in {args.feedback}/")
+        except RuntimeError as e:  # bubblewrap asked for and not working
+            print(e, file=sys.stderr)
+            return 2
+        used = results[0].isolation if results else "none"
+        print(f"{len(results)} submission(s) graded with isolation {used}: {args.out}, feedback in {args.feedback}/")
         return 0
     if args.ids:
         results = [check(i, folder=args.folder, hidden=args.hidden, root=args.root) for i in args.ids]

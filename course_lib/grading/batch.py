@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .._validation import check_number, check_type
 from . import assign
+from . import sandbox as sandbox_module
 from ._common import (
     DEFAULT_HINTS,
     LIB_ROOT,
@@ -27,6 +28,8 @@ from ._common import (
     course_root,
     fmt_points,
     id_key,
+    is_hidden,
+    shown_to_student,
     summarise,
 )
 
@@ -47,6 +50,7 @@ class SubmissionResult(PointTotals):
         tests: one dict per grading test (nodeid, exercise, points, passed, kind, message, hint, where, notes).
         notes: what happened to the grading process (crashes, restarts, output volume).
         wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es).
+        isolation: how its grading processes were isolated (``"bubblewrap"`` or ``"audit-hook"``).
     """
 
     student: str
@@ -56,6 +60,7 @@ class SubmissionResult(PointTotals):
     notes: list
     wall_s: float = 0.0
     max_rss_mb: float = 0.0
+    isolation: str = ""
 
 
 class _Progress:
@@ -81,8 +86,10 @@ class _Progress:
         return new
 
 
-def _describe_exit(status: int) -> str:
+def _describe_exit(status: int, bwrapped: bool = False) -> str:
     code = os.waitstatus_to_exitcode(status)
+    if bwrapped and 128 < code < 128 + 65:  # bubblewrap exits with 128 + the signal that killed its child
+        code = 128 - code
     if code >= 0:
         return f"the grading process exited with code {code}"
     sig = -code
@@ -114,6 +121,13 @@ class Limits:
     file_size_mb: float = 16
     hidden: bool = True
     ids: list | None = None
+    isolation: sandbox_module.Isolation | None = None  # None: sandbox.isolation() (bubblewrap when it works)
+    hide: tuple = ()  # folders no child may see besides the course (the submissions, the batch's scratch folder)
+
+    def iso(self) -> sandbox_module.Isolation:
+        if self.isolation is None:
+            self.isolation = sandbox_module.isolation()
+        return self.isolation
 
     @property
     def wall_per_test(self) -> float:
@@ -122,18 +136,40 @@ class Limits:
         return max(4 * self.timeout_per_test, self.timeout_per_test + 20)
 
 
+def _copy_grading_tests(root: Path, course: Path, hidden: bool) -> None:
+    """A fresh copy of the grading tests this run needs (the shipped ones, the hidden ones when graded) in
+    the child's own folder: the child sees no other file of the course, and deletes its copy of the
+    hidden tests once pytest has imported them."""
+    dst = course / "grading"
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    src = root / "grading"
+    for name in ("conftest.py", "pytest.ini"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+    for d in ["tests"] + (["hidden"] if hidden else []):
+        if (src / d).is_dir():
+            shutil.copytree(src / d, dst / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+
+
 def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: float, skip: dict) -> dict:
     """One grading child; returns its events, how it ended and its peak memory."""
     work = base / "work"
     progress_path, skip_path = base / f"progress-{attempt}.jsonl", base / "skip.json"
     skip_path.write_text(json.dumps(skip))
+    course = base / "course"
+    _copy_grading_tests(root, course, limits.hidden)
+    hide = [str(root)] + [str(h) for h in limits.hide] + [str(base.parent)]
     cpu_s = max(deadline - time.monotonic(), 1.0) + 10
-    cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(root), "--progress", str(progress_path),
+    cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(course), "--progress", str(progress_path),
            "--work", str(work), "--timeout", f"{limits.timeout_per_test:g}", "--skip-file", str(skip_path),
-           "--wall-timeout", f"{limits.wall_per_test:g}",
+           "--wall-timeout", f"{limits.wall_per_test:g}", "--base", str(base), "--hide", os.pathsep.join(hide),
            "--memory-mb", f"{limits.memory_mb:g}", "--file-size-mb", f"{limits.file_size_mb:g}", "--cpu-s", f"{cpu_s:.0f}"]
     cmd += (["--hidden"] if limits.hidden else []) + (["--ids", ",".join(limits.ids)] if limits.ids else [])
-    env = _child_env(root, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
+    iso = limits.iso()
+    if iso.kind == sandbox_module.BWRAP:
+        cmd = sandbox_module.bwrap_command(iso, cmd, base, work, hide)
+    env = _child_env(course, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
     with open(base / "stdout.txt", "ab") as out, open(base / "stderr.txt", "ab") as err:
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 start_new_session=True)
@@ -168,7 +204,7 @@ def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: f
     exit_code = next((e["code"] for e in reader.events if e["event"] == "exit"), None)
     tail = _tail(progress_path.with_suffix(".pytest.txt")) or _tail(base / "stderr.txt")
     return {"events": reader.events, "ended": exit_code is not None, "exit_code": exit_code,
-            "reason": killed or _describe_exit(status), "killed": killed is not None,
+            "reason": killed or _describe_exit(status, iso.kind == sandbox_module.BWRAP), "killed": killed is not None,
             "rss_mb": usage.ru_maxrss / 1024, "cell": cell, "tail": tail}
 
 
@@ -321,7 +357,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         points[r["exercise"]] = points.get(r["exercise"], 0.0) + (r["points"] if r["passed"] else 0.0)
     order = sorted(max_points, key=id_key)
     return SubmissionResult(name, {k: points[k] for k in order}, {k: max_points[k] for k in order}, tests,
-                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1))
+                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1), limits.iso().kind)
 
 
 def _run_collect(root: Path, hidden: bool) -> list:
@@ -381,11 +417,11 @@ def _feedback_text(res: SubmissionResult, titles: dict) -> str:
     for ex_id in res.max_points:
         lines += ["", f"## Exercise {ex_id}" + (f": {titles[ex_id]}" if titles.get(ex_id) else "")
                   + f" ({fmt_points(res.points[ex_id])} / {fmt_points(res.max_points[ex_id])} points)", ""]
-        for t in (t for t in res.tests if t["exercise"] == ex_id):
+        for t in (shown_to_student(t) for t in res.tests if t["exercise"] == ex_id):
             mark, pts = ("PASS", t["points"]) if t["passed"] else ("FAIL", 0)
             lines.append(f"- {mark} `{t['name']}` ({fmt_points(pts)} / {fmt_points(t['points'])})")
             if not t["passed"]:
-                label = "expected vs got" if t["kind"] == "assertion" else "what happened"
+                label = "expected vs got" if t["kind"] == "assertion" and not is_hidden(t) else "what happened"
                 lines.append(f"  - {label}: {t['message']}".replace("\n", "\n    "))
                 if t.get("where"):
                     lines.append(f"  - where: {t['where']}")
@@ -412,7 +448,7 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
           feedback_dir: str | os.PathLike = "feedback", *, workers: int | None = None,
           timeout_per_test: float = 10.0, timeout_per_submission: float | None = None, hidden: bool = True,
           memory_mb: float = 1536, file_size_mb: float = 16, root: str | os.PathLike | None = None,
-          exercises: list | None = None, verbose: bool = True) -> list[SubmissionResult]:
+          exercises: list | None = None, isolation: str | None = None, verbose: bool = True) -> list[SubmissionResult]:
     """Grade every submission folder and write the gradebook and one feedback file per student.
 
     Args:
@@ -429,6 +465,9 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         memory_mb, file_size_mb: per-process limits (data segment; largest file written). Defaults: 1536, 16.
         root: the course folder (default: :func:`course_root`).
         exercises (list of str): grade only these exercise ids, e.g. ``["4.3"]``. Default: all.
+        isolation (str): ``"auto"`` (bubblewrap when it works on this machine, else the weaker audit hook),
+            ``"bwrap"`` (bubblewrap or an error) or ``"audit"``. Default: ``$COURSE_GRADING_ISOLATION``, else
+            ``"auto"``. The one used is printed (``verbose``) and written in the gradebook's last column.
 
     Returns:
         one :class:`SubmissionResult` per submission, sorted by student.
@@ -462,7 +501,11 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         catalog = [t for t in catalog if t["exercise"] in ids]
     if not catalog:
         raise ValueError(f"grade(): no grading tests in {root / 'grading'}" + (f" for exercises {ids}" if ids else ""))
-    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids)
+    iso = sandbox_module.isolation(isolation)
+    if verbose:
+        print(iso.line(), file=sys.stderr, flush=True)
+    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids, iso,
+                    (str(subs_dir),))
     tmp = Path(tempfile.mkdtemp(prefix="course-grading-"))
 
     def one(i_d):
@@ -471,7 +514,8 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             res = grade_folder(d, d.name, tmp / f"{i:04d}", root, catalog, limits)
         except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
             tests = [_failed(t, "crash", f"not graded: the grader failed on this submission ({e!r})") for t in catalog]
-            res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"])
+            res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"],
+                                   isolation=iso.kind)
         if verbose:
             print(f"graded {res.student}: {fmt_points(res.total)} / {fmt_points(res.max_total)} ({res.wall_s:.1f} s)",
                   file=sys.stderr, flush=True)
@@ -486,9 +530,10 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with open(out_csv, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["student", *[f"ex{e}" for e in ex_ids], "total", "max"])
+        w.writerow(["student", *[f"ex{e}" for e in ex_ids], "total", "max", "isolation"])
         for r in results:
-            w.writerow([r.student, *[fmt_points(r.points.get(e, 0.0)) for e in ex_ids], fmt_points(r.total), fmt_points(r.max_total)])
+            w.writerow([r.student, *[fmt_points(r.points.get(e, 0.0)) for e in ex_ids], fmt_points(r.total),
+                        fmt_points(r.max_total), r.isolation or iso.kind])
     feedback_dir.mkdir(parents=True, exist_ok=True)
     titles, used = exercise_titles(root), set()
     for r in results:
