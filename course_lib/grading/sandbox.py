@@ -184,6 +184,7 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass  # the stub needs no code; _stub_names() finds it in namespaces
 
 
+_NETWORK_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo"}
 _LIST_EVENTS = {"os.listdir", "os.scandir"}  # glob, os.walk and pathlib list through these
 _SYSTEM_READS = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/proc/self", "/proc/thread-self",
                  "/sys/devices/system/cpu", "/sys/fs/cgroup")
@@ -234,6 +235,8 @@ def _install_sandbox(writable: list[Path], readable: tuple | None = None) -> Non
             path = args[0] if args else None
             if not isinstance(path, int) and not may_read("." if path is None else path):
                 raise PermissionError(f"grading sandbox: listing {path!r} is not allowed (only this submission)")
+        elif event in _NETWORK_EVENTS:
+            raise PermissionError(f"grading sandbox: {event} is not allowed while grading (no network)")
         elif event in ("ctypes.dlopen", "ctypes.dlsym") and read_roots is not None:
             raise PermissionError(f"grading sandbox: {event} is not allowed while grading")
         elif event in _PATH_EVENTS:
