@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_child"]:
         child_main(argv[1:])
         return 0
+    if argv[:1] == ["_zygote"]:
+        from .zygote import zygote_main
+        zygote_main(argv[1:])
+        return 0
     ap = argparse.ArgumentParser(prog="python -m course_lib.grading", description="Grade exercise notebooks.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("grade", help="grade a folder of submissions (one folder per student)")
@@ -34,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--isolation", choices=("auto", "bwrap", "audit"), default=None,
                    help="bubblewrap sandbox or the weaker audit hook (default: $COURSE_GRADING_ISOLATION, else auto: "
                         "bubblewrap when it works here); the one used is printed")
+    g.add_argument("--fresh-processes", action="store_true",
+                   help="start a fresh Python for every grading child instead of forking it from a warm zygote (slower)")
     c = sub.add_parser("check", help="grade the saved notebooks of one folder and print the report")
     c.add_argument("folder")
     c.add_argument("ids", nargs="*")
@@ -46,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                             timeout_per_test=args.timeout_per_test, timeout_per_submission=args.timeout_per_submission,
                             hidden=not args.no_hidden, root=args.root,
                             exercises=args.exercises.split(",") if args.exercises else None,
-                            isolation=args.isolation)
+                            isolation=args.isolation, processes="fresh" if args.fresh_processes else "zygote")
         except SubmissionsModifiedError as e:
             print(e, file=sys.stderr)
             return 3
