@@ -57,7 +57,8 @@ test-fast: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.grading.assign
 
-# One sandboxed subprocess per submission, one per core; student files are never modified.
+# One sandboxed child per submission (bubblewrap when it works here, else the weaker audit hook: the
+# first line printed says which), forked from a warm zygote per core; student files are never modified.
 OUT      ?= gradebook.csv
 FEEDBACK ?= feedback
 grade: $(STAMP)

@@ -522,8 +522,10 @@ def test_the_benchmark_prints_its_two_lines(capsys):
     bench = _load(ROOT / "benchmarks" / "grading.py", "grading_benchmark")
     out = bench.main(["--n", "3", "--timeout-per-test", "2", "--demo"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [ln.split(":")[0] for ln in lines[-2:]] == ["submissions_per_minute", "max_rss_mb"]
-    assert out["submissions_per_minute"] > 0 and 50 < out["max_rss_mb"] < 4096
+    assert [ln.split(":")[0] for ln in lines[-4:]] == ["submissions_per_minute", "speedup_vs_fresh_process",
+                                                       "max_rss_mb", "isolation"]
+    assert out["submissions_per_minute"] > 0 and 50 < out["max_rss_mb"] < 4096 and out["speedup_vs_fresh_process"] > 0
+    assert out["same_gradebook"] and out["isolation"] in ("bubblewrap", "audit-hook")
 
 
 @pytest.mark.slow

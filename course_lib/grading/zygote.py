@@ -26,7 +26,7 @@ import traceback
 
 __all__: list[str] = []  # started by batch.py as `python -m course_lib.grading _zygote`
 
-PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "pytest", "_pytest.main", "_pytest.python",
+PRELOAD = ("numpy", "pandas", "torch", "torch.nn", "torch.nn.functional", "pytest", "_pytest.main", "_pytest.python",
            "_pytest.fixtures", "_pytest.terminal", "pytest_timeout", "pluggy", "course_lib", "course_lib.train",
            "course_lib.data", "course_lib.models", "course_lib.losses", "course_lib.grading.sandbox",
            "course_lib.grading.plugin", "course_lib.grading.extract", "course_lib.grading.assign")
