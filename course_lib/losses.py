@@ -6,6 +6,10 @@ oracle tests). :func:`get_loss` turns a config name (``"huber"``) into one of th
   first (the *log-sum-exp trick*): mathematically a no-op, but every ``exp`` is then ``<= 1``.
 * **Reduction.** One value per element (or sample), then ``reduction`` picks ``'mean'`` (default,
   what you train on), ``'sum'`` or ``'none'`` (per element, for plots), exactly as torch does.
+
+Notebook 01 (``notebooks/01_loss_functions.ipynb``) compares MSE, MAE and Huber and what each
+does to a line fit with outliers; the later notebooks train with these losses through
+``fit(loss_fn=...)``. Each function's docstring cites its source.
 """
 
 from __future__ import annotations

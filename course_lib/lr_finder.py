@@ -21,17 +21,20 @@ What this version does that the two libraries did not (their users' complaints):
 - Validation on a *small fixed* subset, not the whole validation set every step.
 - Every suggestion rule skips the first/last few points and ignores the NaN tail.
 
+Notebook 05 (``notebooks/05_lr_range_test_and_cyclical_schedules.ipynb``) runs it on a tiny
+causal transformer over the course's Markov language and trains with its suggestions;
+``benchmarks/lr_finder_vs_torch_lr_finder.py`` compares it with pytorch-lr-finder.
+
 References:
-    Smith, Cyclical Learning Rates for Training Neural Networks, arXiv 1506.01186, Sec. 3.3.
-    Smith, A disciplined approach to neural network hyper-parameters: Part 1, arXiv 1803.09820.
-    fastai ``Learner.lr_find`` and its suggestion functions; pytorch-lr-finder (D. Silva).
+    Smith, Cyclical Learning Rates for Training Neural Networks, 2017, arXiv 1506.01186, Sec. 3.3.
+    Smith, A disciplined approach to neural network hyper-parameters: Part 1, 2018, arXiv 1803.09820.
+    Howard & Gugger, Fastai: A Layered API for Deep Learning, 2020, arXiv 2002.04688
+    (``Learner.lr_find`` and its suggestion functions); pytorch-lr-finder (D. Silva, GitHub).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -41,7 +44,14 @@ import torch
 import torch.nn as nn
 
 from ._loop import FUSED, OPTIMIZERS, as_pair, make_optimizer, tensor_batches
-from ._validation import check_choice, check_number, check_relation, check_type, skip_value_checks
+from ._snapshot import Snapshot
+from ._validation import (
+    check_choice,
+    check_number,
+    check_relation,
+    check_type,
+    skip_value_checks,
+)
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 
@@ -240,90 +250,6 @@ class LRFinderResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Saving and restoring everything the test touches
-# ---------------------------------------------------------------------------------------------
-
-def _clone(v: Any) -> Any:
-    return v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
-
-
-class _Snapshot:
-    """An in-memory copy of the model, optimizer and RNG states, restorable bit for bit."""
-
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None):
-        self.model = model
-        # Parameters and buffers by name (load_state_dict copies into the same tensors, so the
-        # optimizer's references stay valid), plus gradients and train/eval flags.
-        self.state = {k: _clone(v) for k, v in model.state_dict(keep_vars=True).items()}
-        self.params = list(model.parameters())
-        self.devices = [p.device for p in self.params] + [b.device for b in model.buffers()]
-        self.grads = [None if p.grad is None else _clone(p.grad) for p in self.params]
-        self.training = [(m, m.training) for m in model.modules()]
-        self.optimizer = optimizer
-        if optimizer is not None:
-            in_model = {id(p) for p in self.params}
-            # Parameters the optimizer updates but the model does not own: restore them too.
-            self.extra = [(p, _clone(p), None if p.grad is None else _clone(p.grad))
-                          for g in optimizer.param_groups for p in g["params"] if id(p) not in in_model]
-            self.opt_state = {p: {k: _clone(v) for k, v in s.items()} for p, s in optimizer.state.items()}
-            self.opt_groups = [{k: (list(v) if k == "params" else _clone(v)) for k, v in g.items()}
-                               for g in optimizer.param_groups]
-            # Flags torch keeps on the optimizer object (e.g. `_opt_called`, set by a scheduler's wrapper).
-            self.opt_flags = {k: v for k, v in vars(optimizer).items() if isinstance(v, (bool, int, float, type(None)))}
-        self.rng = _get_rng_states()
-
-    def restore(self) -> None:
-        # 1. Back to the original device(s) first, so the copies below land where they were.
-        if self.devices and len(set(self.devices)) == 1 and self.params and self.params[0].device != self.devices[0]:
-            self.model.to(self.devices[0])
-        # 2. Values, gradients, modes.
-        with torch.no_grad():
-            self.model.load_state_dict(self.state, strict=True)
-        for p, g in zip(self.params, self.grads):
-            p.grad = g
-        for m, flag in self.training:
-            m.training = flag
-        # 3. Optimizer: per-parameter state, group hyperparameters, flags.
-        opt = self.optimizer
-        if opt is not None:
-            with torch.no_grad():
-                for p, value, grad in self.extra:
-                    p.copy_(value)
-                    p.grad = grad
-            opt.state.clear()
-            opt.state.update({p: dict(s) for p, s in self.opt_state.items()})
-            for group, saved in zip(opt.param_groups, self.opt_groups):
-                group.clear()
-                group.update(saved)
-            for k in [k for k, v in vars(opt).items()
-                      if isinstance(v, (bool, int, float, type(None))) and k not in self.opt_flags]:
-                delattr(opt, k)
-            for k, v in self.opt_flags.items():
-                setattr(opt, k, v)
-        # 4. Random number generators last: nothing above draws random numbers.
-        _set_rng_states(self.rng)
-
-
-def _get_rng_states() -> dict:
-    states = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    if hasattr(torch, "mps") and torch.backends.mps.is_available():
-        states["mps"] = torch.mps.get_rng_state()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])
-    if "mps" in states:
-        torch.mps.set_rng_state(states["mps"])
-
-
-# ---------------------------------------------------------------------------------------------
 # Batches
 # ---------------------------------------------------------------------------------------------
 
@@ -480,7 +406,7 @@ def lr_range_test(
         monitored="val" if val is not None else "train"))
 
     # 2. Save everything the test will touch (the optimizer only if it is the caller's).
-    snapshot = _Snapshot(model, None if isinstance(optimizer, str) else optimizer)
+    snapshot = Snapshot(model, None if isinstance(optimizer, str) else optimizer)
     t0 = time.perf_counter()
     try:
         model.to(dev)

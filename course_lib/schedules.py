@@ -18,7 +18,9 @@ Momentum cycles *opposite* to the LR (high LR, low momentum): a large step size 
 momentum together make the effective step too big. For Adam the "momentum" is ``beta1``.
 
 The formulas follow ``torch.optim.lr_scheduler.CyclicLR`` / ``OneCycleLR`` operation for
-operation, so the course's tests can compare them to torch within 1e-12.
+operation, so the course's tests can compare them to torch within 1e-12. Notebook 05
+(``notebooks/05_lr_range_test_and_cyclical_schedules.ipynb``) trains with them; its exercises
+write ``triangular_lr`` and ``one_cycle_lr`` by hand.
 
 References:
     Smith, Cyclical Learning Rates for Training Neural Networks, arXiv 1506.01186 (WACV 2017).

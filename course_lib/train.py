@@ -3,8 +3,8 @@
 What it records, per step: the training loss of the mini-batch, the learning rate, the gradient
 norm and the wall time; every ``eval_every`` steps: the validation loss (and any metrics).
 Everything lands in a :class:`History`, which the course's loss-curve plots draw and
-``course_lib.curves.diagnose`` reads. Notebooks 03 (reading loss curves), 04 (regularization
-and capacity) and 05 (cyclical schedules) train with it.
+``course_lib.curves.diagnose`` reads. Notebooks 00, 04 and 05 call it; notebook 03's training
+lab runs it behind its sliders.
 
 Three design choices worth knowing:
 
@@ -18,11 +18,6 @@ Three design choices worth knowing:
 3. **Hyperparameters can change while training runs.** A callback may call
    ``state.set_hyperparams(lr=..., weight_decay=..., l1=..., dropout=...)``; the change applies
    on the next step and is recorded as an event, so the plot can mark it.
-
-How ``fit`` reads: step 1 checks the arguments (the table ``_FIT_PARAMS``), 2 puts the data on
-the device, 3 builds the optimizer and the bookkeeping, 4 checks the labels once, 5 is the loop
-(lettered (a)-(g) like a hand-written torch loop), 6 finishes. ``_Recorder`` holds the device-side
-records, ``_Evaluator`` the validation passes and early stopping.
 
 References:
     Loshchilov & Hutter, Decoupled Weight Decay Regularization, 2019, arXiv 1711.05101 (``"adamw"``).
@@ -43,8 +38,7 @@ import torch
 import torch.nn as nn
 
 from ._loop import FUSED, OPTIMIZERS, as_pair, has_momentum, make_optimizer, set_momentum, tensor_batches
-from ._validation import (InstanceOf, Interval, Options, Satisfies, check_number, check_relation, skip_value_checks,
-                          validate_params)
+from ._validation import InstanceOf, Interval, Options, Satisfies, check_relation, skip_value_checks, validate_params
 from .device import resolve_device
 from .losses import get_loss
 
@@ -169,25 +163,21 @@ class TrainState:
                     state.set_hyperparams(lr=0.01, weight_decay=1e-3)
         """
         where = "TrainState.set_hyperparams"
-        check_relation(set(changes) <= {"lr", "weight_decay", "l1", "dropout"},
+        check_relation(set(changes) <= set(_MIDRUN_PARAMS),
                        "the only hyperparameters that can change mid-run are 'lr', 'weight_decay', "
                        "'l1' and 'dropout'", where=where, names=sorted(changes))
         old = self.hyperparams
         for name, value in changes.items():
+            _MIDRUN_PARAMS[name].check(name, value, where=where)
             if name == "lr":
-                check_number("lr", value, where=where, low=0.0, low_open=True)
                 check_relation(self.lr_schedule is None, "'lr' cannot be set while an lr_schedule drives it",
                                where=where, lr=value)
+            if name in ("lr", "weight_decay"):
                 for g in self.optimizer.param_groups:
-                    g["lr"] = float(value)
-            elif name == "weight_decay":
-                check_number("weight_decay", value, where=where, low=0.0)
-                for g in self.optimizer.param_groups:
-                    g["weight_decay"] = float(value)
+                    g[name] = float(value)
             elif name == "l1":
-                self.l1 = float(check_number("l1", value, where=where, low=0.0))
+                self.l1 = float(value)
             else:
-                check_number("dropout", value, where=where, low=0.0, high=1.0, high_open=True)
                 _set_dropout(self.model, float(value))
             if old[name] != value:
                 self.history.add_event(self.step + 1, "change", f"{name} {old[name]:.3g} -> {value:.3g}")
@@ -204,10 +194,9 @@ def _get_dropout(model: nn.Module) -> float | None:
     return ps[0] if ps else None
 
 
-# fit's arguments and what each may be, in the order they are checked (scikit-learn's
-# validate_params idea: one table instead of one check call per argument). Arguments not listed
-# are checked where they are used: ``loss_fn`` by get_loss, ``device`` by resolve_device,
-# ``data``/``val_data`` when they are unpacked.
+# fit's arguments and what each may be, checked in fit's order (scikit-learn's validate_params
+# idea: one table instead of one check call per argument). The others are checked where they
+# are used: ``loss_fn`` by get_loss, ``device`` by resolve_device, ``data`` when it is unpacked.
 _FIT_PARAMS = {
     "model": InstanceOf(nn.Module, expected="torch.nn.Module"),
     "optimizer": Options(OPTIMIZERS, or_type=torch.optim.Optimizer, expected="optimizer name or torch.optim.Optimizer"),
@@ -222,15 +211,18 @@ _FIT_PARAMS = {
     "eval_every": Interval(int, 0, None),
     "early_stopping": Interval(int, 1, None, allow_none=True),
     "min_delta": Interval(float, 0, None),
+    "lr_schedule": Satisfies(callable, "'lr_schedule' must be a function step -> lr or a Schedule", allow_none=True),
     "grad_clip": Interval(float, 0, None, closed="neither", allow_none=True),
     "explode_factor": Interval(float, 1, None, closed="neither", allow_none=True),
     "readback_every": Interval(int, 1, None),
     "grad_norm_every": Interval(int, 1, None),
-    "seed": Interval(int, 0, None),
-    "lr_schedule": Satisfies(callable, "'lr_schedule' must be a function step -> lr or a Schedule", allow_none=True),
     "on_step": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
     "on_eval": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
+    "seed": Interval(int, 0, None),
 }
+# What a callback may change mid-run (TrainState.set_hyperparams), checked as fit checks it.
+_MIDRUN_PARAMS = {"lr": _FIT_PARAMS["lr"], "weight_decay": _FIT_PARAMS["weight_decay"], "l1": _FIT_PARAMS["l1"],
+                  "dropout": Interval(float, 0, 1, closed="left")}
 
 
 def fit(
@@ -296,7 +288,7 @@ def fit(
         explode_factor (float or None): stop when the loss exceeds this times the first loss.
         readback_every (int): steps between copies of the losses from the device. Default 256.
         grad_norm_every (int): record the gradient norm every this many steps. Default 10:
-            on the course's tiny models computing it costs ~7% of a step; 1 records every step.
+            on the course's tiny models computing it costs ~15% of a step; 1 records every step.
         on_step, on_eval: callbacks ``f(state: TrainState)`` after each step / evaluation.
         baseline (float or None): a reference loss stored in the history (e.g. predicting the mean).
         seed (int): seeds the batch order and dropout. Model initialisation is the caller's.
@@ -336,8 +328,10 @@ def fit(
     model.to(dev)
     if dropout is not None:
         _set_dropout(model, dropout)
-    opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay) if isinstance(optimizer, str) \
-        else optimizer
+    if isinstance(optimizer, str):
+        opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    else:
+        opt = optimizer  # the caller's, over the model's parameters
     momentum_schedule = getattr(lr_schedule, "momentum", None)  # a Schedule may cycle momentum too
     if momentum_schedule is not None:
         check_relation(has_momentum(opt), "a Schedule that cycles momentum needs an optimizer with 'momentum' "
@@ -350,7 +344,7 @@ def fit(
         dropout=_get_dropout(model), batch_size=batch_size, num_steps=num_steps, seed=seed, device=str(dev)))
     state = TrainState(model, opt, history, l1, lr_schedule)
     recorder = _Recorder(state, explode_factor, readback_every)
-    evaluate = _Evaluator(state, recorder, loss_fn, X_val, y_val, metrics=metrics or {},
+    evaluate = _Evaluator(state, loss_fn, X_val, y_val, metrics=metrics or {},
                           train_set=(X_train, y_train) if eval_train and X_train is not None else None,
                           early_stopping=early_stopping, min_delta=min_delta, restore_best=restore_best,
                           on_eval=on_eval)
@@ -392,7 +386,7 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 # (d) Gradient norm: clipping computes it every step anyway; otherwise it costs
-                #     ~7% of a tiny model's step, so only every grad_norm_every steps.
+                #     ~15% of a tiny model's step, so only every grad_norm_every steps.
                 if grad_clip is not None:
                     grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip).detach()
                 elif step % grad_norm_every == 0:
@@ -438,7 +432,8 @@ class _Recorder:
 
     def __init__(self, state: TrainState, explode_factor: float | None, readback_every: int):
         self.state, self.history = state, state.history
-        self.explode_factor, self.readback_every = explode_factor, readback_every
+        self.explode_factor = math.inf if explode_factor is None else explode_factor
+        self.readback_every = readback_every
         self.pending: list[tuple[int, torch.Tensor, torch.Tensor | None, float, float]] = []
         self.first_loss: float | None = None  # the reference for explode_factor, set at the first readback
         state._flush_hook = self.flush
@@ -453,7 +448,7 @@ class _Recorder:
         history = self.history
         if not pending or history.diverged:
             return
-        losses = torch.stack([p[1] for p in pending]).tolist()  # the one device -> host copy
+        losses = torch.stack([p[1] for p in pending]).tolist()  # one device -> host copy for all these steps
         measured = [(p[0], p[2]) for p in pending if p[2] is not None]
         if measured:
             history.grad_norm_step.extend(s for s, _ in measured)
@@ -469,8 +464,7 @@ class _Recorder:
             if not math.isfinite(loss):
                 self._stop(step, "diverged", f"loss = {loss} at step {step}")
                 return
-            if self.explode_factor is not None and self.first_loss is not None \
-                    and loss > self.explode_factor * self.first_loss:
+            if self.first_loss is not None and loss > self.explode_factor * self.first_loss:
                 self._stop(step, "exploded", f"loss {loss:.3g} > {self.explode_factor:g} x first loss "
                                              f"{self.first_loss:.3g} at step {step}")
                 return
@@ -486,18 +480,17 @@ class _Evaluator:
     stop after ``early_stopping`` evaluations without an improvement of more than ``min_delta``,
     keeping a copy of the best weights to restore."""
 
-    def __init__(self, state: TrainState, recorder: _Recorder, loss_fn: Callable, X_val, y_val, *,
-                 metrics: dict[str, Callable], train_set: tuple | None, early_stopping: int | None,
-                 min_delta: float, restore_best: bool, on_eval: list[Callable]):
-        self.state, self.history, self.recorder, self.loss_fn = state, state.history, recorder, loss_fn
-        self.X_val, self.y_val, self.metrics, self.train_set = X_val, y_val, metrics, train_set
-        self.early_stopping, self.min_delta, self.restore_best, self.on_eval = (early_stopping, min_delta,
-                                                                                restore_best, on_eval)
+    def __init__(self, state: TrainState, loss_fn: Callable, X_val, y_val, *, metrics: dict[str, Callable],
+                 train_set: tuple | None, early_stopping: int | None, min_delta: float, restore_best: bool,
+                 on_eval: list[Callable]):
+        self.state, self.loss_fn, self.X_val, self.y_val = state, loss_fn, X_val, y_val
+        self.metrics, self.train_set, self.on_eval = metrics, train_set, on_eval
+        self.early_stopping, self.min_delta, self.restore_best = early_stopping, min_delta, restore_best
         self.best_loss, self.evals_since, self.best_weights = math.inf, 0, None
 
     def __call__(self, step: int) -> None:
-        self.recorder.flush()  # callbacks see every step up to this one
-        history, model = self.history, self.state.model
+        state, history, model = self.state, self.state.history, self.state.model
+        state.flush()  # the callbacks see every step up to this one
         if history.diverged:  # the readback just found a blow-up: no point evaluating after it
             return
         model.eval()
@@ -508,8 +501,7 @@ class _Evaluator:
             for name, fn in self.metrics.items():
                 history.val_metrics.setdefault(name, []).append(float(fn(y_hat, self.y_val)))
             if self.train_set is not None:
-                X_train, y_train = self.train_set
-                history.train_eval_loss.append(float(self.loss_fn(model(X_train), y_train)))
+                history.train_eval_loss.append(float(self.loss_fn(model(self.train_set[0]), self.train_set[1])))
         model.train()
         v = history.val_loss[-1]
         if v < self.best_loss - self.min_delta:
@@ -519,9 +511,9 @@ class _Evaluator:
         else:
             self.evals_since += 1
         for cb in self.on_eval:
-            cb(self.state)
+            cb(state)
         if self.early_stopping is not None and self.evals_since >= self.early_stopping:
-            self.state.request_stop("early_stopping")
+            state.request_stop("early_stopping")
 
     def restore_best_weights(self) -> None:
         if self.best_weights is not None:
@@ -531,34 +523,28 @@ class _Evaluator:
 def _prepare_data(data, val_data, batch_size: int, num_epochs: int | None, seed: int, dev: torch.device):
     """``(X_train, y_train, X_val, y_val, batches)``, tensors on ``dev``; for a stream of batches
     ``X_train`` and ``y_train`` are None. ``batches`` yields ``(X, y)`` forever."""
-    unpacked = _unpack_data(data, "fit")
-    if isinstance(unpacked, Iterator):
+    X_val = y_val = None
+    if hasattr(data, "X_train"):  # a course_lib.data.DataSplit
+        X_train, y_train = data.X_train, data.y_train
+        X_val, y_val = getattr(data, "X_val", None), getattr(data, "y_val", None)
+    elif isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, torch.Tensor) for t in data):
+        X_train, y_train, X_val, y_val = data if len(data) == 4 else (*data, None, None)
+    elif isinstance(data, Iterator):
         check_relation(num_epochs is None, "'num_epochs' needs tensor data (an iterator has no epochs)",
                        where="fit", num_epochs=num_epochs)
-        X_train = y_train = X_val = y_val = None
-        batches = (tuple(t.to(dev) for t in as_pair(b)) for b in unpacked)
+        X_train = y_train = None
+        batches = (tuple(t.to(dev) for t in as_pair(b)) for b in data)
     else:
-        X_train, y_train, X_val, y_val = (None if t is None else t.to(dev) for t in unpacked)
+        raise TypeError("fit(): 'data' must be a DataSplit, a tuple (X, y) or (X, y, X_val, y_val) of tensors, "
+                        f"or an iterator of batches, got data of type {type(data).__name__}")
+    if X_train is not None:
+        X_train, y_train, X_val, y_val = (None if t is None else t.to(dev) for t in (X_train, y_train, X_val, y_val))
         check_relation(X_train.shape[0] == y_train.shape[0], "X and y must have the same number of rows",
                        where="fit", X_rows=X_train.shape[0], y_rows=y_train.shape[0])
         batches = tensor_batches(X_train, y_train, batch_size, torch.Generator().manual_seed(seed))
     if val_data is not None:
         X_val, y_val = (t.to(dev) for t in as_pair(val_data))
     return X_train, y_train, X_val, y_val, batches
-
-
-def _unpack_data(data, where: str):
-    """Return (X_train, y_train, X_val, y_val) or an iterator of batches."""
-    if hasattr(data, "X_train"):  # a course_lib.data.DataSplit
-        return data.X_train, data.y_train, getattr(data, "X_val", None), getattr(data, "y_val", None)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, torch.Tensor) for t in data):
-        return tuple(data) if len(data) == 4 else (data[0], data[1], None, None)
-    if isinstance(data, Iterator):
-        return data
-    raise TypeError(
-        f"{where}(): 'data' must be a DataSplit, a tuple (X, y) or (X, y, X_val, y_val) of tensors, "
-        f"or an iterator of batches, got data of type {type(data).__name__}"
-    )
 
 
 def _total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor:

@@ -3,10 +3,11 @@
 * The audit is the course's own mutation test: every wrong answer in grading/audit/cases.py loses
   at least half of its exercise's points (``wrong``) or some points (``partial``), and every correct
   alternative gets full marks (``full``), graded by the real batch grader with the hidden tests.
-* The load test grades the solutions of the exercises whose tests train, with a budget three times
-  their measured CPU cost, while CPU hogs keep every core busy: full marks three runs in a row. A
-  grader that counted wall-clock seconds would run out of time here; CPU seconds do not depend on
-  what else runs.
+* The load test grades the solutions of exercise 4.3 (its tests train four 1,000-step runs: the
+  most expensive, and the one that timed out under load before) with a budget of 2.5 times their
+  measured CPU cost, while two CPU hogs per core run beside the grader: full marks three runs in a
+  row. Each test then takes about 2.5 to 3 times longer on the wall clock, so a wall-clock budget
+  of that size would run out; CPU seconds hardly change with what else runs (+7% measured).
 """
 
 import ast
@@ -81,7 +82,7 @@ def test_the_audit_catches_every_wrong_answer_and_accepts_every_correct_one(audi
 
 # ---- the load test -------------------------------------------------------------------------------
 
-LOADED = ["3.2", "3.4", "4.3", "5.4"]  # the exercises whose tests train: the load-sensitive ones
+LOADED = ["4.3"]  # its tests train the longest (the hidden one timed out under load before CPU budgets)
 
 
 @contextlib.contextmanager
@@ -106,8 +107,8 @@ def test_marks_do_not_depend_on_machine_load(tmp_path):
     quiet = grading.grade(subs, tmp_path / "gb0.csv", tmp_path / "fb0", exercises=LOADED, verbose=False)[0]
     assert quiet.total == quiet.max_total > 0, [t["message"] for t in quiet.tests if not t["passed"]]
     heaviest = max(t["cpu_s"] for t in quiet.tests)
-    budget = max(3 * heaviest, 1.0)
-    # 2. Three runs while every core is busy twice over: a wall-clock budget of 3x would run out.
+    budget = max(2.5 * heaviest, 1.0)
+    # 2. Three runs while every core is busy twice over: a wall-clock budget of 2.5x would run out.
     with cpu_hogs(2 * (os.cpu_count() or 1)):
         for run in range(3):
             t0 = time.perf_counter()

@@ -419,22 +419,6 @@ def test_suggestions_are_nan_safe_and_need_enough_points():
     assert suggest_lrs([], []) == dict.fromkeys(cl.SUGGESTION_RULES)
 
 
-# --- the plot (results do not draw themselves: the plotting layer draws them) -------------------
-# TODO(issue 11): moves to the UI layer's tests with plot_lr_finder.
-
-def test_plot_returns_axes_with_a_marker_per_suggestion():
-    import matplotlib
-    matplotlib.use("Agg")
-    from course_lib.ui.lr_finder import plot_lr_finder
-    data = cl.make_regression(256, noise=0.1, seed=0)
-    r = lr_range_test(cl.MLP(1, 1, width=16), data, start_lr=1e-5, end_lr=100, device="cpu")
-    assert not hasattr(r, "plot")
-    ax = plot_lr_finder(r)
-    found = {rule for rule in cl.SUGGESTION_RULES if any(rule in ln.get_label() for ln in ax.get_lines())}
-    assert found == {k for k, v in r.suggestions.items() if v is not None}
-    assert ax.get_xscale() == "log"
-
-
 # --- bad input ----------------------------------------------------------------------------------
 
 _X, _Y = torch.randn(32, 2), torch.randn(32, 1)

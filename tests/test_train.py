@@ -222,6 +222,30 @@ def test_bad_arguments_get_clear_messages(reg, kwargs, exc, match):
         fit(_model(), reg, **kwargs)
 
 
+def test_the_argument_table_lists_fit_parameters_in_signature_order():
+    import inspect
+    from course_lib.train import _FIT_PARAMS, _MIDRUN_PARAMS
+    params = list(inspect.signature(fit).parameters)
+    assert list(_FIT_PARAMS) == [p for p in params if p in _FIT_PARAMS]
+    assert set(_MIDRUN_PARAMS) <= set(_FIT_PARAMS)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"optimizer": 3}, TypeError, r"^fit\(\): 'optimizer' must be a optimizer name or torch.optim.Optimizer, got optimizer=3"),
+    ({"lr_schedule": 3}, ValueError, r"^fit\(\): 'lr_schedule' must be a function step -> lr or a Schedule, got lr_schedule=3$"),
+    ({"on_eval": [print, 3]}, TypeError, r"^fit\(\): 'on_eval' must be a callable or list of callables, got on_eval=3"),
+    ({"num_steps": 2.0}, TypeError, r"^fit\(\): 'num_steps' must be an int >= 1 or None, got num_steps=2.0 of type float$"),
+    ({"grad_clip": 0.0}, ValueError, r"^fit\(\): 'grad_clip' must be a float > 0 or None, got grad_clip=0.0$"),
+    ({"explode_factor": 1}, ValueError, r"^fit\(\): 'explode_factor' must be a float > 1 or None, got explode_factor=1$"),
+    ({"momentum": 1.0}, ValueError, r"^fit\(\): 'momentum' must be a float in \[0, 1\), got momentum=1.0$"),
+    ({"eval_every": -1}, ValueError, r"^fit\(\): 'eval_every' must be an int >= 0, got eval_every=-1$"),
+])
+def test_table_driven_checks_keep_the_per_argument_messages(reg, kwargs, exc, match):
+    model = _model()
+    with pytest.raises(exc, match=match):
+        fit(model, reg, **kwargs)
+
+
 def test_bad_model_data_and_labels_get_clear_messages(reg):
     with pytest.raises(TypeError, match=r"'model' must be a torch.nn.Module"):
         fit("mlp", reg)

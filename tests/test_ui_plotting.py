@@ -235,3 +235,16 @@ def test_set_course_theme_changes_rcparams():
     assert notebook["font.size"] != default_size
     assert lecture["font.size"] > notebook["font.size"]
     assert lecture["lines.linewidth"] > notebook["lines.linewidth"]
+
+
+# --- the LR range test (results do not draw themselves: ui.lr_finder draws them) ----------------
+
+def test_plot_returns_axes_with_a_marker_per_suggestion():
+    from course_lib.ui.lr_finder import plot_lr_finder
+    data = cl.make_regression(256, noise=0.1, seed=0)
+    r = cl.lr_range_test(cl.MLP(1, 1, width=16), data, start_lr=1e-5, end_lr=100, device="cpu")
+    assert not hasattr(r, "plot")
+    ax = plot_lr_finder(r)
+    found = {rule for rule in cl.SUGGESTION_RULES if any(rule in ln.get_label() for ln in ax.get_lines())}
+    assert found == {k for k, v in r.suggestions.items() if v is not None}
+    assert ax.get_xscale() == "log"

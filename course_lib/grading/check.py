@@ -58,12 +58,15 @@ def _run_live(namespace: dict, ids: list, root: Path, timeout: float, hidden: bo
     events: list = []
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         timeout = 0  # pytest-timeout's thread method would end the whole kernel; no timeout instead
-    plugin = GradingPlugin(events.append, ids=ids, timeout=timeout)
-    args = pytest_args(root, timeout, grading_test_dirs(root, hidden), ["-p", "no:faulthandler"])
+    # CPU seconds, as in the batch grader (a busy laptop gives the same result), with a wide wall-clock backstop.
+    plugin = GradingPlugin(events.append, ids=ids, timeout=timeout, cpu_timeout=True)
+    wall = max(4 * timeout, timeout + 20) if timeout else 0
+    args = pytest_args(root, wall, grading_test_dirs(root, hidden), ["-p", "no:faulthandler"])
     grading_dir = str(root / "grading") + os.sep
     saved_path, saved_modules = sys.path[:], dict(sys.modules)
     in_main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
     saved_alarm = (signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)) if in_main else None
+    saved_prof = signal.getsignal(signal.SIGPROF) if in_main else None
     buf = io.StringIO()
     plugin_module.LIVE = mod
     try:
@@ -79,6 +82,8 @@ def _run_live(namespace: dict, ids: list, root: Path, timeout: float, hidden: bo
                 else:
                     del sys.modules[name]
         if saved_alarm:  # the kernel's (or an outer pytest's) alarm, as it was
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, saved_prof if saved_prof is not None else signal.SIG_DFL)
             signal.signal(signal.SIGALRM, saved_alarm[0])
             if saved_alarm[1][0]:
                 signal.setitimer(signal.ITIMER_REAL, *saved_alarm[1])
@@ -137,7 +142,7 @@ def check(ex_id, folder: str | os.PathLike | None = None, *, timeout: float = 10
     Args:
         ex_id (str): the exercise, e.g. ``"3.2"``.
         folder: grade the saved notebooks in this folder instead of the live kernel.
-        timeout (float): seconds per test. Default: 10.
+        timeout (float): CPU seconds per test (a wide wall-clock backstop catches code that sleeps). Default: 10.
         hidden (bool): also run the instructors' hidden tests. Default: False.
         root: the course folder (default: :func:`course_root`).
         namespace (dict): the globals to test (default: the caller's).

@@ -25,6 +25,8 @@ from .plugin import GradingPlugin, grading_test_dirs, pytest_args
 
 __all__: list[str] = []  # the grading child; started by batch.py as `python -m course_lib.grading _child`
 
+_real_exit = os._exit  # the grading child ends with this even after student code patched things
+
 # Which isolation the grading children get: "auto" (bubblewrap when it works here, else the audit
 # hook), "bwrap" (bubblewrap or an error), "audit" (the audit hook only; for tests and machines without
 # user namespaces). Read by isolation().

@@ -922,7 +922,12 @@ _c("6.4", "partial", "default p and max_len hard-coded", """
     probs = 0.2 * 0.8 ** (lengths - 1)
     return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator) + 1
 """)
-_c("6.4", "wrong", "float lengths", _j(_PMF, "return (torch.multinomial(probs, n, replacement=True, generator=generator) + 1).double()"))
+_c("6.4", "wrong", "p and 1 - p swapped", """
+    lengths = torch.arange(1, max_len + 1, dtype=torch.float64)
+    probs = (1.0 - p) * p ** (lengths - 1)
+    return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator) + 1
+""")
+_c("6.4", "partial", "float lengths", _j(_PMF, "return (torch.multinomial(probs, n, replacement=True, generator=generator) + 1).double()"))
 _c("6.4", "partial", "global RNG (generator ignored)", _j(_PMF, "return torch.multinomial(probs, n, replacement=True) + 1"))
 _c("6.4", "full", "inverse CDF with searchsorted", _j(_PMF, """
     u = torch.rand(n, generator=generator, dtype=torch.float64)

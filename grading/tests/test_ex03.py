@@ -45,17 +45,6 @@ def _reference_stop(val_losses, patience, min_delta):
     return None
 
 
-def _reference_diverged(losses, factor):
-    """3.3 as the exercise text states it."""
-    return any(not math.isfinite(x) or x > factor * losses[0] for x in losses)
-
-
-def _reference_overfitting(train, val, rise):
-    """3.4 as the exercise text states it (first minimum on ties)."""
-    i = min(range(len(val)), key=lambda k: (val[k], k))
-    return val[-1] > (1 + rise) * val[i] and train[-1] < train[i]
-
-
 # ----------------------------------------------------------------------------- 3.1 ema
 @pytest.mark.exercise("3.1")
 @pytest.mark.points(1)

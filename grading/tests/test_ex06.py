@@ -198,7 +198,12 @@ def test_samples_frequencies_match_the_pmf(exercise):
     """Use the p and max_len arguments when you build the probabilities."""
     p, max_len = 0.5, 4
     got = exercise("6.4").sample_span_lengths(N_DRAWS, p, max_len, generator=_gen(7))
-    freq = torch.bincount(got, minlength=max_len + 1)[1:].double() / N_DRAWS
+    assert isinstance(got, torch.Tensor) and got.shape == (N_DRAWS,), (
+        f"sample_span_lengths({N_DRAWS}, {p}, {max_len}) should be a tensor of shape ({N_DRAWS},); got "
+        f"{type(got).__qualname__} of shape {tuple(getattr(got, 'shape', ()))}")
+    assert not got.is_floating_point() and int(got.min()) >= 0, (
+        f"lengths are whole numbers >= 1 (int64); got dtype {got.dtype}, min {got.min().item()}")
+    freq = torch.bincount(got.long(), minlength=max_len + 1)[1:].double() / N_DRAWS
     pmf = span_length_distribution(p, max_len)
     assert tuple(freq.shape) == (max_len,) and int(got.max()) <= max_len, (
         f"with max_len={max_len} no length should exceed {max_len}; got max {int(got.max())}")
