@@ -374,3 +374,20 @@ def test_the_fallback_hook_refuses_reads_and_listings_outside_the_allowed_folder
     assert res == {"solutions": "refused", "other": "refused", "list_course": "refused", "list_batch": "refused",
                    "ctypes": "refused", "own": "allowed", "read_own": "allowed", "stdlib": "allowed",
                    "course_lib": "allowed"}
+
+
+def test_a_hidden_tests_feedback_shows_name_pass_fail_points_and_hint_only(capsys):
+    from course_lib.grading import batch
+    check = sys.modules["course_lib.grading.check"]  # the package's `check` is the function
+
+    secret = {"nodeid": "hidden/test_ex01_hidden.py::test_y", "name": "test_y", "exercise": "1.1", "points": 2.0,
+              "passed": False, "kind": "assertion", "message": "SECRET: f(3) should be 7; got 'STUDENT OUTPUT'",
+              "where": "your cell, line 2: `print(SECRET)`", "notes": ["SECRET note"], "hint": "look at the sign"}
+    shipped = {**secret, "nodeid": "tests/test_ex01.py::test_x", "name": "test_x"}
+    res = batch.SubmissionResult("s", {"1.1": 0.0}, {"1.1": 4.0}, [shipped, secret], [])
+    text = batch._feedback_text(res, {})
+    assert "- FAIL `test_y` (0 / 2)\n  - what happened: a hidden test (its details are not shown)\n" \
+           "  - hint: look at the sign\n" in text
+    assert text.count("SECRET") == 3 and text.count("STUDENT OUTPUT") == 1  # all from the shipped test
+    report = check._check_report("1.1", "", [shipped, secret], 0.0, 4.0)
+    assert report.count("SECRET") == 3 and "a hidden test (its details are not shown)" in report
