@@ -632,6 +632,7 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         base = tmp / f"{i:04d}"
         if processes == "zygote":  # inside this worker's folder: the only folder its zygote's sandbox shows
             base = this_threads_zygote().workdir / f"{i:04d}"
+            shutil.rmtree(base, ignore_errors=True)  # nothing an earlier child of this worker may have put there
         try:
             res = grade_folder(d, d.name, base, root, catalog, limits)
         except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
