@@ -11,17 +11,20 @@ PORT   ?= 8888
 # JupyterLab refuses to start as root unless told; only add the flag when it is needed.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast env lock exercises grade hub hub-proxy collect clean-env help
+.PHONY: lab test test-fast env lock exercises grade release hub hub-proxy collect clean-env help
 
 help:
 	@echo "make lab        create the environment if missing, then open the course in JupyterLab"
 	@echo "make test       create the environment if missing, then run the whole test suite"
 	@echo "make test-fast  the suite without the slow tests (notebooks, browser)"
+# instructors-only
 	@echo "make lock       regenerate requirements/lock.txt from course.txt and dev.txt"
 	@echo "make exercises  regenerate exercises/ (the student copies) from the masters in solutions/"
 	@echo "make grade SUBMISSIONS=dir [OUT=gradebook.csv] [FEEDBACK=feedback]"
 	@echo "                grade one folder per student: a CSV gradebook and one feedback file each"
+	@echo "make release OUT=dir   the students' edition: no solutions/, no hidden tests, no answers"
 	@echo "make hub        a JupyterHub for a lab room on this machine (see README: Teaching a class on one server)"
+# /instructors-only
 
 # 1. venv  2. pinned packages  3. course_lib editable  4. a named Jupyter kernel
 # 5. a JupyterLab setting that stops the news pop-up (offline it only gets in the way).
@@ -49,17 +52,25 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+# instructors-only
 # exercises/ is generated, never edited: each solution block of solutions/*.ipynb becomes
 # `raise NotImplementedError("Exercise N.M: ...")`; the suite fails if the two drift apart.
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.grading.assign
 
-# One sandboxed subprocess per submission, one per core; student files are never modified.
+# One sandboxed child per submission (bubblewrap when it works here, else the weaker audit hook: the
+# first line printed says which), forked from a warm zygote per core; student files are never modified.
 OUT      ?= gradebook.csv
 FEEDBACK ?= feedback
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=gradebook.csv] [FEEDBACK=feedback]" >&2; exit 2; }
 	$(BIN)/python -m course_lib.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --feedback "$(FEEDBACK)"
+
+# The students' edition (what students clone): notebooks, course_lib, exercises, shipped grading tests,
+# set-up files and a README for students; never solutions/, grading/hidden/ or an answer (checked).
+release: $(STAMP)
+	@test -n "$(OUT)" -a "$(OUT)" != "gradebook.csv" || { echo "usage: make release OUT=dir" >&2; exit 2; }
+	$(BIN)/python -m course_lib.grading.release "$(OUT)"
 
 # Regenerate the lock in a throw-away venv. torch 2.13.0 is installed first so that nothing
 # else can pull a different torch (or gigabytes of CUDA packages).
@@ -71,6 +82,7 @@ lock:
 	  echo "# Every student and CI get exactly these versions. torch is pinned to 2.13.0, not 2.13.0+cpu"; \
 	  echo "# (that local version label is not on the public index)."; \
 	  /tmp/course-lock-venv/bin/pip freeze --all --exclude pip | grep -v '^-e' | sed 's/+cpu$$//'; } > requirements/lock.txt
+# /instructors-only
 
 # A JupyterHub for a room: its proxy (configurable-http-proxy, from npm) lives in .venv/hub, pinned;
 # settings come from COURSE_HUB_* variables, documented in hub/jupyterhub_config.py.

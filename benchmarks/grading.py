@@ -7,10 +7,15 @@ an infinite loop, a memory hog, a print flood, a file vandal), grades them with
 and reports throughput and the peak resident memory of a grading process. Infinite loops cost
 their tests' timeouts, so the mix and ``--timeout-per-test`` drive the throughput.
 
+The same submissions are graded twice, side by side in one run: with a fresh Python per grading
+child (``processes="fresh"``, the old way) and with children forked from a warm zygote per worker
+(``processes="zygote"``, the default), both under the same isolation; the two gradebooks must agree.
+
 Run: ``.venv/bin/python benchmarks/grading.py [--n 30] [--workers W] [--timeout-per-test 10] [--demo]``
 (``--demo`` grades the tiny demo course of the test suite instead of the real exercises).
-Last lines: ``submissions_per_minute: X`` and ``max_rss_mb: M`` (peak resident memory of the
-largest grading process; ``median_rss_mb`` is the typical one, ``grader_rss_mb`` the parent's).
+Last lines: ``submissions_per_minute: X`` (zygote), ``fresh_submissions_per_minute: F``,
+``speedup_vs_fresh_process: X/F``, ``max_rss_mb: M`` (peak resident memory of the largest grading
+process; ``median_rss_mb`` is the typical one, ``grader_rss_mb`` the parent's) and ``isolation: ...``.
 """
 
 from __future__ import annotations
@@ -56,18 +61,28 @@ def main(argv: list[str] | None = None) -> dict:
         for i, kind in enumerate(kinds):
             ms.make_submission(kind, masters, tmp / "subs" / f"s{i:02d}_{kind}", victim=lasts[i % len(lasts)],
                                decoy=tmp / "decoy.txt")
-        t0 = time.perf_counter()
-        results = grading.grade(tmp / "subs", tmp / "gradebook.csv", tmp / "feedback", workers=args.workers,
-                                timeout_per_test=args.timeout_per_test, root=root, verbose=False)
-        wall = time.perf_counter() - t0
+        walls, books, runs = {}, {}, {}
+        for mode in ("fresh", "zygote"):
+            t0 = time.perf_counter()
+            runs[mode] = grading.grade(tmp / "subs", tmp / f"gradebook-{mode}.csv", tmp / f"feedback-{mode}",
+                                       workers=args.workers, timeout_per_test=args.timeout_per_test, root=root,
+                                       processes=mode, verbose=False)
+            walls[mode] = time.perf_counter() - t0
+            books[mode] = (tmp / f"gradebook-{mode}.csv").read_text()
+    results = runs["zygote"]
     n_tests = len(results[0].tests) if results else 0
     out = {
-        "wall_s": round(wall, 1),
+        "fresh_wall_s": round(walls["fresh"], 1),
+        "wall_s": round(walls["zygote"], 1),
         "median_submission_s": round(statistics.median(r.wall_s for r in results), 2),
         "median_rss_mb": round(statistics.median(r.max_rss_mb for r in results), 1),
         "grader_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "submissions_per_minute": round(len(results) / wall * 60, 2),
+        "same_gradebook": books["fresh"] == books["zygote"],
+        "fresh_submissions_per_minute": round(len(results) / walls["fresh"] * 60, 2),
+        "submissions_per_minute": round(len(results) / walls["zygote"] * 60, 2),
+        "speedup_vs_fresh_process": round(walls["fresh"] / walls["zygote"], 2),
         "max_rss_mb": round(max(r.max_rss_mb for r in results), 1),
+        "isolation": results[0].isolation if results else "none",
     }
     print(f"course: {'demo' if args.demo else root} ({n_tests} tests per submission)")
     print(f"submissions: {len(results)} ({', '.join(f'{k} x{kinds.count(k)}' for k in dict.fromkeys(kinds))})")

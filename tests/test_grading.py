@@ -522,8 +522,10 @@ def test_the_benchmark_prints_its_two_lines(capsys):
     bench = _load(ROOT / "benchmarks" / "grading.py", "grading_benchmark")
     out = bench.main(["--n", "3", "--timeout-per-test", "2", "--demo"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [ln.split(":")[0] for ln in lines[-2:]] == ["submissions_per_minute", "max_rss_mb"]
-    assert out["submissions_per_minute"] > 0 and 50 < out["max_rss_mb"] < 4096
+    assert [ln.split(":")[0] for ln in lines[-4:]] == ["submissions_per_minute", "speedup_vs_fresh_process",
+                                                       "max_rss_mb", "isolation"]
+    assert out["submissions_per_minute"] > 0 and 50 < out["max_rss_mb"] < 4096 and out["speedup_vs_fresh_process"] > 0
+    assert out["same_gradebook"] and out["isolation"] in ("bubblewrap", "audit-hook")
 
 
 @pytest.mark.slow
@@ -531,7 +533,9 @@ def test_a_submission_whose_process_dies_still_gets_a_row_with_the_reason(demo, 
     ms.make_submissions(demo / "solutions", tmp_path / "subs", ["all_correct", "segfault"])
     results = {r.student: r for r in grading.grade(tmp_path / "subs", tmp_path / "gb.csv", tmp_path / "fb",
                                                    timeout_per_submission=0.5, root=demo, verbose=False)}
-    assert (tmp_path / "gb.csv").read_text().splitlines()[1:] == ["all_correct,0,0,0,0,0,8.5", "segfault,0,0,0,0,0,8.5"]
+    iso = results["segfault"].isolation
+    assert (tmp_path / "gb.csv").read_text().splitlines()[1:] == [f"all_correct,0,0,0,0,0,8.5,{iso}",
+                                                                  f"segfault,0,0,0,0,0,8.5,{iso}"]
     for res in results.values():
         assert all(t["kind"] == "crash" for t in res.tests)
         assert "the submission used up its time (timeout_per_submission); the grader killed it" in res.notes[0]

@@ -21,7 +21,9 @@ The pipeline, one stage a module (as otter and nbgrader split theirs):
 * ``assign``: master notebook (``solutions/``) -> student copy (``exercises/``);
 * ``extract``: the setup and graded cells of a notebook, run in a fresh namespace;
 * ``plugin``: the pytest plugin (points, exercise markers) and the ``exercise`` fixture;
-* ``sandbox``: the isolated child process that grades one submission;
+* ``sandbox``: the isolated child process that grades one submission (bubblewrap, or the audit-hook fallback);
+* ``zygote``: a warm process per worker that forks those children (no interpreter start-up per submission);
+* ``release``: the students' edition of the course (no solutions, no hidden tests, no answers);
 * ``batch``: a folder of submissions -> gradebook and feedback;
 * ``check``: ``check()`` / ``check_all()`` in the live kernel;
 * ``__main__``: the command line.
@@ -39,6 +41,11 @@ Robustness of the batch grader (what nbgrader's and otter's users asked for):
 4. The process works on a temporary copy of the notebooks; an audit hook refuses writes,
    deletes, renames and process starts outside its scratch folder; every student file is hashed
    (sha256) before and after, and :class:`SubmissionsModifiedError` is raised if anything changed.
+5. Isolation: under bubblewrap (Linux) a child sees only the interpreter, site-packages, course_lib,
+   the grading tests of its run and its own copy; private /tmp, no network. Without bwrap the audit
+   hook also refuses reads and listings outside those folders, sockets and ctypes libraries (weaker:
+   printed as such). Hidden tests are deleted from the child's copy once collected, and their feedback
+   shows name, pass/fail, points and hint only.
 
 Example:
     >>> sorted(k for k in DEFAULT_HINTS)[:3]

@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_child"]:
         child_main(argv[1:])
         return 0
+    if argv[:1] == ["_zygote"]:
+        from .zygote import zygote_main
+        zygote_main(argv[1:])
+        return 0
     ap = argparse.ArgumentParser(prog="python -m course_lib.grading", description="Grade exercise notebooks.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("grade", help="grade a folder of submissions (one folder per student)")
@@ -33,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-hidden", action="store_true", help="leave out grading/hidden")
     g.add_argument("--root", default=None, help="the course folder (default: found automatically)")
     g.add_argument("--exercises", default=None, help="grade only these exercise ids, comma-separated (e.g. 4.3,5.4)")
+    g.add_argument("--isolation", choices=("auto", "bwrap", "audit"), default=None,
+                   help="bubblewrap sandbox or the weaker audit hook (default: $COURSE_GRADING_ISOLATION, else auto: "
+                        "bubblewrap when it works here); the one used is printed")
+    g.add_argument("--fresh-processes", action="store_true",
+                   help="start a fresh Python for every grading child instead of forking it from a warm zygote (slower)")
     h = sub.add_parser("collect", help="copy every hub student's exercise notebooks into a submissions folder")
     h.add_argument("out")
     h.add_argument("--hub", default=os.environ.get("COURSE_HUB_URL", "http://127.0.0.1:8000"))
@@ -59,11 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             results = grade(args.submissions, args.out, args.feedback, workers=args.workers,
                             timeout_per_test=args.timeout_per_test, timeout_per_submission=args.timeout_per_submission,
                             hidden=not args.no_hidden, root=args.root,
-                            exercises=args.exercises.split(",") if args.exercises else None)
+                            exercises=args.exercises.split(",") if args.exercises else None,
+                            isolation=args.isolation, processes="fresh" if args.fresh_processes else "zygote")
         except SubmissionsModifiedError as e:
             print(e, file=sys.stderr)
             return 3
-        print(f"{len(results)} submission(s) graded: {args.out}, feedback in {args.feedback}/")
+        except RuntimeError as e:  # bubblewrap asked for and not working
+            print(e, file=sys.stderr)
+            return 2
+        used = results[0].isolation if results else "none"
+        print(f"{len(results)} submission(s) graded with isolation {used}: {args.out}, feedback in {args.feedback}/")
         return 0
     if args.ids:
         results = [check(i, folder=args.folder, hidden=args.hidden, root=args.root) for i in args.ids]

@@ -75,6 +75,26 @@ def fmt_points(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.3g}"
 
 
+HIDDEN_PREFIX = "hidden/"  # node ids of grading/hidden's tests
+
+
+def is_hidden(test: dict) -> bool:
+    return str(test.get("nodeid", "")).startswith(HIDDEN_PREFIX)
+
+
+def shown_to_student(test: dict) -> dict:
+    """What a student may see of a test's result. A hidden test shows its name, pass/fail, points and its
+    public hint (its docstring, or the grader's hint for its kind of failure) only: no message, no place
+    in the code, no notes, since its text (or what the student's code printed or raised in it) could
+    give the hidden test away. A shipped test shows everything."""
+    if not is_hidden(test):
+        return test
+    shown = {k: test[k] for k in ("nodeid", "name", "exercise", "points", "passed", "kind") if k in test}
+    shown.update(message="a hidden test (its details are not shown)", where="", notes=[],
+                 hint="" if test.get("passed") else (test.get("hint") or ""))
+    return shown
+
+
 def summarise(tests: list, ids: list) -> tuple[dict, dict]:
     points, max_points = {}, {}
     for ex_id in ids:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from .._validation import check_number, check_type
 from . import assign
-from ._common import DEFAULT_HINTS, LIB_ROOT, PointTotals, course_root, fmt_points, id_key, summarise
+from . import sandbox as sandbox_module
+from ._common import (DEFAULT_HINTS, LIB_ROOT, PointTotals, course_root, fmt_points, id_key, is_hidden, shown_to_student,
+                      summarise)
 
 __all__ = ["SubmissionResult", "SubmissionsModifiedError", "collect_tests", "grade"]
 
@@ -39,6 +42,7 @@ class SubmissionResult(PointTotals):
         tests: one dict per grading test (nodeid, exercise, points, passed, kind, message, hint, where, notes).
         notes: what happened to the grading process (crashes, restarts, output volume).
         wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es).
+        isolation: how its grading processes were isolated (``"bubblewrap"`` or ``"audit-hook"``).
     """
 
     student: str
@@ -48,6 +52,7 @@ class SubmissionResult(PointTotals):
     notes: list
     wall_s: float = 0.0
     max_rss_mb: float = 0.0
+    isolation: str = ""
 
 
 class _Progress:
@@ -73,8 +78,10 @@ class _Progress:
         return new
 
 
-def _describe_exit(status: int) -> str:
+def _describe_exit(status: int, bwrapped: bool = False) -> str:
     code = os.waitstatus_to_exitcode(status)
+    if bwrapped and 128 < code < 128 + 65:  # bubblewrap exits with 128 + the signal that killed its child
+        code = 128 - code
     if code >= 0:
         return f"the grading process exited with code {code}"
     sig = -code
@@ -106,6 +113,111 @@ class Limits:
     file_size_mb: float = 16
     hidden: bool = True
     ids: list | None = None
+    isolation: sandbox_module.Isolation | None = None  # None: sandbox.isolation() (bubblewrap when it works)
+    hide: tuple = ()  # folders no child may see besides the course (the submissions, the batch's scratch folder)
+    zygote: object = None  # a callable giving this thread's _Zygote; None: a fresh process per child
+
+    def iso(self) -> sandbox_module.Isolation:
+        if self.isolation is None:
+            self.isolation = sandbox_module.isolation()
+        return self.isolation
+
+    @property
+    def wall_per_test(self) -> float:
+        """The wall-clock backstop of a test (code that sleeps or blocks uses no CPU time): wide enough
+        that a test within its CPU budget meets it even when other work takes most of the machine."""
+        return max(4 * self.timeout_per_test, self.timeout_per_test + 20)
+
+
+class _Zygote:
+    """The parent's handle on one warm zygote (see zygote.py): one grading child at a time."""
+
+    def __init__(self, root: Path, workdir: Path, limits: Limits):
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "course_lib.grading", "_zygote"]
+        iso = limits.iso()
+        if iso.kind == sandbox_module.BWRAP:
+            hide = [str(root)] + [str(h) for h in limits.hide] + [str(workdir.parent)]
+            cmd = sandbox_module.bwrap_command(iso, cmd + ["--sandboxed"], workdir, workdir, hide)
+        env = _child_env(root, workdir, workdir, 5.0)
+        self.stderr = open(workdir / "zygote-stderr.txt", "ab")
+        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, start_new_session=True, bufsize=0)
+        self.buf = b""
+        ready = self._read(180)
+        if not ready or "ready" not in ready:
+            self.close()
+            raise RuntimeError(f"the grading zygote did not start: {_tail(workdir / 'zygote-stderr.txt')}")
+
+    def _read(self, timeout: float) -> dict | None:
+        import select
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(end - time.monotonic(), 0))
+            if not ready:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return {"eof": True}
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def _send(self, msg: dict) -> bool:
+        try:
+            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def start(self, argv: list, env: dict, cwd: Path, stdout: Path, stderr: Path) -> bool:
+        ok = self._send({"argv": argv, "env": env, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)})
+        reply = self._read(60) if ok else None
+        return bool(reply and "pid" in reply)
+
+    def poll(self) -> tuple | None:
+        """(wait status, peak RSS in MB) once the child ended, else None. A zygote that died reports SIGKILL."""
+        reply = self._read(0)
+        if reply is None:
+            return None
+        if "eof" in reply:
+            return (signal.SIGKILL, 0.0)
+        return (reply["status"], reply["rss_kb"] / 1024)
+
+    def kill(self) -> None:
+        self._send({"kill": True})
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.stdin.close()
+        with contextlib.suppress(Exception):
+            self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(10)
+        self.stderr.close()
+
+
+def _copy_grading_tests(root: Path, course: Path, hidden: bool) -> None:
+    """A fresh copy of the grading tests this run needs (the shipped ones, the hidden ones when graded) in
+    the child's own folder: the child sees no other file of the course, and deletes its copy of the
+    hidden tests once pytest has imported them."""
+    dst = course / "grading"
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    src = root / "grading"
+    for name in ("conftest.py", "pytest.ini"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+    for d in ["tests"] + (["hidden"] if hidden else []):
+        if (src / d).is_dir():
+            shutil.copytree(src / d, dst / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
 
     @property
     def wall_per_test(self) -> float:
@@ -119,21 +231,43 @@ def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: f
     work = base / "work"
     progress_path, skip_path = base / f"progress-{attempt}.jsonl", base / "skip.json"
     skip_path.write_text(json.dumps(skip))
+    course = base / "course"
+    _copy_grading_tests(root, course, limits.hidden)
+    hide = [str(root)] + [str(h) for h in limits.hide] + [str(base.parent)]
     cpu_s = max(deadline - time.monotonic(), 1.0) + 10
-    cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(root), "--progress", str(progress_path),
+    cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(course), "--progress", str(progress_path),
            "--work", str(work), "--timeout", f"{limits.timeout_per_test:g}", "--skip-file", str(skip_path),
-           "--wall-timeout", f"{limits.wall_per_test:g}",
+           "--wall-timeout", f"{limits.wall_per_test:g}", "--base", str(base), "--hide", os.pathsep.join(hide),
            "--memory-mb", f"{limits.memory_mb:g}", "--file-size-mb", f"{limits.file_size_mb:g}", "--cpu-s", f"{cpu_s:.0f}"]
     cmd += (["--hidden"] if limits.hidden else []) + (["--ids", ",".join(limits.ids)] if limits.ids else [])
-    env = _child_env(root, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
-    with open(base / "stdout.txt", "ab") as out, open(base / "stderr.txt", "ab") as err:
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
+    iso = limits.iso()
+    env = _child_env(course, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
+    zygote = limits.zygote() if limits.zygote else None
+    if zygote is not None:  # forked from the warm zygote: same child, same limits, no interpreter start-up
+        if not zygote.start(cmd[4:], env, work, base / "stdout.txt", base / "stderr.txt"):
+            raise RuntimeError(f"the grading zygote did not start a child: {_tail(zygote.workdir / 'zygote-stderr.txt')}")
+        poll, kill = zygote.poll, zygote.kill
+    else:
+        if iso.kind == sandbox_module.BWRAP:
+            cmd = sandbox_module.bwrap_command(iso, cmd, base, work, hide)
+        with open(base / "stdout.txt", "ab") as out, open(base / "stderr.txt", "ab") as err:
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
+
+        def poll():
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            return (status, usage.ru_maxrss / 1024) if pid else None
+
+        def kill():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    bwrapped = iso.kind == sandbox_module.BWRAP and zygote is None
     reader, killed, current, since, cell = _Progress(progress_path), None, None, 0.0, None
     wall, grace = limits.wall_per_test, max(5.0, limits.timeout_per_test)  # pytest-timeout stops a test first
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
+        ended = poll()
+        if ended:
+            status, rss_mb = ended
             break
         for ev in reader.poll():
             if ev["event"] == "start":
@@ -147,10 +281,8 @@ def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: f
         elif killed is None and now > deadline:
             killed = "the submission used up its time (timeout_per_submission); the grader killed it"
         if killed:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill()
         time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     reader.poll()
     for ev in reader.events:
         if ev["event"] == "cell":
@@ -160,8 +292,8 @@ def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: f
     exit_code = next((e["code"] for e in reader.events if e["event"] == "exit"), None)
     tail = _tail(progress_path.with_suffix(".pytest.txt")) or _tail(base / "stderr.txt")
     return {"events": reader.events, "ended": exit_code is not None, "exit_code": exit_code,
-            "reason": killed or _describe_exit(status), "killed": killed is not None,
-            "rss_mb": usage.ru_maxrss / 1024, "cell": cell, "tail": tail}
+            "reason": killed or _describe_exit(status, bwrapped), "killed": killed is not None,
+            "rss_mb": rss_mb, "cell": cell, "tail": tail}
 
 
 def _tail(path: Path, size: int = 16384) -> str:
@@ -313,7 +445,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         points[r["exercise"]] = points.get(r["exercise"], 0.0) + (r["points"] if r["passed"] else 0.0)
     order = sorted(max_points, key=id_key)
     return SubmissionResult(name, {k: points[k] for k in order}, {k: max_points[k] for k in order}, tests,
-                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1))
+                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1), limits.iso().kind)
 
 
 def _run_collect(root: Path, hidden: bool) -> list:
@@ -373,11 +505,11 @@ def _feedback_text(res: SubmissionResult, titles: dict) -> str:
     for ex_id in res.max_points:
         lines += ["", f"## Exercise {ex_id}" + (f": {titles[ex_id]}" if titles.get(ex_id) else "")
                   + f" ({fmt_points(res.points[ex_id])} / {fmt_points(res.max_points[ex_id])} points)", ""]
-        for t in (t for t in res.tests if t["exercise"] == ex_id):
+        for t in (shown_to_student(t) for t in res.tests if t["exercise"] == ex_id):
             mark, pts = ("PASS", t["points"]) if t["passed"] else ("FAIL", 0)
             lines.append(f"- {mark} `{t['name']}` ({fmt_points(pts)} / {fmt_points(t['points'])})")
             if not t["passed"]:
-                label = "expected vs got" if t["kind"] == "assertion" else "what happened"
+                label = "expected vs got" if t["kind"] == "assertion" and not is_hidden(t) else "what happened"
                 lines.append(f"  - {label}: {t['message']}".replace("\n", "\n    "))
                 if t.get("where"):
                     lines.append(f"  - where: {t['where']}")
@@ -404,7 +536,8 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
           feedback_dir: str | os.PathLike = "feedback", *, workers: int | None = None,
           timeout_per_test: float = 10.0, timeout_per_submission: float | None = None, hidden: bool = True,
           memory_mb: float = 1536, file_size_mb: float = 16, root: str | os.PathLike | None = None,
-          exercises: list | None = None, verbose: bool = True) -> list[SubmissionResult]:
+          exercises: list | None = None, isolation: str | None = None, processes: str = "zygote",
+          verbose: bool = True) -> list[SubmissionResult]:
     """Grade every submission folder and write the gradebook and one feedback file per student.
 
     Args:
@@ -421,6 +554,13 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         memory_mb, file_size_mb: per-process limits (data segment; largest file written). Defaults: 1536, 16.
         root: the course folder (default: :func:`course_root`).
         exercises (list of str): grade only these exercise ids, e.g. ``["4.3"]``. Default: all.
+        isolation (str): ``"auto"`` (bubblewrap when it works on this machine, else the weaker audit hook),
+            ``"bwrap"`` (bubblewrap or an error) or ``"audit"``. Default: ``$COURSE_GRADING_ISOLATION``, else
+            ``"auto"``. The one used is printed (``verbose``) and written in the gradebook's last column.
+        processes (str): ``"zygote"``: each worker keeps one warm process (Python, torch and pytest imported,
+            inside the same isolation) that forks a grading child per submission; ``"fresh"``: a new Python
+            per child (slower: seconds of start-up each). Limits, timeouts and the watchdog are the same.
+            Default: ``"zygote"``.
 
     Returns:
         one :class:`SubmissionResult` per submission, sorted by student.
@@ -454,16 +594,45 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         catalog = [t for t in catalog if t["exercise"] in ids]
     if not catalog:
         raise ValueError(f"grade(): no grading tests in {root / 'grading'}" + (f" for exercises {ids}" if ids else ""))
-    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids)
+    if processes not in ("zygote", "fresh"):
+        raise ValueError(f"grade(): 'processes' must be 'zygote' or 'fresh', got processes={processes!r}")
+    iso = sandbox_module.isolation(isolation)
+    if verbose:
+        print(iso.line(), file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="course-grading-"))
+    local, zygotes, lock = threading.local(), [], threading.Lock()
+
+    def this_threads_zygote():
+        z = getattr(local, "zygote", None)
+        if z is None or not z.alive:
+            if z is not None:
+                z.close()
+            with lock:
+                workdir = tmp / f"worker-{len(zygotes)}"
+                zygotes.append(workdir)
+            z = local.zygote = _Zygote(root, workdir, limits)
+            with lock:
+                zygotes[zygotes.index(workdir)] = z
+        return z
+
+    limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids, iso,
+                    (str(subs_dir),), this_threads_zygote if processes == "zygote" else None)
 
     def one(i_d):
         i, d = i_d
+        base = tmp / f"{i:04d}"
+        if processes == "zygote":  # inside this worker's folder: the only folder its zygote's sandbox shows
+            base = this_threads_zygote().workdir / f"{i:04d}"
+            shutil.rmtree(base, ignore_errors=True)  # nothing an earlier child of this worker may have put there
         try:
-            res = grade_folder(d, d.name, tmp / f"{i:04d}", root, catalog, limits)
+            res = grade_folder(d, d.name, base, root, catalog, limits)
         except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
             tests = [_failed(t, "crash", f"not graded: the grader failed on this submission ({e!r})") for t in catalog]
-            res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"])
+            res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"],
+                                   isolation=iso.kind)
+        finally:
+            if processes == "zygote":  # the next submission of this worker must not find this one's files
+                shutil.rmtree(base, ignore_errors=True)
         if verbose:
             print(f"graded {res.student}: {fmt_points(res.total)} / {fmt_points(res.max_total)} ({res.wall_s:.1f} s)",
                   file=sys.stderr, flush=True)
@@ -473,14 +642,18 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(one, enumerate(students)))
     finally:
+        for z in zygotes:
+            if isinstance(z, _Zygote):
+                z.close()
         shutil.rmtree(tmp, ignore_errors=True)
     ex_ids = sorted({t["exercise"] for t in catalog}, key=id_key)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with open(out_csv, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["student", *[f"ex{e}" for e in ex_ids], "total", "max"])
+        w.writerow(["student", *[f"ex{e}" for e in ex_ids], "total", "max", "isolation"])
         for r in results:
-            w.writerow([r.student, *[fmt_points(r.points.get(e, 0.0)) for e in ex_ids], fmt_points(r.total), fmt_points(r.max_total)])
+            w.writerow([r.student, *[fmt_points(r.points.get(e, 0.0)) for e in ex_ids], fmt_points(r.total),
+                        fmt_points(r.max_total), r.isolation or iso.kind])
     feedback_dir.mkdir(parents=True, exist_ok=True)
     titles, used = exercise_titles(root), set()
     for r in results:

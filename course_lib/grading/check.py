@@ -18,7 +18,7 @@ from pathlib import Path
 from .._validation import check_number
 from . import assign
 from . import plugin as plugin_module
-from ._common import PointTotals, course_root, fmt_points, id_key, summarise
+from ._common import PointTotals, course_root, fmt_points, id_key, is_hidden, shown_to_student, summarise
 from .batch import Limits, exercise_titles, grade_folder
 from .extract import SubmissionModule, notebooks_in
 from .plugin import GradingPlugin, grading_test_dirs, pytest_args
@@ -97,12 +97,12 @@ def _check_report(ex_id: str, title: str, tests: list, points: float, max_points
     if not tests:
         return head + "\n  no grading tests found for this exercise"
     lines = [head]
-    for t in tests:
+    for t in map(shown_to_student, tests):
         if t["passed"]:
             lines.append(f"  passed  {t['name']} ({fmt_points(t['points'])} pt)")
             continue
         lines.append(f"  FAILED  {t['name']} ({fmt_points(t['points'])} pt)")
-        label = "expected vs got" if t["kind"] == "assertion" else "what happened"
+        label = "expected vs got" if t["kind"] == "assertion" and not is_hidden(t) else "what happened"
         lines.append(f"          {label}: " + t["message"].replace("\n", "\n          "))
         if t.get("where"):
             lines.append(f"          where: {t['where']}")

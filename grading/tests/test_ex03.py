@@ -34,15 +34,14 @@ def _type_name(x):
 
 
 def _reference_stop(val_losses, patience, min_delta):
-    """3.2 as the exercise text states it."""
-    best, wait = math.inf, 0
-    for i, v in enumerate(val_losses):
-        if v < best - min_delta:
-            best, wait = v, 0
-        else:
-            wait += 1
-        if wait >= patience:
-            return i
+    """3.2 as the exercise text states it (written apart from the master: this file ships to students)."""
+    best, since_best = math.inf, 0
+    for step, value in enumerate(val_losses):
+        improved = value < best - min_delta
+        best = value if improved else best
+        since_best = 0 if improved else since_best + 1
+        if since_best >= patience:
+            return step
     return None
 
 
