@@ -151,7 +151,7 @@ def plot_bottleneck_run(history: BottleneckHistory, axes=None, *, entropy_rate: 
 
 def plot_masking_tradeoff(histories: dict, *, entropy_rate: float, unigram_entropy: float, axes=None,
                           smooth: float = 0.0) -> np.ndarray:
-    """The seed figure: one column per masking strength; top row the KL term on a log axis,
+    """The lesson's summary figure: one column per masking strength; top row the KL term on a log axis,
     bottom row the causal-LM loss with ``H`` and ``U`` as reference lines.
 
     Args:
