@@ -531,8 +531,11 @@ def test_the_benchmark_prints_its_two_lines(capsys):
 @pytest.mark.slow
 def test_a_submission_whose_process_dies_still_gets_a_row_with_the_reason(demo, tmp_path):
     ms.make_submissions(demo / "solutions", tmp_path / "subs", ["all_correct", "segfault"])
+    # Fresh processes: starting Python and torch alone takes longer than the 0.5 s budget, so the time
+    # surely runs out before any test (a warm zygote's child could finish a test within it on a quiet machine).
     results = {r.student: r for r in grading.grade(tmp_path / "subs", tmp_path / "gb.csv", tmp_path / "fb",
-                                                   timeout_per_submission=0.5, root=demo, verbose=False)}
+                                                   timeout_per_submission=0.5, root=demo, verbose=False,
+                                                   processes="fresh")}
     iso = results["segfault"].isolation
     assert (tmp_path / "gb.csv").read_text().splitlines()[1:] == [f"all_correct,0,0,0,0,0,8.5,{iso}",
                                                                   f"segfault,0,0,0,0,0,8.5,{iso}"]

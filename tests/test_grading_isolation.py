@@ -213,7 +213,7 @@ def audit_batch(demo, tmp_path_factory):
 BATCHES = ["bwrap_batch", "audit_batch"]
 
 
-def test_the_hostile_bodies_work_when_nothing_stops_them(demo, tmp_path):
+def test_the_hostile_bodies_work_when_nothing_stops_them(demo, tmp_path, monkeypatch):
     """Run in this (unsandboxed) process, the stealer gets the answer, the leaker the hidden tests' text
     and the peeker the other folders: the batch tests below prove the sandbox stops real attacks."""
     def run(body, *args, name="f", params="x"):
@@ -226,6 +226,10 @@ def test_the_hostile_bodies_work_when_nothing_stops_them(demo, tmp_path):
         run(leaker([demo / "grading" / "hidden"]), 3)
     assert "def test_clipped_keeps_inside_values(exercise):" in str(info.value)
     (tmp_path / "other" / "submission").mkdir(parents=True)
+    # The peeker counts everything under the parent of its working folder as its own: work from a
+    # folder of this test, so 'other' is someone else's wherever the checkout lives (e.g. under /tmp).
+    (tmp_path / "me" / "work").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "me" / "work")
     with pytest.raises(RuntimeError, match=r"found=\[.*other/submission"):
         run(peeker([tmp_path / "other"]), 3)
 
