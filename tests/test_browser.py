@@ -594,27 +594,38 @@ def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromiu
             for i in range(labs.count()):
                 lab_out = labs.nth(i)
                 settings = lab_out.locator(".lab-settings input").first
-                if "step" not in (lab_out.locator(".lab-status").first.inner_text() or ""):
-                    continue                              # not training: a drag changes the start value only
-                time.sleep(0.6)                           # the keyboard change above has settled
-                n0 = settings.input_value().count(":lr=")
-                base = lab_out.locator(".lr-slider .noUi-base").first
-                base.scroll_into_view_if_needed()
-                hb = lab_out.locator(".lr-slider .noUi-handle").first.bounding_box()
-                bb = base.bounding_box()
-                x, y = hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2
-                page.mouse.move(x, y)
-                page.mouse.down()
-                for k in range(1, 9):                     # a slow drag, left, over a quarter of the track
-                    page.mouse.move(x - k * bb["width"] / 32, y)
-                    time.sleep(0.08)
-                page.mouse.up()
-                end = time.perf_counter() + 20
-                while time.perf_counter() < end and settings.input_value().count(":lr=") == n0:
-                    time.sleep(0.2)
-                time.sleep(1.0)
-                n1 = settings.input_value().count(":lr=")
-                assert n1 - n0 == 1, f"lab {i}: one drag recorded {n1 - n0} lr changes"
+                status = lab_out.locator(".lab-status").first
+                for attempt in range(3):
+                    # A drag is recorded as a change only while a run trains: a finished run
+                    # ("finished 20000 steps") takes the drag as the next run's start value. On a
+                    # quiet machine the notebook's run can end before this step, so press Play.
+                    if not (status.inner_text() or "").startswith("training"):
+                        lab_out.locator(".lab-play").first.click()
+                        end = time.perf_counter() + 20
+                        while time.perf_counter() < end and not (status.inner_text() or "").startswith("training"):
+                            time.sleep(0.1)
+                    time.sleep(0.6)                       # the keyboard change above has settled
+                    n0 = settings.input_value().count(":lr=")
+                    base = lab_out.locator(".lr-slider .noUi-base").first
+                    base.scroll_into_view_if_needed()
+                    hb = lab_out.locator(".lr-slider .noUi-handle").first.bounding_box()
+                    bb = base.bounding_box()
+                    x, y = hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2
+                    page.mouse.move(x, y)
+                    page.mouse.down()
+                    for k in range(1, 9):                 # a slow drag, left, over a quarter of the track
+                        page.mouse.move(x - k * bb["width"] / 32, y)
+                        time.sleep(0.08)
+                    page.mouse.up()
+                    end = time.perf_counter() + 20
+                    while time.perf_counter() < end and settings.input_value().count(":lr=") == n0:
+                        time.sleep(0.2)
+                    time.sleep(1.0)
+                    n1 = settings.input_value().count(":lr=")
+                    if n1 - n0 == 0 and not (status.inner_text() or "").startswith("training"):
+                        continue                          # the run ended during the drag: again, on a new run
+                    break
+                assert n1 - n0 == 1, f"lab {i}: one drag recorded {n1 - n0} lr changes (status {status.inner_text()!r})"
         page.screenshot(path=str(outdir / "page-end.png"))
         assert not _outputs(target), f"{rel} was saved with outputs during the test: {_outputs(target)}"
     finally:
