@@ -46,7 +46,8 @@ from .losses import get_loss
 
 __all__ = ["History", "TrainState", "fit", "OPTIMIZERS", "STOP_REASONS"]
 
-STOP_REASONS = ("completed", "early_stopping", "diverged", "exploded", "callback", "interrupted")
+# "error": an exception ended a run that something else drives (the lab's training thread records it).
+STOP_REASONS = ("completed", "early_stopping", "diverged", "exploded", "callback", "interrupted", "error")
 
 
 @dataclass

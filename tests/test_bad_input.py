@@ -94,3 +94,110 @@ def _run(train, model, data):
     if train == "fit":
         return cl.fit(model, data, num_steps=2, device="cpu")
     return cl.lr_range_test(model, data, num_iter=5, device="cpu")
+
+
+# -- the training lab: settings strings and scheduled changes are checked when they arrive -----
+
+def _lab(**kw):
+    import matplotlib
+    matplotlib.use("Agg")
+    from course_lib.ui.lab import TrainingLab
+    kw.setdefault("max_steps", 60)
+    kw.setdefault("eval_every", 20)
+    return TrainingLab(device="cpu", **kw)
+
+
+@pytest.fixture
+def lab():
+    import matplotlib.pyplot as plt
+    lab = _lab()
+    yield lab
+    lab.reset()
+    plt.close("all")
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda lab: lab.apply_settings("changes=5:lr=-1"), ValueError, r"'lr' must be a float in \[1e-05, 10\], got lr=-1.0"),
+    (lambda lab: lab.schedule(3, lr=-5), ValueError, r"'lr' must be a float in \[1e-05, 10\], got lr=-5"),
+    (lambda lab: lab.schedule(3, dropout=float("nan")), ValueError, r"'dropout' must be a float in \[0, 0.9\], got dropout=nan"),
+    (lambda lab: lab.schedule(3, lr="0.1"), TypeError, r"'lr' must be a float in \[1e-05, 10\], got lr='0.1' of type str"),
+], ids=["settings string", "schedule", "nan", "string"])
+def test_bad_scheduled_values_are_refused_when_they_arrive(lab, call, error, match):
+    with pytest.raises(error, match=r"TrainingLab\.(apply_settings|schedule)\(\): " + match):
+        call(lab)
+    assert not lab._scheduled
+    assert lab.run().stop_reason == "completed"          # the run itself is untouched
+
+
+@pytest.mark.parametrize("text, step", [("changes=0:lr=0.1", 0), ("changes=-5:lr=0.1", -5), ("changes=61:lr=0.1", 61)])
+def test_a_change_step_must_be_inside_the_run(lab, text, step):
+    with pytest.raises(ValueError, match=rf"'step' must be an int in \[1, 60\], got step={step}"):
+        lab.apply_settings(text)
+    with pytest.raises(ValueError, match=rf"'step' must be an int in \[1, 60\], got step={step}"):
+        lab.schedule(step, lr=0.1)
+
+
+def test_a_change_scheduled_after_a_finished_run_is_applied_to_the_next_run(lab):
+    assert lab.run().stop_reason == "completed"
+    lab.schedule(3, lr=0.1)
+    h = lab.run()
+    assert h.lr[2] == 0.01 and h.lr[3] == 0.1              # applied at step 3 of the new run
+
+
+def test_a_step_the_run_has_passed_is_refused_not_dropped(lab):
+    lab.run(30)
+    with pytest.raises(ValueError, match=r"TrainingLab\.schedule\(\): 'step' must be an int in \[31, 60\], got step=10"):
+        lab.schedule(10, lr=0.1)
+
+
+@pytest.mark.parametrize("text, error, match", [
+    ("width=32.0", TypeError, r"'width' must be an int in \[1, 256\], got width='32.0' of type str"),
+    ("lr=abc", TypeError, r"'lr' must be a float in \[1e-05, 10\], got lr='abc' of type str"),
+    ("changes=5:lr=abc", TypeError, r"'lr' must be a float in \[1e-05, 10\], got lr='abc' of type str"),
+    ("changes=x:lr=0.1", TypeError, r"'step' must be an int >= 1, got step='x' of type str"),
+    ("changes=5lr0.1", ValueError, r"each change must read step:name=value, got change='5lr0.1'"),
+    ("lr=100", ValueError, r"'lr' must be a float in \[1e-05, 10\], got lr=100.0"),
+    ("width=1000", ValueError, r"'width' must be an int in \[1, 256\], got width=1000"),
+    ("depth=7", ValueError, r"'depth' must be an int in \[0, 6\], got depth=7"),
+    ("lr=0.1&lr=0.2", ValueError, r"each key may appear once in the settings string, got repeated=\['lr'\]"),
+    ("a" * 100_000, ValueError, r"'text' must be at most 20000 characters, got len\(text\)=100000"),
+    ("lr0.1", ValueError, r"'text' must be key=value pairs joined by '&', got text='lr0.1'"),
+    (None, TypeError, r"'text' must be a str, got text=None"),
+], ids=["int as float", "not a number", "change not a number", "step not a number", "change without =",
+        "lr above slider", "width above slider", "depth above slider", "repeated key", "huge", "no =", "None"])
+def test_settings_strings_name_the_key_and_keep_to_the_sliders(lab, text, error, match):
+    before = dict(lab.settings)
+    with pytest.raises(error, match=r"TrainingLab\.apply_settings\(\): " + match):
+        lab.apply_settings(text)
+    assert lab.settings == before                           # nothing was reset by a refused string
+
+
+def test_the_lab_table_has_the_sliders_ranges():
+    import ipywidgets as W
+    from course_lib.ui.lab import _LAB_PARAMS
+    lab = _lab()
+    for name, w in lab.sliders.items():
+        rule = _LAB_PARAMS[name]
+        if isinstance(w, W.Dropdown):
+            assert tuple(w.options) == rule.choices
+        elif isinstance(w, W.FloatLogSlider):
+            assert (rule.low, rule.high) == pytest.approx((w.base ** w.min, w.base ** w.max))
+        elif isinstance(w, W.SelectionSlider):
+            assert (rule.low, rule.high) == (w.options[0][1], w.options[-1][1])
+        else:
+            assert (rule.low, rule.high) == (w.min, w.max)
+
+
+def test_an_error_in_the_training_thread_is_shown_and_recorded():
+    def boom(value):
+        raise RuntimeError("the task could not apply it")
+    lab = _lab(live_settings={"strength": (__import__("ipywidgets").FloatSlider(min=0, max=1), boom)})
+    lab.schedule(5, strength=0.5)
+    h = lab.run()
+    assert h.stop_reason == "error" and h.stop_step == 5
+    assert h.events[-1] == {"step": 5, "kind": "error", "text": "RuntimeError: the task could not apply it"}
+    assert lab.status.value == "stopped by an error at step 5: RuntimeError: the task could not apply it"
+    assert isinstance(lab.error, RuntimeError)
+    with pytest.raises(ValueError, match=r"'strength' must be a float in \[0, 1\], got strength=2"):
+        lab.schedule(5, strength=2)                      # a task's own control keeps to its range too
+    assert lab.run().stop_reason == "completed"          # the next run starts clean

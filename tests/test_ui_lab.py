@@ -146,7 +146,7 @@ def test_settings_string_replays_the_same_seeded_run():
 
 def test_bad_settings_are_named():
     lab = _lab()
-    with pytest.raises(ValueError, match=r"'lr' must be a float > 0, got lr=-1.0"):
+    with pytest.raises(ValueError, match=r"'lr' must be a float in \[1e-05, 10\], got lr=-1.0"):
         lab.apply_settings("lr=-1")
     with pytest.raises(ValueError, match=r"the settings string has unknown keys"):
         lab.apply_settings("learning_rate=0.1")

@@ -21,6 +21,7 @@ replays the same seeded run.
 
 from __future__ import annotations
 
+import html
 import math
 import threading
 import time
@@ -32,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_choice, check_number, check_relation, check_seed
+from .._validation import (SEED_MAX, Interval, Options, check_choice, check_number, check_relation, check_type,
+                           validate_params)
 from ..bottleneck import BottleneckMLP
 from ..curves import diagnose
 from ..data import make_classification, make_regression
@@ -43,7 +45,7 @@ from ..train import History, fit
 from .live import LiveFigure, controls_row, panel, same_setting, watch
 from .plotting import LossCurvesPlot
 
-__all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS"]
+__all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS", "parse_settings"]
 
 LAB_TASKS = ("spirals", "moons", "circles", "regression")
 LIVE_SETTINGS = ("lr", "weight_decay", "l1", "dropout")            # change mid-run
@@ -51,6 +53,19 @@ RESET_SETTINGS = ("task", "optimizer", "width", "depth", "noise", "batch_size", 
 _REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]  # 0, then 1e-6 .. 10, 3 per decade
 
 SETTLE_S = 0.25   # a live change from the browser waits this long for the next one (one drag, one change)
+
+# What each setting may be: the sliders' ranges (a run never uses a value its slider cannot show).
+# The constructor, the settings string and scheduled changes are all checked against this table.
+_LAB_PARAMS = {
+    "task": Options(LAB_TASKS), "optimizer": Options(("adam", "adamw", "sgd", "momentum")),
+    "lr": Interval(float, 1e-5, 10.0), "weight_decay": Interval(float, 0.0, 10.0), "l1": Interval(float, 0.0, 10.0),
+    "dropout": Interval(float, 0.0, 0.9), "width": Interval(int, 1, 256), "depth": Interval(int, 0, 6),
+    "noise": Interval(float, 0.0, 1.0), "batch_size": Interval(int, 1, 256), "train_fraction": Interval(float, 0.1, 0.9),
+    "n_samples": Interval(int, 20, 100_000),          # no slider; 100,000 points still build in a second
+    "seed": Interval(int, 0, SEED_MAX),
+}
+_MASKING = Interval(float, 1e-3, 10.0)
+MAX_SETTINGS_CHARS = 20_000   # a long session's changes fit; a pasted document does not
 
 _DEFAULTS = dict(task="spirals", optimizer="adam", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
                  batch_size=32, train_fraction=0.5, n_samples=400, seed=0)
@@ -111,8 +126,9 @@ class TrainingLab:
                                          width=width, depth=depth, noise=noise, batch_size=batch_size,
                                          train_fraction=train_fraction, n_samples=n_samples, seed=seed))
         self.live_settings = dict(live_settings or {})
+        self.error: BaseException | None = None          # what stopped the last run, if an error did
         if masking is not None:
-            check_number("masking", masking, where=where, low=1e-3, high=10.0)
+            _MASKING.check("masking", masking, where=where)
             self.masking = float(masking)
             slider = W.FloatLogSlider(value=masking, base=10, min=-3, max=1, description="masking strength",
                                       readout_format=".1e", style={"description_width": "110px"})
@@ -122,6 +138,7 @@ class TrainingLab:
         self.history: History | None = None
         self.runs: list[tuple[str, History]] = []        # finished or abandoned runs (the ghosts)
         self._scheduled: dict[int, dict] = {}            # step -> changes (replay, tests)
+        self.state = None
         self._changes: list[tuple[int, str, float]] = []  # what was applied, for settings_string
         self._pending: dict = {}                          # slider changes waiting for the next step
         self._lock = threading.Lock()                     # guards _pending
@@ -149,22 +166,27 @@ class TrainingLab:
     # -- settings ---------------------------------------------------------------------------
 
     @staticmethod
-    def _check(s: dict) -> dict:
-        where = "TrainingLab"
-        check_choice("task", s["task"], LAB_TASKS, where=where)
-        check_choice("optimizer", s["optimizer"], ("adam", "adamw", "sgd", "momentum"), where=where)
-        check_number("lr", s["lr"], where=where, low=0.0, low_open=True)
-        check_number("weight_decay", s["weight_decay"], where=where, low=0.0)
-        check_number("l1", s["l1"], where=where, low=0.0)
-        check_number("dropout", s["dropout"], where=where, low=0.0, high=0.9)
-        check_number("width", s["width"], where=where, low=1, high=1024, integer=True)
-        check_number("depth", s["depth"], where=where, low=0, high=8, integer=True)
-        check_number("noise", s["noise"], where=where, low=0.0)
-        check_number("batch_size", s["batch_size"], where=where, low=1, integer=True)
-        check_number("train_fraction", s["train_fraction"], where=where, low=0.1, high=0.9)
-        check_number("n_samples", s["n_samples"], where=where, low=20, integer=True)
-        check_seed(s["seed"], where=where)
+    def _check(s: dict, where: str = "TrainingLab") -> dict:
+        validate_params(_LAB_PARAMS, s, where=where)
         return dict(s)
+
+    def _live_rule(self, name: str):
+        """What a live setting may be: its slider's range (a task's own control: its min and max)."""
+        if name in _LAB_PARAMS:
+            return _LAB_PARAMS[name]
+        if name == "masking" and self.masking is not None:
+            return _MASKING
+        w = self.live_settings[name][0]
+        if isinstance(w, W.FloatLogSlider):
+            return Interval(float, w.base ** w.min, w.base ** w.max)
+        if hasattr(w, "min") and hasattr(w, "max"):
+            return Interval(float, w.min, w.max)
+        return Interval(float)                         # any finite number
+
+    def _check_change(self, step, name: str, value, where: str) -> None:
+        check_number("step", step, where=where, low=1, high=self.max_steps, integer=True)
+        check_choice("change", name, LIVE_SETTINGS + tuple(self.live_settings), where=where)
+        self._live_rule(name).check(name, value, where=where)
 
     def settings_string(self) -> str:
         """The run's settings and its mid-run changes as one short, copyable string."""
@@ -177,24 +199,24 @@ class TrainingLab:
 
     def apply_settings(self, text: str) -> None:
         """Set every slider from a :meth:`settings_string` and start a new run that replays it
-        (the same seed, the same changes at the same steps). Keys left out take their defaults."""
+        (the same seed, the same changes at the same steps). Keys left out take their defaults.
+
+        Every value is checked before anything changes: against its slider's range, and each
+        change's step against ``[1, max_steps]`` (see :func:`parse_settings`).
+        """
         where = "TrainingLab.apply_settings"
-        items = dict(parse_qsl(text.strip().lstrip("?#"), keep_blank_values=False, strict_parsing=False))
-        unknown = set(items) - set(_DEFAULTS) - {"changes"} - ({"masking"} if self.masking is not None else set())
-        check_relation(not unknown, "the settings string has unknown keys", where=where, unknown=sorted(unknown))
-        new = dict(_DEFAULTS)                          # a missing key means its default, not "as now"
-        masking = float(items.pop("masking")) if "masking" in items else self.masking
-        for k, v in items.items():
-            if k == "changes":
-                continue
-            new[k] = v if k in ("task", "optimizer") else (int(v) if isinstance(_DEFAULTS[k], int) else float(v))
-        new = self._check(new)
+        parsed = parse_settings(text, live=LIVE_SETTINGS + tuple(self.live_settings), where=where)
+        if "masking" in parsed and self.masking is None:
+            check_relation(False, "the settings string has unknown keys", where=where, unknown=["masking"])
+        masking = parsed.pop("masking", self.masking)
+        if masking is not None:
+            _MASKING.check("masking", masking, where=where)
+        changes = parsed.pop("changes", [])
+        new = self._check({**_DEFAULTS, **parsed}, where)   # a missing key means its default, not "as now"
         scheduled: dict[int, dict] = {}
-        for part in filter(None, items.get("changes", "").split(";")):
-            step, _, assign = part.partition(":")
-            name, _, value = assign.partition("=")
-            check_choice("change", name, LIVE_SETTINGS + tuple(self.live_settings), where=where)
-            scheduled.setdefault(int(step), {})[name] = float(value)
+        for step, name, value in changes:
+            self._check_change(step, name, value, where)
+            scheduled.setdefault(step, {})[name] = value
         self.pause()
         self._join()
         self._quiet = True
@@ -208,7 +230,6 @@ class TrainingLab:
             self._quiet = False
         self.settings = new
         if masking is not None:
-            check_number("masking", masking, where=where, low=1e-3, high=10.0)
             self._quiet = True
             self.sliders["masking"].value = masking
             self._quiet = False
@@ -218,11 +239,20 @@ class TrainingLab:
         self._scheduled = scheduled
 
     def schedule(self, step: int, **changes: float) -> None:
-        """Queue live changes to apply from ``step`` on (what a slider does, at an exact step)."""
-        check_number("step", step, where="TrainingLab.schedule", low=1, integer=True)
-        for name in changes:
-            check_choice("change", name, LIVE_SETTINGS + tuple(self.live_settings), where="TrainingLab.schedule")
-        self._scheduled.setdefault(step, {}).update(changes)
+        """Queue live changes to apply from ``step`` on (what a slider does, at an exact step).
+
+        ``step`` is in ``[1, max_steps]`` and each value in its slider's range. After a run has
+        ended, the change belongs to the next run (which this prepares, as Play would).
+        """
+        for name, value in changes.items():
+            self._check_change(step, name, value, "TrainingLab.schedule")
+        if self.history is not None and self.history.stop_reason != "running":
+            self._join()
+            self._new_run()                            # the last run ended: the change is for the next
+        if self.state is not None:                     # mid-run: the steps up to the next one are decided
+            check_number("step", step, where="TrainingLab.schedule", low=self.state.step + 2, high=self.max_steps,
+                         integer=True)
+        self._scheduled.setdefault(step, {}).update({k: float(v) for k, v in changes.items()})
 
     # -- widgets ------------------------------------------------------------------------------
 
@@ -385,9 +415,11 @@ class TrainingLab:
                                        dropout=s["dropout"])
             self.loss_fn = self._masked_loss(self.loss_fn)
         self.baseline = self.data.baseline_loss()
+        # Changes scheduled before a run trained at all stay for the run that replaces it.
+        kept = self._scheduled if self.history is None or not len(self.history) else {}
         self.history = None
         self.state = None
-        self._changes, self._scheduled, self._pending = [], {}, {}
+        self._changes, self._scheduled, self._pending = [], kept, {}
         self._start_settings = dict(s)
         if self.masking is not None:
             self._start_settings["masking"] = self.masking
@@ -491,14 +523,33 @@ class TrainingLab:
             return                                    # finished: Reset or Play starts a new run
         s = self._start_settings
         self.status.value = "training..."
+        self.error = None
         try:
             fit(self.model, self.data, loss_fn=self.loss_fn, optimizer=s["optimizer"], lr=s["lr"],
                 weight_decay=s["weight_decay"], l1=s["l1"], dropout=s["dropout"], batch_size=s["batch_size"],
                 num_steps=self.max_steps, eval_every=self.eval_every, metrics=self.metrics, baseline=self.baseline,
                 seed=s["seed"], device=self.device, on_step=self._on_step, on_eval=self._on_eval)
+        except Exception as err:                      # noqa: BLE001 - shown in the lab, never a lost thread traceback
+            self._record_error(err)
         finally:
             self._go.clear()
             self._finish()
+
+    def _record_error(self, err: Exception) -> None:
+        """An error in the training thread ends the run as a recorded result: ``stop_reason``
+        ``"error"``, an ``"error"`` event with the message, and the status line says it."""
+        self.error = err
+        if self.state is not None:
+            try:
+                self.state.flush()                     # the steps trained before the error, read back
+            except Exception:                          # noqa: BLE001 - the device itself may be what failed
+                pass
+        if self.history is None:
+            self.history = History(baseline=self.baseline)
+        h = self.history
+        step = h.step[-1] + 1 if len(h) else 0
+        h.stop_reason, h.stop_step = "error", step
+        h.add_event(step, "error", f"{type(err).__name__}: {err}")
 
     def _on_eval(self, state) -> None:
         self.history = state.history                  # the History fit fills in, live
@@ -603,6 +654,8 @@ class TrainingLab:
             self.status.value = f"finished {step} steps: press Play for a new run, or move a slider"
         elif h.stop_reason == "callback":
             self.status.value = f"stopped at step {step}"
+        elif h.stop_reason == "error":
+            self.status.value = f"stopped by an error at step {h.stop_step}: {html.escape(h.events[-1]['text'])}"
         self.share.value = self.settings_string()
 
 
@@ -612,3 +665,73 @@ def _nearest(options: list[float], value: float) -> float:
 
 def _evidence(d) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.evidence.items())
+
+
+def parse_settings(text: str, *, live=LIVE_SETTINGS, where: str = "parse_settings") -> dict:
+    """Read a lab settings string (``"task=moons&lr=0.1&changes=100:lr=0.01"``) into values.
+
+    Each value is converted to its setting's type with a message that names the key, and
+    checked against its slider's range; ``changes`` becomes a list of ``(step, name, value)``
+    (names from ``live``; their steps and ranges are the lab's to check, it knows ``max_steps``).
+
+    Args:
+        text (str): ``key=value`` pairs joined by ``&``, at most ``MAX_SETTINGS_CHARS`` characters.
+        live (tuple of str): the settings a change may name.
+        where (str): the function named in messages.
+
+    Returns:
+        dict: the keys given, with their values (``masking`` as a float, unchecked).
+
+    Example:
+        >>> parse_settings("width=32&changes=40:lr=0.05")
+        {'width': 32, 'changes': [(40, 'lr', 0.05)]}
+        >>> parse_settings("width=32.0")
+        Traceback (most recent call last):
+        ...
+        TypeError: parse_settings(): 'width' must be an int in [1, 256], got width='32.0' of type str
+    """
+    check_type("text", text, str, where=where)
+    check_relation(len(text) <= MAX_SETTINGS_CHARS, f"'text' must be at most {MAX_SETTINGS_CHARS} characters",
+                   where=where, **{"len(text)": len(text)})
+    body = text.strip().lstrip("?#")
+    try:
+        pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body))
+    except ValueError:
+        pairs = None                                  # a part without '=': reported below, never skipped
+    check_relation(pairs is not None, "'text' must be key=value pairs joined by '&'", where=where,
+                   text=text if len(text) <= 60 else text[:57] + "...")
+    keys = [k for k, _ in pairs]
+    unknown = sorted(set(keys) - set(_DEFAULTS) - {"changes", "masking"})
+    check_relation(not unknown, "the settings string has unknown keys", where=where, unknown=unknown)
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    check_relation(not twice, "each key may appear once in the settings string", where=where, repeated=twice)
+    out: dict = {}
+    for key, raw in pairs:
+        if key == "changes":
+            out[key] = [_parse_change(part, live, where) for part in filter(None, raw.split(";"))]
+        elif key in ("task", "optimizer"):
+            out[key] = raw
+        else:
+            rule = _MASKING if key == "masking" else _LAB_PARAMS[key]
+            out[key] = _convert(key, raw, rule, where)
+            if key != "masking":
+                rule.check(key, out[key], where=where)
+    return out
+
+
+def _convert(name: str, raw: str, rule: Interval, where: str):
+    """``raw`` as the rule's number type, or the rule's own TypeError naming ``name`` and ``raw``."""
+    try:
+        return int(raw) if rule.kind is int else float(raw)
+    except ValueError:
+        rule.check(name, raw, where=where)        # a string: raises "'width' must be an int ..., got width='32.0'"
+        raise
+
+
+def _parse_change(part: str, live, where: str) -> tuple[int, str, float]:
+    step, colon, assign = part.partition(":")
+    name, eq, value = assign.partition("=")
+    check_relation(bool(colon and eq), "each change must read step:name=value", where=where, change=part)
+    check_choice("change", name, tuple(live), where=where)
+    return (_convert("step", step, Interval(int, 1), where), name,
+            _convert(name, value, _LAB_PARAMS.get(name, Interval(float)), where))
