@@ -3,7 +3,7 @@
 Every public function checks its arguments with these helpers, so every bad input gets the
 same kind of message, naming the function, the parameter, what is allowed and what came in::
 
-    fit(): 'lr' must be a float > 0, got lr=-0.1
+    fit(): 'lr' must be a float in (0, 1e+06], got lr=-0.1
     cyclic_lr(): 'max_lr' must be > 'base_lr', got max_lr=0.01, base_lr=0.1
     fit(): 'optimizer' must be one of 'sgd', 'momentum', 'adam', 'adamw', got optimizer='rmsprop'
 
@@ -40,7 +40,13 @@ def _prefix(where: str) -> str:
 def _fmt(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"Tensor(shape={tuple(value.shape)}, dtype={value.dtype})"
-    return repr(value)
+    if isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value):
+        inner = ", ".join(_fmt(v) for v in value)       # tensors by shape, never their numbers
+        return f"({inner},)" if isinstance(value, tuple) and len(value) == 1 else (
+            f"({inner})" if isinstance(value, tuple) else f"[{inner}]")
+    text = repr(value)
+    # A pasted document or a 400-digit int would drown the message: its start and its length.
+    return text if len(text) <= 200 else f"{text[:80]}... ({len(text)} characters)"
 
 
 def _num(v) -> str:
@@ -103,6 +109,10 @@ def check_number(
 # torch.Generator.manual_seed and torch.manual_seed take a signed 64-bit seed: larger ints
 # overflow deep inside torch ("Overflow when unpacking long long").
 SEED_MAX = 2**63 - 1
+
+# Learning rates and decay coefficients: a finite ceiling. Past ~10 every course model diverges
+# (a recorded result); past ~3e38 torch cannot even store the value as a float32 and raises.
+LR_MAX = 1e6
 
 
 def check_seed(seed: Any, *, where: str = "", allow_none: bool = False):
@@ -244,6 +254,21 @@ class InstanceOf:
         items = value if self.each and isinstance(value, (list, tuple)) else [value]
         for item in items:
             check_type(name, item, self.types, where=where, expected=self.expected)
+
+
+class Bool:
+    """True or False, nothing else (``check_type``): 0, 1, "yes" and None are refused, since
+    ``if flag:`` would read each of them silently as one or the other.
+
+    Example:
+        >>> Bool().check("eval_train", 1, where="fit")
+        Traceback (most recent call last):
+        ...
+        TypeError: fit(): 'eval_train' must be a bool, got eval_train=1 of type int
+    """
+
+    def check(self, name: str, value: Any, *, where: str = "") -> None:
+        check_type(name, value, bool, where=where)
 
 
 class Satisfies:

@@ -45,7 +45,7 @@ import torch.nn as nn
 
 from ._loop import FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, make_optimizer, tensor_batches
 from ._snapshot import Snapshot
-from ._validation import check_choice, check_number, check_relation, check_seed, check_type, skip_value_checks
+from ._validation import LR_MAX, check_choice, check_number, check_relation, check_seed, check_type, skip_value_checks
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 
@@ -77,8 +77,8 @@ def lr_sweep(start_lr: float, end_lr: float, num_iter: int, step_mode: str = "ex
 
 
 def _check_sweep(where, start_lr, end_lr, num_iter, step_mode):
-    check_number("start_lr", start_lr, where=where, low=0.0, low_open=True)
-    check_number("end_lr", end_lr, where=where, low=0.0, low_open=True)
+    check_number("start_lr", start_lr, where=where, low=0.0, high=LR_MAX, low_open=True)
+    check_number("end_lr", end_lr, where=where, low=0.0, high=LR_MAX, low_open=True)
     check_relation(start_lr < end_lr, "'start_lr' must be < 'end_lr'", where=where, start_lr=start_lr, end_lr=end_lr)
     check_number("num_iter", num_iter, where=where, low=2, integer=True)
     check_choice("step_mode", step_mode, ("exp", "linear"), where=where)
@@ -553,7 +553,17 @@ def _run(model, opt, criterion, batches, val, lrs, dev, accumulation_steps, beta
             total = None
             for _ in range(accumulation_steps):
                 batch = _to_device(next(batches), dev)
-                loss = criterion(model, batch)
+                try:
+                    loss = criterion(model, batch)
+                except TypeError as err:
+                    if i > 0 or total is not None:
+                        raise
+                    # The first call: most likely fit's loss_fn(y_hat, y) given where (model, batch) is called.
+                    raise TypeError(
+                        "lr_range_test(): 'loss_fn' must be a loss name, a torch loss module, or a function "
+                        "loss_fn(model, batch) -> scalar tensor (fit's f(y_hat, y) becomes "
+                        f"lambda model, batch: f(model(batch[0]), batch[1])), got loss_fn={criterion!r}, "
+                        f"which raised TypeError: {err}") from err
                 if i == 0 and total is None:
                     _check_loss_value(loss)
                 loss = loss / accumulation_steps

@@ -72,7 +72,7 @@ def _cyclic_scale(mode: str, gamma: float, cycle: int, step: int) -> float:
     if mode == "triangular":
         return 1.0
     if mode == "triangular2":
-        return 1 / (2.0 ** (cycle - 1))
+        return math.ldexp(1.0, 1 - cycle)   # 2**-(cycle-1); reaches 0.0 and stays (1/2.0**1024 overflows)
     return gamma ** step
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -39,10 +40,10 @@ import torch.nn as nn
 
 from ._loop import (FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, has_momentum, make_optimizer,
                     set_momentum, tensor_batches)
-from ._validation import (SEED_MAX, InstanceOf, Interval, Options, Satisfies, check_relation, skip_value_checks,
+from ._validation import (LR_MAX, SEED_MAX, Bool, InstanceOf, Interval, Options, Satisfies, check_relation, skip_value_checks,
                           validate_params)
 from .device import resolve_device
-from .losses import get_loss
+from .losses import LOSSES, get_loss
 
 __all__ = ["History", "TrainState", "fit", "OPTIMIZERS", "STOP_REASONS"]
 
@@ -202,18 +203,26 @@ def _get_dropout(model: nn.Module) -> float | None:
 # are used: ``loss_fn`` by get_loss, ``device`` by resolve_device, ``data`` when it is unpacked.
 _FIT_PARAMS = {
     "model": InstanceOf(nn.Module, expected="torch.nn.Module"),
+    "loss_fn": Options(LOSSES, or_type=Callable, expected="loss name or function f(y_hat, y) -> scalar tensor"),
     "optimizer": Options(OPTIMIZERS, or_type=torch.optim.Optimizer, expected="optimizer name or torch.optim.Optimizer"),
-    "lr": Interval(float, 0, None, closed="neither"),
+    "lr": Interval(float, 0, LR_MAX, closed="right"),
     "momentum": Interval(float, 0, 1, closed="left"),
-    "weight_decay": Interval(float, 0, None),
-    "l1": Interval(float, 0, None),
+    "weight_decay": Interval(float, 0, LR_MAX),
+    "l1": Interval(float, 0, LR_MAX),
     "dropout": Interval(float, 0, 1, closed="left", allow_none=True),
     "batch_size": Interval(int, 1, None),
     "num_steps": Interval(int, 1, None, allow_none=True),
     "num_epochs": Interval(int, 1, None, allow_none=True),
     "eval_every": Interval(int, 0, None),
+    "eval_train": Bool(),
+    "metrics": Satisfies(lambda m: isinstance(m, dict) and all(isinstance(k, str) and callable(f) for k, f in m.items()),
+                         "'metrics' must be a dict name -> f(y_hat, y) -> float", allow_none=True),
+    "val_data": Satisfies(lambda v: isinstance(v, torch.Tensor) or (isinstance(v, (tuple, list)) and len(v) == 2
+                                                                    and all(isinstance(t, torch.Tensor) for t in v)),
+                          "'val_data' must be (X_val, y_val) tensors or a token tensor", allow_none=True),
     "early_stopping": Interval(int, 1, None, allow_none=True),
     "min_delta": Interval(float, 0, None),
+    "restore_best": Bool(),
     "lr_schedule": Satisfies(callable, "'lr_schedule' must be a function step -> lr or a Schedule", allow_none=True),
     "grad_clip": Interval(float, 0, None, closed="neither", allow_none=True),
     "explode_factor": Interval(float, 1, None, closed="neither", allow_none=True),
@@ -221,6 +230,7 @@ _FIT_PARAMS = {
     "grad_norm_every": Interval(int, 1, None),
     "on_step": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
     "on_eval": InstanceOf(Callable, expected="callable or list of callables", allow_none=True, each=True),
+    "baseline": Interval(float, allow_none=True),
     "seed": Interval(int, 0, SEED_MAX),
 }
 # What a callback may change mid-run (TrainState.set_hyperparams), checked as fit checks it.
@@ -313,6 +323,14 @@ def fit(
     validate_params(_FIT_PARAMS, locals(), where="fit")
     check_relation(num_steps is None or num_epochs is None, "give 'num_steps' or 'num_epochs', not both",
                    where="fit", num_steps=num_steps, num_epochs=num_epochs)
+    check_relation(any(p.requires_grad for p in model.parameters()), "'model' must have trainable parameters",
+                   where="fit", model=model)
+    if not isinstance(optimizer, str):  # a ready optimizer: over this model's parameters, or nothing trains
+        own = {id(p) for p in model.parameters()}
+        theirs = [p for g in optimizer.param_groups for p in g["params"]]
+        check_relation(bool(theirs) and all(id(p) in own for p in theirs),
+                       "'optimizer' must update the parameters of 'model' (build it from model.parameters())",
+                       where="fit", optimizer=optimizer)
     # Named losses run torch's fused kernel of the same formula in the steps (_loop.FUSED);
     # the label check and the evaluations use the course's function, which checks its inputs.
     loss_name, loss_fn = loss_fn, get_loss(loss_fn)
@@ -327,6 +345,9 @@ def fit(
         per_epoch = 1 if X_train is None else max(1, X_train.shape[0] // batch_size)
         num_steps = per_epoch * num_epochs if num_epochs is not None else 1000
     has_val = eval_every > 0 and X_val is not None
+    check_relation(early_stopping is None or has_val, "'early_stopping' needs validation data (a DataSplit with a "
+                   "validation part, (X, y, X_val, y_val) or val_data) and eval_every > 0", where="fit",
+                   early_stopping=early_stopping, has_validation_data=X_val is not None, eval_every=eval_every)
 
     # 3. Model, optimizer, bookkeeping.
     model.to(dev)
@@ -356,7 +377,8 @@ def fit(
     # 4. Check the labels once, on all the training data (or the first batch of a stream), so a
     #    bad label gets a clear message; the steps then skip these checks (each one is a sync).
     #    Eval mode and before seeding: the check must not draw dropout masks from the RNG.
-    first = next(batches) if X_train is None else (X_train, y_train)
+    first = next(batches, None) if X_train is None else (X_train, y_train)
+    check_relation(first is not None, "'data' must yield at least one batch", where="fit", data=data)
     model.eval()
     with torch.no_grad():
         check_first_batch(model, first[0], first[1], loss_fn, "fit")
@@ -377,8 +399,12 @@ def fit(
                 X, y = next(batches)
                 # (a) The learning rate (and momentum) of this step, from the schedule.
                 if lr_schedule is not None:
+                    lr_step = lr_schedule(step)
+                    if not (isinstance(lr_step, numbers.Real) and 0 <= lr_step <= LR_MAX):  # NaN fails too
+                        check_relation(False, f"'lr_schedule' must return a float in [0, {LR_MAX:g}]", where="fit",
+                                       **{f"lr_schedule({step})": lr_step})
                     for g in opt.param_groups:
-                        g["lr"] = lr_schedule(step)
+                        g["lr"] = lr_step
                     if momentum_schedule is not None:
                         set_momentum(opt, momentum_schedule(step))
                 lr_now = opt.param_groups[0]["lr"]

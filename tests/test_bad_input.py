@@ -8,7 +8,7 @@ and seeds past torch's 64-bit range.
 
 from __future__ import annotations
 
-import numpy as np
+import re
 import pytest
 import torch
 
@@ -201,3 +201,84 @@ def test_an_error_in_the_training_thread_is_shown_and_recorded():
     with pytest.raises(ValueError, match=r"'strength' must be a float in \[0, 1\], got strength=2"):
         lab.schedule(5, strength=2)                      # a task's own control keeps to its range too
     assert lab.run().stop_reason == "completed"          # the next run starts clean
+
+
+# -- huge numbers, schedules that outlive float range, and each fit parameter named ------------
+
+@pytest.mark.parametrize("kw", [{"lr": 1e39}, {"lr": 10**400}, {"weight_decay": 1e39}, {"l1": 1e39}],
+                         ids=["lr", "lr int", "weight_decay", "l1"])
+def test_huge_rates_get_a_finite_upper_bound(kw):
+    (name, value), = kw.items()
+    with pytest.raises(ValueError, match=rf"fit\(\): '{name}' must be a float in (\(|\[)0, 1e\+06\], got {name}={re.escape(str(value)[:50])}"):
+        cl.fit(cl.MLP(2, 1), (X, y), num_steps=2, device="cpu", **kw)
+
+
+def test_a_rate_just_under_the_bound_is_a_recorded_divergence():
+    assert cl.fit(cl.MLP(2, 1), (X, y), lr=1e6, optimizer="sgd", num_steps=5, device="cpu").diverged
+
+
+def test_a_schedule_that_returns_a_huge_rate_is_named_with_its_step():
+    with pytest.raises(ValueError, match=r"fit\(\): 'lr_schedule' must return a float in \[0, 1e\+06\], "
+                                         r"got lr_schedule\(3\)=inf"):
+        cl.fit(cl.MLP(2, 1), (X, y), lr_schedule=lambda s: 0.01 if s < 3 else float("inf"), num_steps=5, device="cpu")
+
+
+def test_triangular2_with_one_step_cycles_halves_to_zero_and_stays():
+    sched = cl.cyclic_schedule(1e-3, 1e-2, step_size_up=1, mode="triangular2")
+    h = cl.fit(cl.MLP(2, 1), (X, y), lr_schedule=sched, num_steps=2100, device="cpu", eval_every=0)
+    assert h.stop_reason == "completed"
+    # Closed form (Smith 2017, arXiv 1506.01186): lr = base + (max - base) * max(0, 1 - |x|) / 2**(cycle - 1);
+    # with step_size_up = step_size_down = 1 the odd steps are the peaks of cycles (step + 1) / 2.
+    for step in (1, 3, 5, 2047, 2049, 2099):
+        cycle = (step + 1) // 2
+        assert h.lr[step] == pytest.approx(1e-3 + 9e-3 * 2.0 ** -(cycle - 1), rel=1e-12, abs=0)
+    assert h.lr[2099] == 1e-3 and h.lr[2098] == 1e-3                      # the amplitude reached 0 and stays
+
+
+def test_triangular2_agrees_with_torch_cycliclr_while_torch_can_count():
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    ref = torch.optim.lr_scheduler.CyclicLR(opt, 1e-3, 1e-2, step_size_up=3, mode="triangular2", cycle_momentum=False)
+    ours = cl.cyclic_schedule(1e-3, 1e-2, step_size_up=3, mode="triangular2")
+    for step in range(60):
+        assert ours(step) == pytest.approx(ref.get_last_lr()[0], rel=1e-9)
+        opt.step()
+        ref.step()
+
+
+_OTHER = cl.MLP(2, 1)
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    ({"optimizer": torch.optim.SGD(_OTHER.parameters(), lr=0.1)}, ValueError,
+     r"'optimizer' must update the parameters of 'model' \(build it from model.parameters\(\)\), got optimizer=SGD"),
+    ({"early_stopping": 2}, ValueError, r"'early_stopping' needs validation data .*got early_stopping=2, "
+                                        r"has_validation_data=False, eval_every=50"),
+    ({"loss_fn": "bogus"}, ValueError, r"'loss_fn' must be one of 'mse', .*got loss_fn='bogus'"),
+    ({"loss_fn": 3}, TypeError, r"'loss_fn' must be a loss name or function f\(y_hat, y\) -> scalar tensor, got loss_fn=3"),
+    ({"val_data": (X,)}, ValueError, r"'val_data' must be \(X_val, y_val\) tensors or a token tensor, "
+                                     r"got val_data=\(Tensor\(shape=\(64, 2\)"),
+    ({"metrics": {"acc": 1}}, ValueError, r"'metrics' must be a dict name -> f\(y_hat, y\) -> float, got metrics=\{'acc': 1\}"),
+], ids=["optimizer of another model", "early_stopping without validation", "loss name", "loss type", "val_data",
+        "metrics"])
+def test_each_fit_parameter_is_named(kw, error, match):
+    with pytest.raises(error, match=r"fit\(\): " + match):
+        cl.fit(cl.MLP(2, 1), (X, y), num_steps=2, device="cpu", **kw)
+
+
+def test_a_model_without_parameters_and_an_empty_iterator_are_named():
+    with pytest.raises(ValueError, match=r"fit\(\): 'model' must have trainable parameters, got model=Identity\(\)"):
+        cl.fit(torch.nn.Identity(), (X, X), num_steps=2, device="cpu")
+    with pytest.raises(ValueError, match=r"fit\(\): 'data' must yield at least one batch, got data=<list_iterator"):
+        cl.fit(cl.MLP(2, 1), iter([]), num_steps=2, device="cpu")
+
+
+def test_lr_range_test_names_the_signature_a_fit_style_loss_needs():
+    with pytest.raises(TypeError, match=r"lr_range_test\(\): 'loss_fn' must be .* a function loss_fn\(model, batch\) "
+                                        r"-> scalar tensor \(fit's f\(y_hat, y\) becomes lambda model, batch: "
+                                        r"f\(model\(batch\[0\]\), batch\[1\]\)\), got loss_fn=<function"):
+        cl.lr_range_test(cl.MLP(2, 1), (X, y), loss_fn=lambda y_hat, t: ((y_hat - t) ** 2).mean(), num_iter=5,
+                         device="cpu")
+    r = cl.lr_range_test(cl.MLP(2, 1), (X, y), loss_fn=lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(), num_iter=5,
+                         device="cpu")
+    assert r.stop_reason in ("completed", "diverged")

@@ -206,13 +206,13 @@ def test_history_round_trips_through_a_dict(reg):
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
-    ({"lr": -0.1}, ValueError, r"fit\(\): 'lr' must be a float > 0, got lr=-0.1"),
-    ({"lr": 0}, ValueError, r"'lr' must be a float > 0, got lr=0"),
+    ({"lr": -0.1}, ValueError, r"fit\(\): 'lr' must be a float in \(0, 1e\+06\], got lr=-0.1"),
+    ({"lr": 0}, ValueError, r"'lr' must be a float in \(0, 1e\+06\], got lr=0"),
     ({"optimizer": "rmsprop"}, ValueError, r"'optimizer' must be one of 'sgd', 'momentum', 'adam', 'adamw', got optimizer='rmsprop'"),
     ({"batch_size": 0}, ValueError, r"'batch_size' must be an int >= 1, got batch_size=0"),
     ({"num_steps": 10, "num_epochs": 2}, ValueError, r"give 'num_steps' or 'num_epochs', not both"),
     ({"dropout": 1.0}, ValueError, r"'dropout' must be a float in \[0, 1\) or None, got dropout=1.0"),
-    ({"weight_decay": float("nan")}, ValueError, r"'weight_decay' must be a float >= 0, got weight_decay=nan"),
+    ({"weight_decay": float("nan")}, ValueError, r"'weight_decay' must be a float in \[0, 1e\+06\], got weight_decay=nan"),
     ({"loss_fn": "mse2"}, ValueError, r"mse2"),
     ({"on_step": 3}, TypeError, r"'on_step' must be a callable"),
     ({"device": "banana"}, ValueError, r"'device' must be one of"),
