@@ -30,13 +30,14 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from ._validation import check_choice, check_number, check_relation, check_seed
+from ._validation import Interval, check_choice, check_number, check_relation, check_seed, validate_params
 
 __all__ = ["PowerLawFit", "ChinchillaFit", "KaplanLaws", "fit_power_law", "fit_chinchilla", "flops",
            "CHINCHILLA", "KAPLAN", "CHINCHILLA_TOKENS_PER_PARAM"]
@@ -92,6 +93,24 @@ def _runs(where: str, n_params: int, param_names: str, **columns) -> list[np.nda
     check_relation(len(out[0]) >= n_params + 1, f"need at least {n_params + 1} points (runs) to fit "
                    f"{n_params} parameters ({param_names})", where=where, n_points=len(out[0]))
     return [_check_positive(name, arr, where, why[name]) for name, arr in zip(columns, out)]
+
+
+def _distinct(where: str, k: int, **columns) -> None:
+    """Each column needs ``k`` distinct values: a law in x cannot be read off runs that share one x."""
+    for name, arr in columns.items():
+        check_relation(len(np.unique(arr)) >= k, f"'{name}' needs at least {k} distinct values to fit its "
+                       "exponent", where=where, **{f"distinct {name}": np.unique(arr)[:5].tolist()})
+
+
+def _warn_on_bound(where: str, **exponents: float) -> None:
+    """A fitted exponent stuck at a bound is the bound, not a measurement: say so."""
+    for name, value in exponents.items():
+        edge = min(_EXPONENT_BOUNDS, key=lambda b: abs(value - b))
+        if abs(value - edge) < 1e-6:
+            warnings.warn(f"{where}(): the exponent '{name}' sits on its bound {edge:g} (allowed "
+                          f"[{_EXPONENT_BOUNDS[0]:g}, {_EXPONENT_BOUNDS[1]:g}]), got {name}={value:.3g}: the losses "
+                          "do not fall as a power law here, and its error bar means nothing", RuntimeWarning,
+                          stacklevel=3)
 
 
 def _scalar_or_array(arr: np.ndarray):
@@ -174,7 +193,8 @@ def _fit(logX, log_loss, delta, n_bootstrap, seed):
 
 def _check_fit_options(where, n_bootstrap, huber_delta, seed):
     n_bootstrap = check_number("n_bootstrap", n_bootstrap, where=where, low=0, integer=True)
-    huber_delta = check_number("huber_delta", huber_delta, where=where, low=0, low_open=True)
+    # The objective is scaled by 1/delta**2: below 1e-8 that scale overflows (1e-200**2 is 0.0).
+    huber_delta = check_number("huber_delta", huber_delta, where=where, low=1e-8)
     seed = check_seed(seed, where=where)
     return n_bootstrap, float(huber_delta), seed
 
@@ -252,7 +272,9 @@ def fit_power_law(x, loss, *, variable: str = "N", n_bootstrap: int = 200, huber
     check_choice("variable", variable, ("N", "D"), where=where)
     n_bootstrap, huber_delta, seed = _check_fit_options(where, n_bootstrap, huber_delta, seed)
     x, loss = _runs(where, 3, "E, A, alpha", x=x, loss=loss)
+    _distinct(where, 3, x=x)
     params, std, boot, obj = _fit(np.log(x)[:, None], np.log(loss), huber_delta, n_bootstrap, seed)
+    _warn_on_bound(where, alpha=params[2])
     return PowerLawFit(*map(float, params), *map(float, std), n_points=len(x), variable=variable,
                        bootstrap=boot, loss=obj)
 
@@ -283,6 +305,10 @@ class ChinchillaFit:
     n_points: int = 0
     bootstrap: np.ndarray = field(default_factory=lambda: np.empty((0, 5)), repr=False, compare=False)
     loss: float = float("nan")
+
+    def __post_init__(self):
+        # A negative coefficient makes compute_optimal raise a negative number to a fractional power.
+        validate_params(_CHINCHILLA_PARAMS, self.__dict__, where="ChinchillaFit")
 
     def predict(self, N, D):
         """The law at model size ``N`` and token count ``D`` (numpy broadcasting)."""
@@ -336,6 +362,11 @@ class ChinchillaFit:
         return f"L(N, D) = {_pm(self.E, self.E_std)} + {n_term} + {d_term}"
 
 
+_CHINCHILLA_PARAMS = {"E": Interval(float, 0, None), "A": Interval(float, 0, None, closed="neither"),
+                      "B": Interval(float, 0, None, closed="neither"), "alpha": Interval(float, *_EXPONENT_BOUNDS),
+                      "beta": Interval(float, *_EXPONENT_BOUNDS)}
+
+
 def fit_chinchilla(N, D, loss, *, n_bootstrap: int = 200, huber_delta: float = 1e-3,
                    seed: int = 0) -> ChinchillaFit:
     """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` jointly (Chinchilla's Approach 3).
@@ -363,7 +394,9 @@ def fit_chinchilla(N, D, loss, *, n_bootstrap: int = 200, huber_delta: float = 1
     where = "fit_chinchilla"
     n_bootstrap, huber_delta, seed = _check_fit_options(where, n_bootstrap, huber_delta, seed)
     N, D, loss = _runs(where, 5, "E, A, B, alpha, beta", N=N, D=D, loss=loss)
+    _distinct(where, 2, N=N, D=D)
     params, std, boot, obj = _fit(np.log(np.stack([N, D], axis=1)), np.log(loss), huber_delta, n_bootstrap, seed)
+    _warn_on_bound(where, alpha=params[3], beta=params[4])
     return ChinchillaFit(*map(float, params), *map(float, std), n_points=len(N), bootstrap=boot, loss=obj)
 
 

@@ -395,7 +395,8 @@ class OptimizerPath:
     """Where an optimizer went on a surface, step by step.
 
     Attributes:
-        xy (Tensor): ``(K + 1, 2)``, the start and the point after each of the ``K`` steps taken.
+        xy (Tensor): ``(K + 1, 2)``, the start and the point after each of the ``K`` steps taken;
+            ``(0, 2)`` when the start itself has a NaN/inf loss (``"diverged"`` at step 0).
         losses (Tensor): ``(K + 1,)``, the loss at each point of ``xy``.
         optimizer (str), lr (float), surface (str): what ran where.
         min_value (float): the surface's lowest loss, so ``losses - min_value`` is the gap left.
@@ -423,7 +424,7 @@ class OptimizerPath:
     @property
     def num_steps(self) -> int:
         """Steps actually taken (fewer than asked for if it diverged)."""
-        return len(self.xy) - 1
+        return max(len(self.xy) - 1, 0)
 
     @property
     def gaps(self) -> torch.Tensor:
@@ -532,7 +533,8 @@ def optimizer_path(surface: str | Surface, start=None, optimizer: str = "gd", lr
             if not math.isfinite(losses[-1]):
                 points.pop(), losses.pop()
             break
-    xy = torch.stack(points)  # (K + 1, 2)
+    # A start whose loss is already NaN/inf (a NaN coordinate, 1e200) diverged at step 0: no drawable point.
+    xy = torch.stack(points) if points else start.new_zeros((0, 2))  # (K + 1, 2)
     assert len(xy) == len(losses), "every point of the path has its loss"
     return OptimizerPath(xy=xy, losses=torch.tensor(losses, dtype=_DTYPE), optimizer=optimizer, lr=lr,
                          surface=surface.name, min_value=min_value, stop_reason=stop_reason, stop_step=stop_step,

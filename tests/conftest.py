@@ -15,3 +15,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
+
+
+# Hypothesis profiles for tests/test_fuzz.py: "ci" (default) is a fixed, derandomized budget with
+# no deadline (a loaded machine must not fail it); "thorough" runs longer, by hand:
+# pytest tests/test_fuzz.py --hypothesis-profile=thorough
+try:
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("ci", max_examples=20, derandomize=True, deadline=None, print_blob=True,
+                                   database=None)
+    _hyp_settings.register_profile("thorough", max_examples=400, deadline=None, database=None)
+    _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a dev requirement; without it only the fuzz test cannot run
+    pass

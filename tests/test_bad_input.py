@@ -9,6 +9,8 @@ and seeds past torch's 64-bit range.
 from __future__ import annotations
 
 import re
+
+import numpy as np
 import pytest
 import torch
 
@@ -282,3 +284,51 @@ def test_lr_range_test_names_the_signature_a_fit_style_loss_needs():
     r = cl.lr_range_test(cl.MLP(2, 1), (X, y), loss_fn=lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(), num_iter=5,
                          device="cpu")
     assert r.stop_reason in ("completed", "diverged")
+
+
+@pytest.mark.parametrize("start", [(float("nan"), 0.0), (1e200, 1e200)], ids=["nan", "huge"])
+def test_optimizer_path_from_a_start_without_a_finite_loss_diverges_at_step_0(start):
+    from course_lib.surfaces import optimizer_path
+    path = optimizer_path("quadratic", start=start, num_steps=5)
+    assert path.stop_reason == "diverged" and path.stop_step == 0 and path.diverged
+    assert path.xy.shape == (0, 2) and path.losses.shape == (0,) and path.num_steps == 0
+
+
+# -- the scaling fits ----------------------------------------------------------------------------
+
+def test_fit_power_law_needs_distinct_sizes():
+    with pytest.raises(ValueError, match=r"fit_power_law\(\): 'x' needs at least 3 distinct values to fit its "
+                                         r"exponent, got distinct x=\[5.0\]"):
+        cl.fit_power_law([5.0] * 5, [1, 2, 3, 4, 5], n_bootstrap=0)
+
+
+def test_fit_chinchilla_needs_distinct_token_counts():
+    N = np.geomspace(1e6, 1e8, 8)
+    with pytest.raises(ValueError, match=r"fit_chinchilla\(\): 'D' needs at least 2 distinct values .*"
+                                         r"got distinct D=\[1000000000.0\]"):
+        cl.fit_chinchilla(N, np.full(8, 1e9), 2.0 + 50 * N ** -0.3, n_bootstrap=0)
+
+
+def test_losses_that_rise_with_size_warn_that_the_exponent_sits_on_its_bound():
+    with pytest.warns(RuntimeWarning, match=r"fit_power_law\(\): the exponent 'alpha' sits on its bound 0 "
+                                            r"\(allowed \[0, 5\]\), got alpha="):
+        fit = cl.fit_power_law([1, 2, 4, 8, 16], [1, 2, 3, 4, 5], n_bootstrap=0)
+    assert fit.alpha == pytest.approx(0, abs=1e-6)
+
+
+def test_a_power_law_fit_of_a_real_law_does_not_warn():
+    import warnings
+    x = np.geomspace(1e3, 1e6, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cl.fit_power_law(x, 2.0 + 50.0 * x ** -0.5, n_bootstrap=0)
+
+
+def test_a_tiny_huber_delta_is_named():
+    with pytest.raises(ValueError, match=r"fit_power_law\(\): 'huber_delta' must be a float >= 1e-08, got huber_delta=1e-200"):
+        cl.fit_power_law([1, 2, 4, 8], [4, 3, 2.5, 2.2], huber_delta=1e-200)
+
+
+def test_a_chinchilla_law_with_a_negative_coefficient_is_named():
+    with pytest.raises(ValueError, match=r"ChinchillaFit\(\): 'A' must be a float > 0, got A=-400"):
+        cl.scaling.ChinchillaFit(E=1.69, A=-400, B=410.7, alpha=0.34, beta=0.28)
