@@ -218,7 +218,7 @@ GOOD = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     (lambda: fit_chinchilla(GOOD, GOOD, GOOD, n_bootstrap=2.5), TypeError,
      r"fit_chinchilla\(\): 'n_bootstrap' must be an int >= 0, got n_bootstrap=2.5"),
     (lambda: fit_power_law(GOOD, GOOD, huber_delta=0.0), ValueError,
-     r"fit_power_law\(\): 'huber_delta' must be a float > 0, got huber_delta=0.0"),
+     r"fit_power_law\(\): 'huber_delta' must be a float >= 1e-08, got huber_delta=0.0"),
     (lambda: fit_power_law(GOOD, GOOD, variable="C"), ValueError,
      r"fit_power_law\(\): 'variable' must be one of 'N', 'D', got variable='C'"),
     (lambda: CHINCHILLA.compute_optimal(0.0), ValueError,
