@@ -124,7 +124,7 @@ def check_first_batch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_f
     dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.is_floating_point()})
     if X.is_floating_point() and dtypes and str(X.dtype).replace("torch.", "") not in dtypes:
         raise TypeError(f"{where}(): 'data' X is {str(X.dtype).replace('torch.', '')} while the model's parameters "
-                        f"are {', '.join(dtypes)}; convert one of them (X.float() or model.double())")
+                        f"are {', '.join(dtypes)}; convert one of them (X.float() or model.double()), got X.dtype={X.dtype}")
     try:
         y_hat = model(X)
     except RuntimeError as err:

@@ -97,6 +97,8 @@ def check_number(
         )
     # No course parameter accepts NaN or inf: a learning rate of inf is always a mistake.
     bad = not isinstance(value, numbers.Integral) and not math.isfinite(value)  # huge ints overflow isfinite
+    if not bad and not integer and isinstance(value, numbers.Integral):
+        bad = abs(value) > 1.7e308                # 10**400 is an int, but no float: torch would overflow
     if not bad and low is not None:
         bad = value <= low if low_open else value < low
     if not bad and high is not None:
@@ -113,6 +115,19 @@ SEED_MAX = 2**63 - 1
 # Learning rates and decay coefficients: a finite ceiling. Past ~10 every course model diverges
 # (a recorded result); past ~3e38 torch cannot even store the value as a float32 and raises.
 LR_MAX = 1e6
+
+# Sizes. A model must fit in a laptop's memory: past MAX_PARAMS parameters (2 GB in float32) building
+# it is an out-of-memory crash, not a lesson. SIZE_MAX bounds any one size and DEPTH_MAX a layer
+# count, so that nothing loops for hours building layers nor overflows torch's 64-bit shapes.
+MAX_PARAMS = 500_000_000
+SIZE_MAX = 10**7
+DEPTH_MAX = 256
+
+
+def check_model_size(n_params: int, *, where: str, **sizes: Any) -> None:
+    """Raise ``ValueError`` naming ``sizes`` if a model would have more than ``MAX_PARAMS`` parameters."""
+    check_relation(n_params <= MAX_PARAMS, f"the model would have {n_params:.3g} parameters, more than "
+                   f"{MAX_PARAMS:.0e} (2 GB) fit in a laptop's memory", where=where, **sizes)
 
 
 def check_seed(seed: Any, *, where: str = "", allow_none: bool = False):

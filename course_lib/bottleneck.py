@@ -25,7 +25,8 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from ._validation import check_number, check_relation, check_seed, check_tensor, check_type, skip_value_checks
+from ._validation import (SIZE_MAX, check_model_size, check_number, check_relation, check_seed, check_tensor,
+                          check_type, skip_value_checks)
 from .device import resolve_device
 from .language import MarkovLanguage
 from .losses import causal_lm_loss, gaussian_kl
@@ -79,9 +80,11 @@ class BottleneckLM(nn.Module):
     def __init__(self, vocab_size: int, d_model: int = 32, latent: int = 16):
         super().__init__()
         where = "BottleneckLM"
-        check_number("vocab_size", vocab_size, where=where, low=2, integer=True)
-        check_number("d_model", d_model, where=where, low=1, integer=True)
-        check_number("latent", latent, where=where, low=1, integer=True)
+        check_number("vocab_size", vocab_size, where=where, low=2, high=SIZE_MAX, integer=True)
+        check_number("d_model", d_model, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_number("latent", latent, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_model_size(vocab_size * (d_model + latent + 1) + 2 * d_model * latent, where=where,
+                         vocab_size=vocab_size, d_model=d_model, latent=latent)
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.to_stats = nn.Linear(d_model, 2 * latent)  # -> (mu, logvar): logvar can be any real
         self.head = nn.Linear(latent, vocab_size)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ._validation import check_choice, check_number, check_relation, check_seed
+
+MAX_SAMPLES = 10**7   # 40 MB per feature in float32: any course dataset, and no out-of-memory crash
 from .device import resolve_device
 
 __all__ = ["DataSplit", "make_regression", "make_classification"]
@@ -173,10 +175,12 @@ def make_regression(
         (torch.Size([80, 1]), torch.Size([80, 1]), 0.25)
     """
     where = "make_regression"
-    n_samples = check_number("n_samples", n_samples, where=where, low=2, integer=True)
+    n_samples = check_number("n_samples", n_samples, where=where, low=2, high=MAX_SAMPLES, integer=True)
     kind = check_choice("kind", kind, ["linear", "polynomial"], where=where)
-    n_features = check_number("n_features", n_features, where=where, low=1, integer=True)
-    degree = check_number("degree", degree, where=where, low=1, integer=True)
+    n_features = check_number("n_features", n_features, where=where, low=1, high=10_000, integer=True)
+    check_relation(n_samples * n_features <= MAX_SAMPLES, f"'n_samples' * 'n_features' must be <= {MAX_SAMPLES:.0e} "
+                   "(the data must fit in memory)", where=where, n_samples=n_samples, n_features=n_features)
+    degree = check_number("degree", degree, where=where, low=1, high=50, integer=True)
     noise = check_number("noise", noise, where=where, low=0)
     val_fraction = check_number("val_fraction", val_fraction, where=where, low=0, high=1, high_open=True)
     seed = check_seed(seed, where=where)
@@ -287,7 +291,7 @@ def make_classification(
         where=where,
         n_classes=n_classes,
     )
-    n_samples = check_number("n_samples", n_samples, where=where, low=2 * n_classes, integer=True)
+    n_samples = check_number("n_samples", n_samples, where=where, low=2 * n_classes, high=MAX_SAMPLES, integer=True)
     val_fraction = check_number("val_fraction", val_fraction, where=where, low=0, high=1, high_open=True)
     seed = check_seed(seed, where=where)
     g = torch.Generator().manual_seed(seed)

@@ -105,7 +105,8 @@ class MarkovLanguage:
 
     def __init__(self, vocab_size: int = 64, exponent: float = 1.0, scale: float = 120.0, seed: int = 0):
         where = "MarkovLanguage"
-        V = check_number("vocab_size", vocab_size, where=where, low=2, integer=True)
+        # The transition table is V x V and built row by row: 4,096 took 20 s, 2,048 a few.
+        V = check_number("vocab_size", vocab_size, where=where, low=2, high=2048, integer=True)
         self.exponent = check_number("exponent", exponent, where=where, low=0)
         self.scale = check_number("scale", scale, where=where, low=0, low_open=True)
         self.seed = check_seed(seed, where=where)

@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import check_choice, check_number, check_relation, check_tensor
+from ._validation import (DEPTH_MAX, SIZE_MAX, check_choice, check_model_size, check_number, check_relation,
+                          check_tensor)
 
 __all__ = ["LinearModel", "MLP", "TinyCausalLM", "FactorizedBigram", "count_params", "ACTIVATIONS"]
 
@@ -54,8 +55,10 @@ class LinearModel(nn.Module):
 
     def __init__(self, in_features: int, out_features: int = 1):
         super().__init__()
-        check_number("in_features", in_features, where="LinearModel", low=1, integer=True)
-        check_number("out_features", out_features, where="LinearModel", low=1, integer=True)
+        check_number("in_features", in_features, where="LinearModel", low=1, high=SIZE_MAX, integer=True)
+        check_number("out_features", out_features, where="LinearModel", low=1, high=SIZE_MAX, integer=True)
+        check_model_size(in_features * out_features, where="LinearModel", in_features=in_features,
+                         out_features=out_features)
         self.linear = nn.Linear(in_features, out_features)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -95,10 +98,12 @@ class MLP(nn.Module):
     ):
         super().__init__()
         where = "MLP"
-        check_number("in_features", in_features, where=where, low=1, integer=True)
-        check_number("out_features", out_features, where=where, low=1, integer=True)
-        check_number("width", width, where=where, low=1, integer=True)
-        check_number("depth", depth, where=where, low=0, integer=True)
+        check_number("in_features", in_features, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_number("out_features", out_features, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_number("width", width, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_number("depth", depth, where=where, low=0, high=DEPTH_MAX, integer=True)
+        n = in_features * out_features if depth == 0 else (in_features + (depth - 1) * width + out_features) * width
+        check_model_size(n, where=where, in_features=in_features, out_features=out_features, width=width, depth=depth)
         check_choice("activation", activation, ACTIVATIONS, where=where)
         check_number("dropout", dropout, where=where, low=0.0, high=1.0, high_open=True)
         layers: list[nn.Module] = []
@@ -172,11 +177,13 @@ class TinyCausalLM(nn.Module):
                  context: int = 64, dropout: float = 0.0):
         super().__init__()
         where = "TinyCausalLM"
-        check_number("vocab_size", vocab_size, where=where, low=2, integer=True)
-        check_number("d_model", d_model, where=where, low=1, integer=True)
-        check_number("n_layers", n_layers, where=where, low=0, integer=True)
-        check_number("n_heads", n_heads, where=where, low=1, integer=True)
-        check_number("context", context, where=where, low=1, integer=True)
+        check_number("vocab_size", vocab_size, where=where, low=2, high=SIZE_MAX, integer=True)
+        check_number("d_model", d_model, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_number("n_layers", n_layers, where=where, low=0, high=DEPTH_MAX, integer=True)
+        check_number("n_heads", n_heads, where=where, low=1, high=d_model, integer=True)
+        check_number("context", context, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_model_size((vocab_size + context + 12 * n_layers * d_model) * d_model, where=where,
+                         vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, context=context)
         check_number("dropout", dropout, where=where, low=0.0, high=1.0, high_open=True)
         check_relation(d_model % n_heads == 0, "'d_model' must be divisible by 'n_heads'",
                        where=where, d_model=d_model, n_heads=n_heads)
@@ -253,8 +260,9 @@ class FactorizedBigram(nn.Module):
     def __init__(self, vocab_size: int, rank: int):
         super().__init__()
         where = "FactorizedBigram"
-        V = check_number("vocab_size", vocab_size, where=where, low=2, integer=True)
-        d = check_number("rank", rank, where=where, low=1, integer=True)
+        V = check_number("vocab_size", vocab_size, where=where, low=2, high=SIZE_MAX, integer=True)
+        d = check_number("rank", rank, where=where, low=1, high=SIZE_MAX, integer=True)
+        check_model_size(V * (2 * d + 1), where=where, vocab_size=V, rank=d)
         self.embed = nn.Parameter(torch.randn(V, d))  # (V, d), one vector per previous token
         # Zero unembedding: the model starts at a uniform guess (loss log V) whatever d is,
         # so models of different sizes start from the same loss.

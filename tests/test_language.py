@@ -169,8 +169,8 @@ def test_population_cross_entropy_matches_a_sampled_estimate(lang, long_sample):
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(vocab_size=1), ValueError, r"MarkovLanguage\(\): 'vocab_size' must be an int >= 2, got vocab_size=1"),
-        (dict(vocab_size=8.0), TypeError, r"'vocab_size' must be an int >= 2"),
+        (dict(vocab_size=1), ValueError, r"MarkovLanguage\(\): 'vocab_size' must be an int in \[2, 2048\], got vocab_size=1"),
+        (dict(vocab_size=8.0), TypeError, r"'vocab_size' must be an int in \[2, 2048\]"),
         (dict(exponent=-0.5), ValueError, r"'exponent' must be a float >= 0, got exponent=-0.5"),
         (dict(scale=0.0), ValueError, r"'scale' must be a float > 0, got scale=0.0"),
         (dict(scale=1e6), ValueError, r"'scale' must be small enough that every transition probability is > 0"),

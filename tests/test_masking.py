@@ -362,7 +362,7 @@ def test_default_device_and_history_contents():
      "BottleneckRun.train(): 'num_steps' must be an int >= 0, got num_steps=-1"),
     (lambda: train_bottleneck(LANG, num_steps=0), ValueError,
      "train_bottleneck(): 'num_steps' must be an int >= 1, got num_steps=0"),
-    (lambda: BottleneckLM(32, latent=0), ValueError, "BottleneckLM(): 'latent' must be an int >= 1, got latent=0"),
+    (lambda: BottleneckLM(32, latent=0), ValueError, "BottleneckLM(): 'latent' must be an int in [1, 10000000], got latent=0"),
     (lambda: evaluate_bottleneck(BottleneckLM(8), LANG), ValueError,
      "evaluate_bottleneck(): the model's 'vocab_size' must equal the language's"),
     (lambda: bottleneck_loss(BottleneckLM(32)(_tokens(2, 5)), _tokens(2, 5), strength=-2), ValueError,

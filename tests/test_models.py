@@ -193,17 +193,17 @@ def test_each_activation_builds_and_runs(name):
 
 
 @pytest.mark.parametrize("make, error, message", [
-    (lambda: MLP(2, 1, width=0), ValueError, "MLP(): 'width' must be an int >= 1, got width=0"),
-    (lambda: MLP(2, 1, depth=-1), ValueError, "MLP(): 'depth' must be an int >= 0, got depth=-1"),
-    (lambda: MLP(2, 1, width=2.5), TypeError, "MLP(): 'width' must be an int >= 1, got width=2.5 of type float"),
+    (lambda: MLP(2, 1, width=0), ValueError, "MLP(): 'width' must be an int in [1, 10000000], got width=0"),
+    (lambda: MLP(2, 1, depth=-1), ValueError, "MLP(): 'depth' must be an int in [0, 256], got depth=-1"),
+    (lambda: MLP(2, 1, width=2.5), TypeError, "MLP(): 'width' must be an int in [1, 10000000], got width=2.5 of type float"),
     (lambda: MLP(2, 1, activation="swish"), ValueError,
      "MLP(): 'activation' must be one of 'relu', 'gelu', 'tanh', 'sigmoid', 'leaky_relu', 'silu', "
      "'identity', got activation='swish'"),
     (lambda: MLP(2, 1, dropout=1.0), ValueError, "MLP(): 'dropout' must be a float in [0, 1), got dropout=1.0"),
-    (lambda: LinearModel(0), ValueError, "LinearModel(): 'in_features' must be an int >= 1, got in_features=0"),
+    (lambda: LinearModel(0), ValueError, "LinearModel(): 'in_features' must be an int in [1, 10000000], got in_features=0"),
     (lambda: TinyCausalLM(10, d_model=30, n_heads=4), ValueError,
      "TinyCausalLM(): 'd_model' must be divisible by 'n_heads', got d_model=30, n_heads=4"),
-    (lambda: TinyCausalLM(1), ValueError, "TinyCausalLM(): 'vocab_size' must be an int >= 2, got vocab_size=1"),
+    (lambda: TinyCausalLM(1), ValueError, "TinyCausalLM(): 'vocab_size' must be an int in [2, 10000000], got vocab_size=1"),
     (lambda: TinyCausalLM(10, dropout=1.0), ValueError,
      "TinyCausalLM(): 'dropout' must be a float in [0, 1), got dropout=1.0"),
 ])
@@ -274,8 +274,8 @@ def test_full_rank_bigram_can_represent_the_chain_exactly():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(vocab_size=1, rank=2), r"FactorizedBigram\(\): 'vocab_size' must be an int >= 2, got vocab_size=1"),
-    (dict(vocab_size=8, rank=0), r"FactorizedBigram\(\): 'rank' must be an int >= 1, got rank=0"),
+    (dict(vocab_size=1, rank=2), r"FactorizedBigram\(\): 'vocab_size' must be an int in \[2, 10000000\], got vocab_size=1"),
+    (dict(vocab_size=8, rank=0), r"FactorizedBigram\(\): 'rank' must be an int in \[1, 10000000\], got rank=0"),
 ])
 def test_factorized_bigram_bad_input(kwargs, match):
     from course_lib.models import FactorizedBigram
