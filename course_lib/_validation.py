@@ -203,6 +203,29 @@ def check_tensor(
     return value
 
 
+def as_float_array(name: str, values: Any, *, where: str = "", ndim: int | None = 1, finite: bool = False):
+    """``values`` (a list, an array, a tensor) as a float64 numpy array, or the course's message.
+
+    Args:
+        ndim: the required number of dimensions (None: any). finite: refuse NaN and inf, naming the first.
+    """
+    import numpy as np   # numpy is torch's dependency; imported here so this module stays light
+
+    try:
+        if isinstance(values, (str, bytes, dict, set)) or values is None:
+            raise TypeError
+        arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{_prefix(where)}'{name}' must be an array-like of numbers, got {name}={_fmt(values)} "
+                        f"of type {type(values).__name__}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{_prefix(where)}'{name}' must have {ndim} dimension(s), got {name}.shape={arr.shape}")
+    bad = np.flatnonzero(~np.isfinite(arr)) if finite else ()
+    if len(bad):
+        raise ValueError(f"{_prefix(where)}'{name}' must be finite, got {name}[{bad[0]}]={arr.flat[bad[0]]}")
+    return arr
+
+
 def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor, *, where: str = "") -> None:
     """Raise ``ValueError`` unless two tensors have the same shape."""
     if a.shape != b.shape:

@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 from scipy.signal import lfilter
 
-from ._validation import check_number, check_relation
+from ._validation import Bool, Interval, Satisfies, as_float_array, check_number, check_relation, validate_params
 
 __all__ = ["ema", "diagnose", "Diagnosis", "VERDICTS"]
 
@@ -63,7 +63,8 @@ def ema(values: Sequence[float], beta: float = 0.98, bias_correction: bool = Tru
         Kingma & Ba, Adam, arXiv 1412.6980, Sec. 3 (the bias correction).
     """
     check_number("beta", beta, where="ema", low=0.0, high=1.0, high_open=True)
-    x = np.asarray(values, dtype=np.float64)
+    Bool().check("bias_correction", bias_correction, where="ema")
+    x = as_float_array("values", values, where="ema", ndim=None)
     check_relation(x.ndim == 1, "'values' must be one-dimensional", where="ema", shape=x.shape)
     if np.isfinite(x).all():
         # The same recursion as the loop below, run by scipy's IIR filter: a live plot smooths
@@ -109,6 +110,15 @@ def _log_swing(values: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     flips = np.mean(np.sign(d[1:]) != np.sign(d[:-1]))
     return float(np.mean(np.abs(d))), float(flips)
+
+
+# What diagnose reads, checked first (any object with a train_loss list: a History, or a replay).
+_DIAGNOSE_PARAMS = {
+    "history": Satisfies(lambda h: isinstance(getattr(h, "train_loss", None), (list, tuple)),
+                         "'history' must be a History (or have a train_loss list)"),
+    "baseline": Interval(float, 0, None, allow_none=True),
+    "min_steps": Interval(int, 1, None),
+}
 
 
 def diagnose(
@@ -157,6 +167,7 @@ def diagnose(
         'diverged'
     """
     where = "diagnose"
+    validate_params(_DIAGNOSE_PARAMS, {"history": history, "baseline": baseline, "min_steps": min_steps}, where=where)
     train = np.asarray(getattr(history, "train_loss"), dtype=np.float64)
     val = np.asarray(getattr(history, "val_loss", []) or [], dtype=np.float64)
     check_number("floor", floor, where=where)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ._validation import check_choice, check_number, check_relation, check_seed
+from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor
 
 MAX_SAMPLES = 10**7   # 40 MB per feature in float32: any course dataset, and no out-of-memory crash
 from .device import resolve_device
@@ -58,6 +58,24 @@ class DataSplit:
     y_val: torch.Tensor
     name: str = ""
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Built by hand, a split must still be tensors with one row per example and a training part.
+        where = "DataSplit"
+        for name in ("X_train", "y_train", "X_val", "y_val"):
+            t = check_tensor(name, getattr(self, name), where=where, ndim=(1, 2, 3), shape_hint="(N, ...)")
+            check_relation(not (t.is_complex() or t.dtype == torch.bool), f"'{name}' must be a real tensor",
+                           where=where, **{f"{name}.dtype": t.dtype})
+            bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1).nonzero() if t.is_floating_point() and t.numel() else []
+            if len(bad):   # NaN data would train to a "diverged" run that blames the learning rate
+                check_relation(False, f"'{name}' must be finite (clean the data first)", where=where,
+                               **{f"{name}[{int(bad[0])}]": t[int(bad[0])].tolist()})
+        for part in ("train", "val"):
+            X, y = getattr(self, f"X_{part}"), getattr(self, f"y_{part}")
+            check_relation(X.shape[0] == y.shape[0], f"'X_{part}' and 'y_{part}' must have the same number of rows",
+                           where=where, **{f"X_{part}.shape": tuple(X.shape), f"y_{part}.shape": tuple(y.shape)})
+        check_relation(self.X_train.shape[0] > 0, "'X_train' must have at least one row", where=where,
+                       **{"X_train.shape": tuple(self.X_train.shape)})
 
     @property
     def n_train(self) -> int:

@@ -246,6 +246,8 @@ def hinge_loss(scores: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -
     check_choice("reduction", reduction, _REDUCTIONS, where="hinge_loss")
     check_tensor("scores", scores, where="hinge_loss", floating=True)
     check_tensor("y", y, where="hinge_loss")
+    check_relation(not y.is_complex(), "'y' must be a real tensor of labels -1 and +1", where="hinge_loss",
+                   **{"y.dtype": y.dtype})
     check_same_shape("scores", scores, "y", y, where="hinge_loss")
     rule = "'y' must hold labels in {-1, +1} (map {0, 1} labels with 2*y - 1)"
     _check_values(lambda: (y == 1) | (y == -1), "y", y, rule, "hinge_loss")

@@ -45,7 +45,7 @@ import torch.nn as nn
 
 from ._loop import FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, make_optimizer, tensor_batches
 from ._snapshot import Snapshot
-from ._validation import LR_MAX, check_choice, check_number, check_relation, check_seed, check_type, skip_value_checks
+from ._validation import LR_MAX, as_float_array, check_choice, check_number, check_relation, check_seed, check_type, skip_value_checks
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 
@@ -141,8 +141,9 @@ def suggest_lrs(
         -2.0
     """
     where = "suggest_lrs"
-    lrs = np.asarray(list(lrs), dtype=np.float64)
-    losses = np.asarray(list(losses), dtype=np.float64)
+    lrs = as_float_array("lrs", lrs, where=where, finite=True)
+    check_relation(bool((lrs > 0).all()), "'lrs' must all be > 0", where=where, **{"min(lrs)": lrs.min(initial=1.0)})
+    losses = as_float_array("losses", losses, where=where)   # NaN/inf: the range test diverged there
     check_relation(lrs.ndim == 1 and lrs.shape == losses.shape, "'lrs' and 'losses' must be 1-D of the same length",
                    where=where, lrs_shape=lrs.shape, losses_shape=losses.shape)
     check_number("skip_start", skip_start, where=where, low=0, integer=True)

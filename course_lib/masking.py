@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._validation import check_choice, check_number, check_relation, check_seed, check_tensor, check_type
+from ._validation import SIZE_MAX, check_choice, check_number, check_relation, check_seed, check_tensor, check_type
 
 __all__ = ["IGNORE_INDEX", "MASK_KINDS", "MaskedTokens", "mask_tokens", "span_length_distribution",
            "sample_span_lengths", "span_mask"]
@@ -71,7 +71,7 @@ def _generator(seed, generator, where: str) -> torch.Generator:
 def _check_masking_args(where, tokens, mask_token_id, vocab_size, mask_replace_prob, random_replace_prob):
     check_tensor("tokens", tokens, where=where, ndim=(1, 2), floating=False, shape_hint="(T,) or (B, T)")
     check_number("mask_token_id", mask_token_id, where=where, low=0, integer=True)
-    check_number("vocab_size", vocab_size, where=where, low=1, integer=True)
+    check_number("vocab_size", vocab_size, where=where, low=1, high=SIZE_MAX, integer=True)
     check_number("mask_replace_prob", mask_replace_prob, where=where, low=0.0, high=1.0)
     check_number("random_replace_prob", random_replace_prob, where=where, low=0.0, high=1.0)
     check_relation(mask_replace_prob + random_replace_prob <= 1.0,

@@ -22,9 +22,19 @@ def _predictions(logits: torch.Tensor, y: torch.Tensor, where: str) -> tuple[tor
     check_tensor("y", y, where=where, ndim=1, floating=False, shape_hint="(N,)")
     check_relation(logits.shape[0] == y.shape[0], "'logits' and 'y' must have the same number of rows",
                    where=where, logits_rows=logits.shape[0], y_rows=y.shape[0])
-    if logits.ndim == 1 or logits.shape[1] == 1:       # one logit: binary, positive if > 0
+    n_classes = 2 if logits.ndim == 1 or logits.shape[1] == 1 else logits.shape[1]
+    if y.numel():   # a label past the classes would be scored as a plain miss
+        lo, hi = int(y.min()), int(y.max())
+        check_relation(lo >= 0 and hi < n_classes, f"'y' must hold labels in [0, {n_classes - 1}]", where=where,
+                       **{"y.min()": lo, "y.max()": hi})
+    if n_classes == 2 and (logits.ndim == 1 or logits.shape[1] == 1):   # one logit: binary, positive if > 0
         return (logits.reshape(-1) > 0).long(), y, 2
-    return logits.argmax(dim=1), y, logits.shape[1]
+    return logits.argmax(dim=1), y, n_classes
+
+
+def _nan_in(logits: torch.Tensor) -> bool:
+    """NaN logits (a diverged model) score NaN: an arg-max of NaN would be a made-up class."""
+    return bool(torch.isnan(logits).any())
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -39,7 +49,7 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
         0.6667
     """
     pred, y, _ = _predictions(logits, y, "accuracy")
-    return float((pred == y).float().mean())
+    return float("nan") if _nan_in(logits) else float((pred == y).float().mean())
 
 
 def _per_class(logits, y, where):
@@ -61,6 +71,8 @@ def precision(logits: torch.Tensor, y: torch.Tensor) -> float:
         0.75
     """
     tp, predicted, _ = _per_class(logits, y, "precision")
+    if _nan_in(logits):
+        return float("nan")
     seen = predicted > 0
     return float((tp[seen] / predicted[seen]).mean()) if seen.any() else 0.0
 
@@ -73,6 +85,8 @@ def recall(logits: torch.Tensor, y: torch.Tensor) -> float:
         0.75
     """
     tp, _, actual = _per_class(logits, y, "recall")
+    if _nan_in(logits):
+        return float("nan")
     seen = actual > 0
     return float((tp[seen] / actual[seen]).mean()) if seen.any() else 0.0
 

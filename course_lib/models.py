@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._validation import (DEPTH_MAX, SIZE_MAX, check_choice, check_model_size, check_number, check_relation,
-                          check_tensor)
+                          check_tensor, check_type)
 
 __all__ = ["LinearModel", "MLP", "TinyCausalLM", "FactorizedBigram", "count_params", "ACTIVATIONS"]
 
@@ -35,6 +35,8 @@ def count_params(model: nn.Module, *, trainable_only: bool = True) -> int:
         >>> count_params(LinearModel(3, 1))
         4
     """
+    check_type("model", model, nn.Module, where="count_params", expected="torch.nn.Module")
+    check_type("trainable_only", trainable_only, bool, where="count_params")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
