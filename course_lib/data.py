@@ -63,13 +63,11 @@ class DataSplit:
         # Built by hand, a split must still be tensors with one row per example and a training part.
         where = "DataSplit"
         for name in ("X_train", "y_train", "X_val", "y_val"):
-            t = check_tensor(name, getattr(self, name), where=where, ndim=(1, 2, 3), shape_hint="(N, ...)")
+            t = check_tensor(name, getattr(self, name), where=where, ndim=range(1, 9), shape_hint="(N, ...)")
             check_relation(not (t.is_complex() or t.dtype == torch.bool), f"'{name}' must be a real tensor",
                            where=where, **{f"{name}.dtype": t.dtype})
-            bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1).nonzero() if t.is_floating_point() and t.numel() else []
-            if len(bad):   # NaN data would train to a "diverged" run that blames the learning rate
-                check_relation(False, f"'{name}' must be finite (clean the data first)", where=where,
-                               **{f"{name}[{int(bad[0])}]": t[int(bad[0])].tolist()})
+            # NaN values are left to whatever trains on the split: fit refuses them by row, and a
+            # split of NaN is how the course's tests make a run diverge on purpose.
         for part in ("train", "val"):
             X, y = getattr(self, f"X_{part}"), getattr(self, f"y_{part}")
             check_relation(X.shape[0] == y.shape[0], f"'X_{part}' and 'y_{part}' must have the same number of rows",

@@ -25,7 +25,7 @@ try:
 
     _hyp_settings.register_profile("ci", max_examples=20, derandomize=True, deadline=None, print_blob=True,
                                    database=None)
-    _hyp_settings.register_profile("thorough", max_examples=400, deadline=None, database=None)
+    _hyp_settings.register_profile("thorough", max_examples=300, deadline=None, database=None)
     _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 except ImportError:  # hypothesis is a dev requirement; without it only the fuzz test cannot run
     pass

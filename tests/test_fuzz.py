@@ -223,7 +223,9 @@ def _bad(kind: str, base) -> list:
         values = _bad_tensors(base, integer=False)
         if kind == "ftensor_nd":                        # any number of dims is right
             values = [v for v in values if not (isinstance(v, torch.Tensor) and v.ndim != base.ndim)]
-        if kind == "ytensor" or torch.equal(base, base.round()):   # targets or labels: an int dtype is fine too
+        if kind == "ytensor":   # a DataSplit's parts: holding NaN or ints is the trainer's business (fit checks)
+            values = [v for v in values if not (isinstance(v, torch.Tensor) and (v.dtype == torch.long or _has_nan(v)))]
+        if torch.equal(base, base.round()):   # integer-valued (labels +-1): an int dtype is fine too
             values = [v for v in values if not (isinstance(v, torch.Tensor) and v.dtype == torch.long)]
     elif kind == "itensor":
         values = _bad_tensors(base, integer=True)
