@@ -114,7 +114,7 @@ def check_data_values(where: str, **tensors) -> None:
         if bool(bad.any()):
             row = int(bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[0]) if t.ndim else 0
             raise ValueError(f"{where}(): 'data' {name} contains NaN or inf (row {row}); "
-                             "clean the data before training")
+                             f"clean the data before training, got {name}[{row}]={t[row].tolist() if t.ndim else t.item()}")
 
 
 def check_first_batch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn, where: str) -> None:

@@ -353,6 +353,15 @@ def value_checks_enabled() -> bool:
     return _VALUE_CHECKS.get()
 
 
+def check_token_ids(name: str, tokens: torch.Tensor, vocab_size: int, *, where: str) -> None:
+    """Refuse ids outside ``[0, vocab_size)`` (torch says only "index out of range in self", or on a
+    GPU a device-side assert). A value check: skipped inside :func:`skip_value_checks`."""
+    if value_checks_enabled() and tokens.numel():
+        lo, hi = int(tokens.min()), int(tokens.max())
+        check_relation(lo >= 0 and hi < vocab_size, f"'{name}' must be token ids in [0, {vocab_size - 1}]",
+                       where=where, **{f"{name}.min()": lo, f"{name}.max()": hi})
+
+
 @contextlib.contextmanager
 def skip_value_checks():
     """Inside this block the course's losses skip their per-call input checks (already done once)."""

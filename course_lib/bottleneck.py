@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ._validation import (SIZE_MAX, check_model_size, check_number, check_relation, check_seed, check_tensor,
-                          check_type, skip_value_checks)
+                          check_token_ids, check_type, skip_value_checks)
 from .device import resolve_device
 from .language import MarkovLanguage
 from .losses import causal_lm_loss, gaussian_kl
@@ -92,6 +92,7 @@ class BottleneckLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> BottleneckOutput:
         check_tensor("tokens", tokens, where="BottleneckLM.forward", ndim=2, floating=False, shape_hint="(B, T)")
+        check_token_ids("tokens", tokens, self.tok_emb.num_embeddings, where="BottleneckLM.forward")
         h = self.tok_emb(tokens)  # (B, T, C)
         mu, logvar = self.to_stats(h).chunk(2, dim=-1)  # (B, T, K) each
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)  # (B, T, K)
@@ -456,7 +457,8 @@ class BottleneckMLP(nn.Module):
     def __init__(self, in_features: int, out_features: int, width: int = 64, depth: int = 2,
                  activation: str = "relu", dropout: float = 0.0, latent: int = 8):
         super().__init__()
-        check_number("latent", latent, where="BottleneckMLP", low=1, integer=True)
+        check_number("latent", latent, where="BottleneckMLP", low=1, high=SIZE_MAX, integer=True)
+        check_number("out_features", out_features, where="BottleneckMLP", low=1, high=SIZE_MAX, integer=True)
         self.body = MLP(in_features, 2 * latent, width=width, depth=depth, activation=activation, dropout=dropout)
         self.head = nn.Linear(latent, out_features)
         self.kl = torch.zeros(())

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._validation import (DEPTH_MAX, SIZE_MAX, check_choice, check_model_size, check_number, check_relation,
-                          check_tensor, check_type)
+                          check_tensor, check_token_ids, check_type)
 
 __all__ = ["LinearModel", "MLP", "TinyCausalLM", "FactorizedBigram", "count_params", "ACTIVATIONS"]
 
@@ -209,6 +209,7 @@ class TinyCausalLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         check_tensor("tokens", tokens, where="TinyCausalLM.forward", ndim=2, floating=False, shape_hint="(B, T)")
+        check_token_ids("tokens", tokens, self.tok_emb.num_embeddings, where="TinyCausalLM.forward")
         B, T = tokens.shape
         check_relation(T <= self.context, "the sequence length T must be <= 'context'",
                        where="TinyCausalLM.forward", T=T, context=self.context)
@@ -277,6 +278,8 @@ class FactorizedBigram(nn.Module):
         return count_params(self)
 
     def forward(self, prev: torch.Tensor) -> torch.Tensor:
+        check_tensor("prev", prev, where="FactorizedBigram.forward", floating=False, shape_hint="(...,) token ids")
+        check_token_ids("prev", prev, self.embed.shape[0], where="FactorizedBigram.forward")
         return self.embed[prev] @ self.unembed + self.bias  # (..., d) @ (d, V) -> (..., V)
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ and seeds past torch's 64-bit range.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -332,3 +333,58 @@ def test_a_tiny_huber_delta_is_named():
 def test_a_chinchilla_law_with_a_negative_coefficient_is_named():
     with pytest.raises(ValueError, match=r"ChinchillaFit\(\): 'A' must be a float > 0, got A=-400"):
         cl.scaling.ChinchillaFit(E=1.69, A=-400, B=410.7, alpha=0.34, beta=0.28)
+
+
+# -- smaller findings ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, call", [
+    (lambda: cl.TinyCausalLM(8, d_model=8, n_layers=1, n_heads=2, context=8), lambda m, t: m(t)),
+    (lambda: cl.BottleneckLM(8, d_model=8, latent=4), lambda m, t: m(t)),
+    (lambda: cl.FactorizedBigram(8, 2), lambda m, t: m(t[0])),
+], ids=["TinyCausalLM", "BottleneckLM", "FactorizedBigram"])
+@pytest.mark.parametrize("bad", [8, -1])
+def test_token_ids_out_of_range_are_named(make, call, bad):
+    tokens = torch.zeros(2, 4, dtype=torch.long)
+    tokens[0, 1] = bad
+    with pytest.raises(ValueError, match=r"\.forward\(\): '(tokens|prev)' must be token ids in \[0, 7\], got "):
+        call(make(), tokens)
+
+
+def test_bottleneck_mlp_checks_out_features():
+    from course_lib.bottleneck import BottleneckMLP
+    with pytest.raises(ValueError, match=r"BottleneckMLP\(\): 'out_features' must be an int in \[1, 10000000\], "
+                                         r"got out_features=0"):
+        BottleneckMLP(2, 0)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "precision", "recall"])
+def test_metrics_refuse_labels_past_the_classes_and_score_nan_logits_as_nan(metric):
+    fn = getattr(cl.metrics, metric)
+    logits = torch.randn(6, 3)
+    with pytest.raises(ValueError, match=rf"{metric}\(\): 'y' must hold labels in \[0, 2\], got y.min\(\)=0, y.max\(\)=5"):
+        fn(logits, torch.tensor([0, 1, 2, 5, 0, 1]))
+    logits[2, 1] = float("nan")
+    assert math.isnan(fn(logits, torch.tensor([0, 1, 2, 2, 0, 1])))
+
+
+def test_markov_language_and_model_sizes_have_upper_bounds():
+    with pytest.raises(ValueError, match=r"MarkovLanguage\(\): 'vocab_size' must be an int in \[2, 2048\], got vocab_size=4096"):
+        cl.MarkovLanguage(vocab_size=4096)
+    with pytest.raises(ValueError, match=r"MLP\(\): 'depth' must be an int in \[0, 256\], got depth=1000000000000"):
+        cl.MLP(2, 1, depth=10**12)
+    with pytest.raises(ValueError, match=r"TinyCausalLM\(\): 'n_layers' must be an int in \[0, 256\], got n_layers=1000"):
+        cl.TinyCausalLM(8, n_layers=1000)
+    with pytest.raises(ValueError, match=r"MLP\(\): the model would have 1e\+10 parameters, more than 5e\+08 \(2 GB\) fit "
+                                         r"in a laptop's memory, got in_features=2, out_features=1, width=100000, depth=2"):
+        cl.MLP(2, 1, width=100_000, depth=2)
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: cl.fit(cl.MLP(2, 1), (X, y), num_steps=2, device="cpu", eval_train=v),
+    lambda v: cl.ema([1.0, 2.0], bias_correction=v),
+    lambda v: cl.count_params(cl.MLP(2, 1), trainable_only=v),
+], ids=["fit eval_train", "ema bias_correction", "count_params trainable_only"])
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_bool_flags_take_only_bools(call, value):
+    with pytest.raises(TypeError, match=r"\(\): '\w+' must be a bool, got \w+=" + re.escape(repr(value))):
+        call(value)

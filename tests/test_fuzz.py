@@ -63,6 +63,26 @@ BAD = {
 }
 NONE_OK = "?"   # a kind ending in "?" accepts None (None is then not a bad value)
 
+# Beyond the fixed lists: random out-of-range numbers of each numeric kind (an infinite space, so
+# the thorough profile keeps finding new ones where the fixed lists are exhausted).
+_neg = st.floats(max_value=-1e-300, allow_nan=False) | st.integers(max_value=-1)
+EXTRA = {
+    "pos": st.floats(max_value=0.0, allow_nan=False) | st.integers(max_value=0),
+    "nonneg": _neg,
+    "prob": st.floats(min_value=1.0 + 1e-9, allow_nan=False) | _neg,
+    "count": st.integers(max_value=0) | st.floats(allow_nan=True),
+    "count0": st.integers(max_value=-1) | st.floats(allow_nan=True),
+    "size": st.integers(max_value=0) | st.integers(min_value=2**63) | st.floats(allow_nan=True),
+    "size0": st.integers(max_value=-1) | st.integers(min_value=2**63) | st.floats(allow_nan=True),
+    "seed": st.integers(max_value=-1) | st.integers(min_value=2**63) | st.floats(allow_nan=True),
+    "bool": st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
+    "choice": st.text(max_size=12).filter(lambda t: t not in _VALID_NAMES) | st.integers(),
+}
+_VALID_NAMES = {"mse", "mae", "huber", "bce", "cross_entropy", "hinge", "multiclass_hinge", "kl", "causal_lm", "sgd",
+                "momentum", "adam", "adamw", "gd", "linear", "polynomial", "moons", "circles", "spirals", "relu",
+                "tanh", "gelu", "sigmoid", "mean", "sum", "none", "exp", "triangular", "triangular2", "exp_range",
+                "cos", "N", "D"}
+
 
 def _bad_tensors(base: torch.Tensor, integer: bool) -> list:
     """Wrong dtype, wrong number of dims, empty, NaN-containing (floats) or out-of-range ids (ints)."""
@@ -175,11 +195,11 @@ TARGETS = {
                                 div_factor="pos", final_div_factor="pos", three_phase="bool")),
     "mask_tokens": (cl.mask_tokens, lambda: dict(tokens=TOKENS, mask_token_id=8, vocab_size=9, mask_prob=0.15,
                                                  seed=0),
-                    dict(tokens="itensor", mask_token_id="count0", vocab_size="size", mask_prob="prob",
+                    dict(tokens="tokens", mask_token_id="count0", vocab_size="size", mask_prob="prob",
                          seed="seed?")),
     "span_mask": (cl.span_mask, lambda: dict(tokens=TOKENS, mask_token_id=8, vocab_size=9, mask_ratio=0.15, p=0.2,
                                              max_len=3, seed=0),
-                  dict(tokens="itensor", mask_token_id="count0", vocab_size="size", mask_ratio="prob", p="prob",
+                  dict(tokens="tokens", mask_token_id="count0", vocab_size="size", mask_ratio="prob", p="prob",
                        max_len="count", seed="seed?")),
     "train_bottleneck": (cl.train_bottleneck, lambda: dict(language=cl.MarkovLanguage(vocab_size=8), strength=0.5,
                                                            num_steps=2),
@@ -227,8 +247,10 @@ def _bad(kind: str, base) -> list:
             values = [v for v in values if not (isinstance(v, torch.Tensor) and (v.dtype == torch.long or _has_nan(v)))]
         if torch.equal(base, base.round()):   # integer-valued (labels +-1): an int dtype is fine too
             values = [v for v in values if not (isinstance(v, torch.Tensor) and v.dtype == torch.long)]
-    elif kind == "itensor":
+    elif kind in ("itensor", "tokens"):
         values = _bad_tensors(base, integer=True)
+        if kind == "tokens":    # masking an empty batch is nothing to do, not a mistake
+            values = [v for v in values if not (isinstance(v, torch.Tensor) and v.numel() == 0)]
     elif kind == "data":
         values = [(X,), None, "abc", (X_NAN, Y), (X[:0], Y[:0]), (X.numpy(), Y.numpy()), (X.double(), Y.double()),
                   (X[:, :1], Y)]
@@ -310,7 +332,9 @@ def test_one_bad_argument_gets_a_clear_answer(target, data):
     fn, base_kwargs, kinds = TARGETS[target]
     name = data.draw(st.sampled_from(sorted(kinds)), label="parameter")
     kwargs = base_kwargs()
-    value = data.draw(st.sampled_from(_bad(kinds[name], kwargs[name])), label="value")
+    kind = kinds[name].rstrip(NONE_OK)
+    fixed = st.sampled_from(_bad(kinds[name], kwargs[name]))
+    value = data.draw(fixed | EXTRA[kind] if kind in EXTRA else fixed, label="value")
     kwargs[name] = value
     _check(target, name, value, lambda: fn(**kwargs))
 
