@@ -113,8 +113,9 @@ def check_data_values(where: str, **tensors) -> None:
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             row = int(bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[0]) if t.ndim else 0
+            got = t[row].tolist() if t.ndim else t.item()
             raise ValueError(f"{where}(): 'data' {name} contains NaN or inf (row {row}); "
-                             f"clean the data before training, got {name}[{row}]={t[row].tolist() if t.ndim else t.item()}")
+                             f"clean the data before training, got {name}[{row}]={got}")
 
 
 def check_first_batch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn, where: str) -> None:
@@ -124,7 +125,8 @@ def check_first_batch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_f
     dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.is_floating_point()})
     if X.is_floating_point() and dtypes and str(X.dtype).replace("torch.", "") not in dtypes:
         raise TypeError(f"{where}(): 'data' X is {str(X.dtype).replace('torch.', '')} while the model's parameters "
-                        f"are {', '.join(dtypes)}; convert one of them (X.float() or model.double()), got X.dtype={X.dtype}")
+                        f"are {', '.join(dtypes)}; convert one of them (X.float() or model.double()), "
+                        f"got X.dtype={X.dtype}")
     try:
         y_hat = model(X)
     except RuntimeError as err:

@@ -45,7 +45,8 @@ import torch.nn as nn
 
 from ._loop import FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, make_optimizer, tensor_batches
 from ._snapshot import Snapshot
-from ._validation import LR_MAX, as_float_array, check_choice, check_number, check_relation, check_seed, check_type, skip_value_checks
+from ._validation import (LR_MAX, as_float_array, check_choice, check_number, check_relation, check_seed, check_type,
+                          skip_value_checks)
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 

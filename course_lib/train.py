@@ -40,8 +40,8 @@ import torch.nn as nn
 
 from ._loop import (FUSED, OPTIMIZERS, as_pair, check_data_values, check_first_batch, has_momentum, make_optimizer,
                     set_momentum, tensor_batches)
-from ._validation import (LR_MAX, SEED_MAX, Bool, InstanceOf, Interval, Options, Satisfies, check_relation, skip_value_checks,
-                          validate_params)
+from ._validation import (LR_MAX, SEED_MAX, Bool, InstanceOf, Interval, Options, Satisfies, check_relation,
+                          skip_value_checks, validate_params)
 from .device import resolve_device
 from .losses import LOSSES, get_loss
 
@@ -215,7 +215,8 @@ _FIT_PARAMS = {
     "num_epochs": Interval(int, 1, None, allow_none=True),
     "eval_every": Interval(int, 0, None),
     "eval_train": Bool(),
-    "metrics": Satisfies(lambda m: isinstance(m, dict) and all(isinstance(k, str) and callable(f) for k, f in m.items()),
+    "metrics": Satisfies(lambda m: isinstance(m, dict) and all(isinstance(k, str) and callable(f)
+                                                               for k, f in m.items()),
                          "'metrics' must be a dict name -> f(y_hat, y) -> float", allow_none=True),
     "val_data": Satisfies(lambda v: isinstance(v, torch.Tensor) or (isinstance(v, (tuple, list)) and len(v) == 2
                                                                     and all(isinstance(t, torch.Tensor) for t in v)),

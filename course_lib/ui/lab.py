@@ -60,7 +60,8 @@ _LAB_PARAMS = {
     "task": Options(LAB_TASKS), "optimizer": Options(("adam", "adamw", "sgd", "momentum")),
     "lr": Interval(float, 1e-5, 10.0), "weight_decay": Interval(float, 0.0, 10.0), "l1": Interval(float, 0.0, 10.0),
     "dropout": Interval(float, 0.0, 0.9), "width": Interval(int, 1, 256), "depth": Interval(int, 0, 6),
-    "noise": Interval(float, 0.0, 1.0), "batch_size": Interval(int, 1, 256), "train_fraction": Interval(float, 0.1, 0.9),
+    "noise": Interval(float, 0.0, 1.0), "batch_size": Interval(int, 1, 256),
+    "train_fraction": Interval(float, 0.1, 0.9),
     "n_samples": Interval(int, 20, 100_000),          # no slider; 100,000 points still build in a second
     "seed": Interval(int, 0, SEED_MAX),
 }
