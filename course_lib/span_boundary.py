@@ -347,8 +347,8 @@ def _mask_pool(num_rows: int, seq_len: int, mask_ratio: float, seed: int) -> tor
     return out.labels != IGNORE_INDEX
 
 
-def train_span_mlm(language: MarkovLanguage, *, sbo_weight: float = 1.0, num_steps: int = 300, batch_size: int = 64,
-                   seq_len: int = 32, mask_ratio: float = 0.3, d_model: int = 32, n_layers: int = 2, lr: float = 3e-3,
+def train_span_mlm(language: MarkovLanguage, *, sbo_weight: float = 1.0, num_steps: int = 600, batch_size: int = 32,
+                   seq_len: int = 16, mask_ratio: float = 0.3, d_model: int = 32, n_layers: int = 2, lr: float = 5e-3,
                    eval_size: int = 256, seed: int = 0, device=None) -> SpanMLMHistory:
     """Train a :class:`SpanEncoder` on span-masked text with ``MLM + sbo_weight * SBO``.
 
@@ -359,13 +359,13 @@ def train_span_mlm(language: MarkovLanguage, *, sbo_weight: float = 1.0, num_ste
     Args:
         language (MarkovLanguage): the text.
         sbo_weight (float): weight of the SBO loss (>= 0). Default: 1.0 (SpanBERT).
-        num_steps (int): AdamW steps (>= 1). Default: 300.
-        batch_size (int): sequences per step. Default: 64.
-        seq_len (int): tokens per sequence (>= 2). Default: 32.
+        num_steps (int): AdamW steps (>= 1). Default: 600.
+        batch_size (int): sequences per step. Default: 32.
+        seq_len (int): tokens per sequence (>= 2). Default: 16.
         mask_ratio (float): share of each sequence hidden in spans, in (0, 1). Default: 0.3.
         d_model (int): width of encoder and head. Default: 32.
         n_layers (int): encoder layers. Default: 2.
-        lr (float): learning rate (> 0). Default: 3e-3.
+        lr (float): learning rate (> 0). Default: 5e-3.
         eval_size (int): sequences in the held-out set. Default: 256.
         seed (int): seeds the weights, the text and the masks. Default: 0.
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` or None (the default device).
@@ -408,7 +408,7 @@ def train_span_mlm(language: MarkovLanguage, *, sbo_weight: float = 1.0, num_ste
                                          seed=seed))
     batches = language.batches(batch_size, seq_len, seed=seed, device=dev)
 
-    pool = _mask_pool(max(1024, 4 * batch_size), seq_len, mask_ratio, seed).to(dev)  # (P, T)
+    pool = _mask_pool(max(256, 8 * batch_size), seq_len, mask_ratio, seed).to(dev)  # (P, T)
     pick = torch.Generator().manual_seed(seed)
 
     def losses(tokens, masked):
