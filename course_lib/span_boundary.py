@@ -404,8 +404,8 @@ def train_span_mlm(language: MarkovLanguage, *, sbo_weight: float = 1.0, num_ste
     params = {id(p): p for p in [*encoder.parameters(), *head.parameters()]}
     opt = torch.optim.AdamW(list(params.values()), lr=lr)
     history = SpanMLMHistory(config=dict(sbo_weight=sbo_weight, num_steps=num_steps, batch_size=batch_size,
-                                         seq_len=seq_len, mask_ratio=mask_ratio, d_model=d_model, n_layers=n_layers, lr=lr,
-                                         seed=seed))
+                                         seq_len=seq_len, mask_ratio=mask_ratio, d_model=d_model, n_layers=n_layers,
+                                         lr=lr, seed=seed))
     batches = language.batches(batch_size, seq_len, seed=seed, device=dev)
 
     pool = _mask_pool(max(256, 8 * batch_size), seq_len, mask_ratio, seed).to(dev)  # (P, T)

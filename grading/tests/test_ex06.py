@@ -397,8 +397,8 @@ def test_pairs_on_random_batches(exercise):
     got = [t.tolist() for t in out]
     names = ("left", "right", "offset")
     bad = [n for n, a, b in zip(names, got, want) if a != b]
-    assert not bad, f"on a random (12, 17) batch {bad} differ from the definition (first rows: want {[w[:6] for w in want]}, " \
-                    f"got {[a[:6] for a in got]})"
+    assert not bad, (f"on a random (12, 17) batch {bad} differ from the definition (first values: want "
+                     f"{[w[:6] for w in want]}, got {[a[:6] for a in got]})")
 
 
 # ----------------------------------------------------------------------------- 6.7 kl_sgd_path
@@ -427,7 +427,8 @@ def _path(exercise, *args, **kw):
 def test_kl_path_starts_at_mu0_and_has_num_steps_plus_one_values(exercise):
     """The start, then one value after each step."""
     got = _path(exercise, 0.5, 0.1, mu0=2.0, logvar0=0.0, num_steps=7)
-    assert got.shape == (8,), f"kl_sgd_path(..., num_steps=7) should have 8 values (the start and 7 steps); got {got.shape[0]}"
+    assert got.shape == (8,), (
+        f"kl_sgd_path(..., num_steps=7) should have 8 values (the start and 7 steps); got {got.shape[0]}")
     assert got[0].item() == 2.0, f"the first value should be mu0 = 2.0; got {got[0].item()}"
 
 
