@@ -20,7 +20,8 @@ Example:
 import importlib
 
 from . import (bottleneck, curves, data, device, ewc, hypergrad, language, local_learning, loss_shapes, losses,
-               lr_finder, masking, matryoshka, metrics, models, scaling, schedules, surfaces, sweep, train)
+               lr_finder, masking, matryoshka, metrics, models, scaling, schedules, span_boundary, surfaces, sweep,
+               train)
 from .bottleneck import BottleneckLM, train_bottleneck
 from .curves import diagnose, ema
 from .data import DataSplit, make_classification, make_regression

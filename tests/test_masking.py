@@ -1,6 +1,6 @@
 """Tests of course_lib.masking: closed forms for the span-length distribution, binomial
 tolerances for 80/10/10, oracle tests of the KL term against torch.distributions and
-course_lib.losses, messages, and (slow) the science of science.md section 3 on seeded runs."""
+course_lib.losses, messages, and (slow) lesson 06's masking-strength claims on seeded runs."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ MEAN_RENORMALISED = 1 / P - L * Q**L / (1 - Q**L)  # closed form of a geometric 
 MEAN_CLIPPED = (1 - Q**L) / P  # E[min(G, L)] = sum_{k=0}^{L-1} P(G > k)
 
 
-def test_closed_forms_give_the_numbers_of_science_md():
+def test_closed_forms_give_the_lessons_mean_span_lengths():
     assert round(MEAN_RENORMALISED, 3) == 3.797
     assert round(MEAN_CLIPPED, 3) == 4.463
 
@@ -373,7 +373,7 @@ def test_bad_inputs_get_clear_messages(call, error, message):
         call()
 
 
-# ----------------------------------------------------------------------------- the science (section 3)
+# ----------------------------------------------------------------------------- lesson 06's masking-strength claims
 # Calibrated on 20 seeds (see the report of notebook 06): with 150 steps the population CE at
 # w = 0.001 was at most H + 0.040, at w = 10 within 0.014 of U; CE(0.5) - CE(0.001) >= 0.81,
 # CE(10) - CE(0.5) >= 0.16; KL fell by >= 85x from w = 0.001 to 0.5 and >= 1000x to 10.

@@ -258,6 +258,12 @@ class StrengthExplorer(SliderPanel):
 
     def show(self):
         """Display the panel (the first frame: empty axes with the H and U lines)."""
+        if not self.run.history.step:
+            # Nothing trained yet (Run All never trains): show the steps the button will add, not
+            # matplotlib's -0.04..0.04 of an empty axis. auto=None keeps autoscaling on for later frames.
+            for ax in self.view.axes:
+                ax.set_xlim(0, self.more_steps, auto=None)
+            self.view.axes[1].set_ylim(1e-3, 1e2, auto=None)  # the KL axis: the decades the runs cover
         display(self.widget)
         self.view.refresh(force=True)
         return self

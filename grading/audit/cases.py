@@ -1010,6 +1010,179 @@ _c("6.5", "full", "one uniform for selection and the 80/10/10 split", """
 """)
 
 
+# ------------------------------------------------------------------------------------ 6.6 boundary_pairs
+_BP_LOOP = """
+    T = masked.shape[1]
+    left, right, offset = [], [], []
+    for row in masked.tolist():
+        for i, m in enumerate(row):
+            if not m:
+                continue
+            s = i
+            while s > 0 and row[s - 1]:
+                s -= 1
+            e = i
+            while e < T - 1 and row[e + 1]:
+                e += 1
+"""
+_c("6.6", "wrong", "boundaries inside the span (s and e)", _j(_BP_LOOP, """
+                left.append(s)
+                right.append(e)
+                offset.append(i - s)
+    return tuple(torch.tensor(v, dtype=torch.int64) for v in (left, right, offset))
+"""))
+_c("6.6", "wrong", "edges clamped into the row (0 and T - 1)", _j(_BP_LOOP, """
+                left.append(max(s - 1, 0))
+                right.append(min(e + 1, T - 1))
+                offset.append(i - s)
+    return tuple(torch.tensor(v, dtype=torch.int64) for v in (left, right, offset))
+"""))
+_c("6.6", "wrong", "offset counted from 1 (the paper's p_{i-s+1})", _j(_BP_LOOP, """
+                left.append(s - 1)
+                right.append(e + 1)
+                offset.append(i - s + 1)
+    return tuple(torch.tensor(v, dtype=torch.int64) for v in (left, right, offset))
+"""))
+_c("6.6", "wrong", "every masked token its own span (i - 1, i + 1)", """
+    b, i = masked.nonzero(as_tuple=True)
+    return i - 1, i + 1, torch.zeros_like(i)
+""")
+_c("6.6", "wrong", "offset from the right boundary", _j(_BP_LOOP, """
+                left.append(s - 1)
+                right.append(e + 1)
+                offset.append(e - i)
+    return tuple(torch.tensor(v, dtype=torch.int64) for v in (left, right, offset))
+"""))
+_c("6.6", "partial", "spans run on from one row into the next (flattened)", """
+    B, T = masked.shape
+    flat = masked.reshape(-1).tolist()
+    left, right, offset = [], [], []
+    for k, m in enumerate(flat):
+        if not m:
+            continue
+        s = k
+        while s > 0 and flat[s - 1]:
+            s -= 1
+        e = k
+        while e < len(flat) - 1 and flat[e + 1]:
+            e += 1
+        left.append(s - 1 - (k // T) * T)
+        right.append(e + 1 - (k // T) * T)
+        offset.append(k - s)
+    return tuple(torch.tensor(v, dtype=torch.int64) for v in (left, right, offset))
+""")
+_c("6.6", "full", "running max / min over unmasked positions", """
+    B, T = masked.shape
+    idx = torch.arange(T).expand(B, T)
+    left = torch.where(masked, torch.full_like(idx, -1), idx).cummax(dim=1).values
+    right = torch.where(masked, torch.full_like(idx, T), idx).flip(1).cummin(dim=1).values.flip(1)
+    b, i = masked.nonzero(as_tuple=True)
+    return left[b, i], right[b, i], i - left[b, i] - 1
+""")
+_c("6.6", "full", "itertools.groupby over each row", """
+    import itertools
+    left, right, offset = [], [], []
+    for row in masked.tolist():
+        pos = 0
+        for m, run in itertools.groupby(row):
+            n = len(list(run))
+            if m:
+                left += [pos - 1] * n
+                right += [pos + n] * n
+                offset += list(range(n))
+            pos += n
+    return tuple(torch.tensor(v, dtype=torch.int64) for v in (left, right, offset))
+""")
+
+# ------------------------------------------------------------------------------------ 6.7 kl_sgd_path
+_KL_START = """
+    mu = torch.tensor(float(mu0), dtype=torch.float64, requires_grad=True)
+    logvar = torch.tensor(float(logvar0), dtype=torch.float64, requires_grad=True)
+"""
+_KL_END = """
+        path.append(mu.item())
+        if not math.isfinite(path[-1]):
+            break
+    return torch.tensor(path, dtype=torch.float64)
+"""
+_c("6.7", "wrong", "KL without the 1/2 (steps twice as large)", _j(_KL_START, """
+    opt = torch.optim.SGD([mu, logvar], lr=lr)
+    path = [mu.item()]
+    for _ in range(num_steps):
+        opt.zero_grad()
+        (strength * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+""", _KL_END))
+_c("6.7", "wrong", "strength left out", _j(_KL_START, """
+    opt = torch.optim.SGD([mu, logvar], lr=lr)
+    path = [mu.item()]
+    for _ in range(num_steps):
+        opt.zero_grad()
+        (0.5 * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+""", _KL_END))
+_c("6.7", "wrong", "SGD with momentum 0.9", _j(_KL_START, """
+    opt = torch.optim.SGD([mu, logvar], lr=lr, momentum=0.9)
+    path = [mu.item()]
+    for _ in range(num_steps):
+        opt.zero_grad()
+        (strength * 0.5 * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+""", _KL_END))
+_c("6.7", "wrong", "Adam instead of SGD", _j(_KL_START, """
+    opt = torch.optim.Adam([mu, logvar], lr=lr)
+    path = [mu.item()]
+    for _ in range(num_steps):
+        opt.zero_grad()
+        (strength * 0.5 * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+""", _KL_END))
+_c("6.7", "wrong", "gradient never zeroed (it accumulates)", _j(_KL_START, """
+    opt = torch.optim.SGD([mu, logvar], lr=lr)
+    path = [mu.item()]
+    for _ in range(num_steps):
+        (strength * 0.5 * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+""", _KL_END))
+_c("6.7", "partial", "raises on divergence instead of recording it", _j(_KL_START, """
+    opt = torch.optim.SGD([mu, logvar], lr=lr)
+    path = [mu.item()]
+    for _ in range(num_steps):
+        opt.zero_grad()
+        (strength * 0.5 * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+        if not math.isfinite(mu.item()):
+            raise FloatingPointError("diverged")
+        path.append(mu.item())
+    return torch.tensor(path, dtype=torch.float64)
+"""))
+_c("6.7", "full", "the update written out by hand", """
+    mu, lv, path = float(mu0), float(logvar0), [float(mu0)]
+    for _ in range(num_steps):
+        mu, lv = mu - lr * strength * mu, lv - lr * strength * 0.5 * (math.exp(min(lv, 700)) - 1)
+        path.append(mu)
+        if not math.isfinite(mu):
+            break
+    return torch.tensor(path, dtype=torch.float64)
+""")
+
+# ------------------------------------------------------------------------------------ 6.8 largest_stable_strength
+_c("6.8", "wrong", "1 / lr (half the limit)", "return 1.0 / lr")
+_c("6.8", "wrong", "4 / lr (the limit along logvar)", "return 4.0 / lr")
+_c("6.8", "wrong", "2 * lr (upside down)", "return 2.0 * lr")
+_c("6.8", "wrong", "lr / 2", "return lr / 2.0")
+_c("6.8", "wrong", "2 / lr**2", "return 2.0 / lr**2")
+_c("6.8", "full", "found by bisection on the SGD factor |1 - lr * w|", """
+    lo, hi = 0.0, 1.0
+    while abs(1 - lr * hi) <= 1:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if abs(1 - lr * mid) <= 1 else (lo, mid)
+    return (lo + hi) / 2
+""")
+
+
 
 # Later lessons keep their cases in a file each (cases_ex07.py, cases_ex08.py, ...), written with the
 # same helpers: read here in order, so one list holds every exercise's cases.

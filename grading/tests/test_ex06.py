@@ -1,14 +1,17 @@
-"""Grading tests of notebook 06 (masking objectives): exercises 6.1-6.5.
+"""Grading tests of notebook 06 (masking objectives): exercises 6.1-6.8.
 
 Oracles: ``torch.nn.functional.cross_entropy`` on the shifted tensors, the closed form of the
-renormalised geometric pmf (mean 3.797 for p=0.2, max_len=10), and binomial tolerances (5
-standard deviations) for every sampled proportion; never the course's own functions.
+renormalised geometric pmf (mean 3.797 for p=0.2, max_len=10), binomial tolerances (5
+standard deviations) for every sampled proportion, hand-worked boundary pairs and a run-length
+walk (6.6), the closed form ``mu0 * (1 - lr * w)**t`` and torch's SGD (6.7), and ``2 / lr``
+(6.8); never the course's own functions.
 """
 
 import math
 
 import pytest
 import torch
+import torch._dynamo  # noqa: F401  the first optimizer of a process imports it (3-6 s): pay that here, untimed
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
@@ -312,3 +315,183 @@ def test_bert_leaves_tokens_unchanged(exercise):
     assert torch.equal(tokens, before), (
         "bert_mask modified its input tokens in place (tokens changed while it ran): copy them before writing the "
         "[MASK] and random ids")
+
+
+# ----------------------------------------------------------------------------- 6.6 boundary_pairs
+def _runs_oracle(masked):
+    """The definition through run lengths: each maximal run s..e of True gives, for i in s..e, (s - 1, e + 1, i - s)."""
+    left, right, offset = [], [], []
+    for row in masked.tolist():
+        i = 0
+        while i < len(row):
+            if not row[i]:
+                i += 1
+                continue
+            s = i
+            while i < len(row) and row[i]:
+                i += 1
+            e = i - 1
+            for j in range(s, e + 1):
+                left.append(s - 1)
+                right.append(e + 1)
+                offset.append(j - s)
+    return left, right, offset
+
+
+def _row(s):
+    return torch.tensor([[c == "x" for c in s]])
+
+
+def _pairs(exercise, masked):
+    got = exercise("6.6").boundary_pairs(masked)
+    assert isinstance(got, tuple) and len(got) == 3, f"boundary_pairs should return (left, right, offset); got {got!r}"
+    for name, t in zip(("left", "right", "offset"), got):
+        assert isinstance(t, torch.Tensor) and t.ndim == 1, f"'{name}' should be a 1-D tensor; got {t!r}"
+    return [t.tolist() for t in got]
+
+
+@pytest.mark.exercise("6.6")
+@pytest.mark.points(1)
+def test_pairs_hand_example_of_the_text(exercise):
+    """The example of the exercise text: a span of two and a span of one."""
+    got = _pairs(exercise, _row(".xx.x"))
+    assert got == [[0, 0, 3], [3, 3, 5], [0, 1, 0]], (
+        f"for the row . x x . x (left, right, offset) should be ([0, 0, 3], [3, 3, 5], [0, 1, 0]); got {got}")
+
+
+@pytest.mark.exercise("6.6")
+@pytest.mark.points(2)
+@pytest.mark.parametrize("row, want", [
+    ("xx....", ([-1, -1], [2, 2], [0, 1])),
+    ("....xx", ([3, 3], [6, 6], [0, 1])),
+    ("x.x", ([-1, 1], [1, 3], [0, 0])),
+])
+def test_pairs_at_the_edges_of_a_row(exercise, row, want):
+    """A span that starts the row has left = -1; one that ends it has right = T (outside the row, not clamped)."""
+    got = _pairs(exercise, _row(row))
+    assert got == [list(w) for w in want], (
+        f"for the row {' '.join(row)} (x = masked, T = {len(row)}) (left, right, offset) should be {want}; got "
+        f"{tuple(got)}. The boundaries are the positions just outside the span, even where that is -1 or T")
+
+
+@pytest.mark.exercise("6.6")
+@pytest.mark.points(1)
+def test_pairs_long_spans_count_offsets_from_zero(exercise):
+    """Every token of a span shares its boundaries; the offset counts 0, 1, 2, ... from the span's first token."""
+    got = _pairs(exercise, _row("..xxxx.."))
+    assert got == [[1] * 4, [6] * 4, [0, 1, 2, 3]], (
+        f"for the row . . x x x x . . (left, right, offset) should be ([1, 1, 1, 1], [6, 6, 6, 6], [0, 1, 2, 3]); got "
+        f"{tuple(got)}")
+
+
+@pytest.mark.exercise("6.6")
+@pytest.mark.points(1)
+def test_pairs_on_random_batches(exercise):
+    """Row by row, left to right, as masked.nonzero() lists the positions; int64 tensors."""
+    g = torch.Generator().manual_seed(20)
+    masked = torch.rand(12, 17, generator=g) < 0.4
+    out = exercise("6.6").boundary_pairs(masked)
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.int64 for t in out), (
+        f"left, right and offset should be int64 tensors; got {[getattr(t, 'dtype', type(t)) for t in out]}")
+    want = _runs_oracle(masked)
+    got = [t.tolist() for t in out]
+    names = ("left", "right", "offset")
+    bad = [n for n, a, b in zip(names, got, want) if a != b]
+    assert not bad, (f"on a random (12, 17) batch {bad} differ from the definition (first values: want "
+                     f"{[w[:6] for w in want]}, got {[a[:6] for a in got]})")
+
+
+# ----------------------------------------------------------------------------- 6.7 kl_sgd_path
+def _torch_sgd_mu(strength, lr, mu0, logvar0, num_steps):
+    """torch's SGD on strength * KL(N(mu, exp(logvar)) || N(0, 1)), written out: the oracle."""
+    mu = torch.tensor(mu0, dtype=torch.float64, requires_grad=True)
+    logvar = torch.tensor(logvar0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([mu, logvar], lr=lr)
+    path = [mu0]
+    for _ in range(num_steps):
+        opt.zero_grad()
+        (strength * 0.5 * (mu**2 + logvar.exp() - logvar - 1)).backward()
+        opt.step()
+        path.append(mu.item())
+    return path
+
+
+def _path(exercise, *args, **kw):
+    got = exercise("6.7").kl_sgd_path(*args, **kw)
+    assert isinstance(got, torch.Tensor) and got.ndim == 1, f"kl_sgd_path should return a 1-D tensor; got {got!r}"
+    return got.double()
+
+
+@pytest.mark.exercise("6.7")
+@pytest.mark.points(1)
+def test_kl_path_starts_at_mu0_and_has_num_steps_plus_one_values(exercise):
+    """The start, then one value after each step."""
+    got = _path(exercise, 0.5, 0.1, mu0=2.0, logvar0=0.0, num_steps=7)
+    assert got.shape == (8,), (
+        f"kl_sgd_path(..., num_steps=7) should have 8 values (the start and 7 steps); got {got.shape[0]}")
+    assert got[0].item() == 2.0, f"the first value should be mu0 = 2.0; got {got[0].item()}"
+
+
+@pytest.mark.exercise("6.7")
+@pytest.mark.points(2)
+@pytest.mark.parametrize("strength, lr", [(1.0, 0.5), (3.0, 0.2), (0.25, 2.0)])
+def test_kl_path_is_plain_gradient_descent(exercise, strength, lr):
+    """Along mu, strength * KL is strength * mu**2 / 2: each SGD step multiplies mu by (1 - lr * strength)."""
+    got = _path(exercise, strength, lr, mu0=1.5, logvar0=0.3, num_steps=12)
+    want = torch.tensor([1.5 * (1 - lr * strength) ** t for t in range(13)], dtype=torch.float64)
+    assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-9, atol=1e-12), (
+        f"with strength={strength}, lr={lr} mu should follow 1.5 * (1 - lr * strength)**t = "
+        f"{[round(v, 4) for v in want[:5].tolist()]} ...; got {[round(v, 4) for v in got[:5].tolist()]} ... "
+        "(plain SGD, no momentum; the loss is strength * KL with KL = (mu^2 + sigma^2 - log sigma^2 - 1) / 2)")
+
+
+@pytest.mark.exercise("6.7")
+@pytest.mark.points(1)
+def test_kl_path_matches_torch_sgd_where_it_oscillates(exercise):
+    """Above the limit mu flips sign with a growing amplitude; the path is still exactly SGD's."""
+    want = torch.tensor(_torch_sgd_mu(2.5, 1.0, 0.1, -1.0, 20), dtype=torch.float64)
+    got = _path(exercise, 2.5, 1.0, mu0=0.1, logvar0=-1.0, num_steps=20)
+    assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-9), (
+        f"with strength=2.5, lr=1 mu should grow as {[round(v, 3) for v in want[-3:].tolist()]} at the end; got "
+        f"{[round(v, 3) for v in got[-3:].tolist()]}")
+
+
+@pytest.mark.exercise("6.7")
+@pytest.mark.points(1)
+def test_kl_path_records_a_divergence_and_stops(exercise):
+    """A value that overflows is kept as the last one: divergence is a result, not an error."""
+    got = _path(exercise, 3.0, 1.0, mu0=1e300, logvar0=0.0, num_steps=200)
+    finite = torch.isfinite(got)
+    assert not finite[-1] and finite[:-1].all(), (
+        "starting at mu0=1e300 with strength=3, lr=1, |mu| doubles each step and overflows: the path should end "
+        f"with the first non-finite value and stop there; got {got.shape[0]} values, last {got[-1].item()}")
+    assert got.shape[0] < 201, "after the first non-finite value the loop should stop"
+
+
+# ----------------------------------------------------------------------------- 6.8 largest_stable_strength
+@pytest.mark.exercise("6.8")
+@pytest.mark.points(2)
+@pytest.mark.parametrize("lr", [1.0, 0.25, 3.0])
+def test_stable_strength_is_two_over_lr(exercise, lr):
+    """The largest curvature of w * KL at its minimum is w (along mu); SGD converges while lr * curvature < 2."""
+    got = exercise("6.8").largest_stable_strength(lr)
+    assert isinstance(got, (float, int)) or (isinstance(got, torch.Tensor) and got.numel() == 1), (
+        f"largest_stable_strength should return a number; got {got!r}")
+    got = float(got)
+    assert got == pytest.approx(2.0 / lr, rel=1e-9), (
+        f"for lr={lr} the critical strength should be 2 / lr = {2.0 / lr:g}; got {got:g}"
+        + (" - that is the limit along logvar, whose curvature is only w / 2: mu goes unstable first"
+           if got == pytest.approx(4.0 / lr) else ""))
+
+
+@pytest.mark.exercise("6.8")
+@pytest.mark.points(1)
+def test_stable_strength_separates_converging_from_diverging_runs(exercise):
+    """Just below the answer torch's SGD converges; just above, |mu| grows."""
+    lr = 0.4
+    w_star = float(exercise("6.8").largest_stable_strength(lr))
+    below = _torch_sgd_mu(0.95 * w_star, lr, 1.0, 0.0, 200)
+    above = _torch_sgd_mu(1.05 * w_star, lr, 1.0, 0.0, 200)
+    assert abs(below[-1]) < 1e-3 and abs(above[-1]) > 10, (
+        f"with lr={lr}, SGD at 0.95 * {w_star:g} should converge and at 1.05 * {w_star:g} diverge; got |mu| after "
+        f"200 steps {abs(below[-1]):.3g} and {abs(above[-1]):.3g}")
