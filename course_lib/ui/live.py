@@ -207,7 +207,7 @@ PAGE_CSS = """
 .jp-OutputArea-output .jupyter-matplotlib-header { display: none; }
 .jp-OutputArea-output .course-panel, .jp-OutputArea-output .course-panel .widget-vbox { min-width: 0; max-width: 100%; }
 .jp-OutputArea-output .widget-image { max-width: 100%; height: auto !important; object-fit: contain; }
-.course-lecture .course-controls, .course-lecture .course-demos { zoom: 1.3; }
+.course-lecture .course-controls, .course-demos.course-lecture { zoom: 1.3; }
 """
 
 
@@ -371,8 +371,10 @@ class SliderPanel:
         self.redraw()
 
     def show(self):
-        """Display the panel; later changes redraw it where it is."""
-        display(self.widget)
+        """Display the panel (with a demo picker above it if the course has demos for it);
+        later changes redraw it where it is."""
+        from .demos import picker_for
+        display(picker_for(self) or self.widget)
         self.view.refresh(force=True)
         return self
 
