@@ -285,6 +285,7 @@ class DemoPicker:
             self._show_settings()
         self.widget = W.VBox(children, layout=W.Layout(max_width="100%"))
         self.widget.add_class("course-demos")
+        self.gif_frames = 60                # frames of a lab's GIF (about 0.1-0.4 s each to render)
         self._frames: list[dict] = []
         self._next = 0
         self._go = threading.Event()
@@ -337,12 +338,12 @@ class DemoPicker:
 
     def save_gif(self, path: str | None = None) -> str:
         """Save the lab's run (or the chosen panel demo's keyframes) as an animated GIF."""
-        from .record import record
+        from .recording import record
         demo = self.choice.value
         if path is None:
             stem = demo.name if demo else ("lab-run" if self.is_lab else type(self.target).__name__)
             path = "".join(c if c.isalnum() else "-" for c in stem.lower()).strip("-") + ".gif"
-        n = record(self.target, path, demo=None if self.is_lab else demo)
+        n = record(self.target, path, frames=self.gif_frames, demo=None if self.is_lab else demo)
         self.saved.value = f"<small>saved {n} frames to {path}</small>"
         return path
 

@@ -314,8 +314,8 @@ class TrainingLab:
 
     def export_animation(self, path, *, fps: float = 10, frames: int = 60) -> int:
         """Save the current run as an animated GIF (or MP4 with ffmpeg), replayed from its History
-        in this lab's own figure; returns the number of frames (see :mod:`course_lib.ui.record`)."""
-        from .record import record_history
+        in this lab's own figure; returns the number of frames (see :mod:`course_lib.ui.recording`)."""
+        from .recording import record_history
         self.pause()
         self.wait()
         with self._draw_lock:

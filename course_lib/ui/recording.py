@@ -26,6 +26,7 @@ import numpy as np
 from matplotlib import animation
 
 from .._validation import check_number, check_relation
+from .demos import apply_keyframe, keyframes
 
 __all__ = ["record", "record_history", "record_keyframes", "writer_for"]
 
@@ -75,7 +76,6 @@ def record_history(fig, plot, history, path, *, fps: float = 10, frames: int = 6
 def record_keyframes(panel, frames: list[dict], path, *, fps: float = 1) -> int:
     """Move ``panel`` through ``frames`` (slider values, as in a demo) and save one frame per
     keyframe; returns the number of frames."""
-    from .demos import apply_keyframe
     check_relation(len(frames) > 0, "a panel's animation needs at least one keyframe", where="record")
     writer = writer_for(path, fps)
     fig = panel.view.fig
@@ -101,7 +101,6 @@ def record(target, path, *, fps: float | None = None, frames: int = 60, demo=Non
     """
     if hasattr(target, "export_animation"):
         return target.export_animation(path, fps=10 if fps is None else fps, frames=frames)
-    from .demos import keyframes
     check_relation(demo is not None, "recording a panel needs demo= (the keyframes to show)", where="record")
     return record_keyframes(target, keyframes(demo.settings), path, fps=1 if fps is None else fps)
 
