@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import pytest
 
 from course_lib.ui import demos
-from course_lib.ui.demos import DEMOS, DemoPicker, end_state, keyframes, replay
+from course_lib.ui.demos import DEMOS, end_state, keyframes, replay
 from course_lib.ui.lab import LIVE_SETTINGS, TrainingLab
 from course_lib.ui.live import same_setting
 

@@ -8,15 +8,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from course_lib.train import History  # noqa: E402
-from course_lib.ui import live, setup_notebook  # noqa: E402
-from course_lib.ui.plotting import plot_loss_curves  # noqa: E402
-from course_lib.ui.theme import OKABE_ITO, lecture_mode, set_course_theme  # noqa: E402
+from course_lib.train import History
+from course_lib.ui import live, setup_notebook
+from course_lib.ui.plotting import plot_loss_curves
+from course_lib.ui.theme import OKABE_ITO, lecture_mode, set_course_theme
 
 OKABE_RGB = {mcolors.to_rgb(c) for c in OKABE_ITO} | {mcolors.to_rgb("#555555")}
 

@@ -239,7 +239,8 @@ class DemoPicker:
     """A row above a lab or panel: choose a demo, read its script, Play it.
 
     For a lab, Play replays the demo's settings string (its changes happen at their steps) and the
-    lab's own Pause / Step buttons control it. For a panel, Play moves the sliders through the
+    lab's own Pause / Step buttons control it; the lab's run length becomes the demo's
+    ``max_steps``, so the run ends where the demo's recorded end state says. For a panel, Play moves the sliders through the
     keyframes every ``interval`` seconds; Pause stops; Step shows the next keyframe. The ``settings``
     box shows the panel's current sliders, to copy into a new demo.
 
