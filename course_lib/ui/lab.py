@@ -42,6 +42,7 @@ from ..device import resolve_device
 from ..metrics import CLASSIFICATION_METRICS
 from ..models import MLP
 from ..train import History, fit
+from .demos import DemoPicker
 from .live import LiveFigure, controls_row, panel, same_setting, watch
 from .plotting import LossCurvesPlot
 
@@ -320,8 +321,10 @@ class TrainingLab:
         reset_names = [n for n in self.sliders if n not in live_names]
         # Controls in wrapping columns above the plot, never beside or under it (the plot shrinks
         # with the output area; see ui.live.panel).
+        self.demos = DemoPicker(self)                 # prepared demos and the Save GIF button
         self.widget = panel(
             W.VBox([
+                self.demos.widget,
                 controls_row(*self.buttons.values(), self.status, gap="4px 8px"),
                 controls_row(
                     W.VBox([W.HTML("<b>change while training</b>")] + [self.sliders[n] for n in live_names]
@@ -339,6 +342,15 @@ class TrainingLab:
         display(self.widget)
         self._draw(force=True)
         return self
+
+    def export_animation(self, path, *, fps: float = 10, frames: int = 60) -> int:
+        """Save the current run as an animated GIF (or MP4 with ffmpeg), replayed from its History
+        in this lab's own figure; returns the number of frames (see :mod:`course_lib.ui.recording`)."""
+        from .recording import record_history
+        self.pause()
+        self.wait()
+        with self._draw_lock:
+            return record_history(self.view.fig, self.plot, self.history, path, fps=fps, frames=frames)
 
     def _on_slider(self, name: str, value, from_browser: bool = False) -> None:
         if self._quiet:

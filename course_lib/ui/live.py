@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from .._validation import check_number
+from .theme import lecture_mode
 
 __all__ = ["use_live_backend", "LiveFigure", "error_html", "SliderPanel", "snap", "same_setting", "watch",
            "page_style", "show_page_style", "controls_row", "panel"]
@@ -206,6 +207,7 @@ PAGE_CSS = """
 .jp-OutputArea-output .jupyter-matplotlib-header { display: none; }
 .jp-OutputArea-output .course-panel, .jp-OutputArea-output .course-panel .widget-vbox { min-width: 0; max-width: 100%; }
 .jp-OutputArea-output .widget-image { max-width: 100%; height: auto !important; object-fit: contain; }
+.course-lecture .course-controls, .course-demos.course-lecture { zoom: 1.3; }
 """
 
 
@@ -232,8 +234,11 @@ def controls_row(*children, gap: str = "4px 24px") -> W.Box:
 
 def panel(controls, figure, *below) -> W.VBox:
     """A panel: controls above the figure, never beside or under it; the figure shrinks to fit."""
+    controls.add_class("course-controls")       # drawn 1.3x larger in the lecture theme (PAGE_CSS)
     box = W.VBox([page_style(), controls, figure, *below], layout=W.Layout(max_width="100%"))
     box.add_class("course-panel")
+    if lecture_mode():
+        box.add_class("course-lecture")
     return box
 
 
@@ -366,8 +371,10 @@ class SliderPanel:
         self.redraw()
 
     def show(self):
-        """Display the panel; later changes redraw it where it is."""
-        display(self.widget)
+        """Display the panel (with a demo picker above it if the course has demos for it);
+        later changes redraw it where it is."""
+        from .demos import picker_for
+        display(picker_for(self) or self.widget)
         self.view.refresh(force=True)
         return self
 

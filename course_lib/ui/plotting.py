@@ -11,11 +11,11 @@ import math
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
-import seaborn as sns
 from matplotlib.axes import Axes
 
 from .._validation import check_number, check_type
 from ..curves import ema
+from .theme import set_course_theme  # the theme lives in ui.theme; re-exported for old imports
 
 __all__ = ["COLORS", "set_course_theme", "plot_loss_curves", "LossCurvesPlot"]
 
@@ -24,17 +24,6 @@ __all__ = ["COLORS", "set_course_theme", "plot_loss_curves", "LossCurvesPlot"]
 # student never has to read the legend twice.
 COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "baseline": "#7f7f7f", "floor": "#2ca02c",
           "event": "#9467bd", "diverged": "#d62728"}
-
-
-def set_course_theme(lecture: bool = False) -> None:
-    """Apply the course's seaborn theme (white grid, colour-blind-safe palette).
-
-    Args:
-        lecture (bool): larger fonts and lines for a projector. Default False.
-    """
-    sns.set_theme(context="talk" if lecture else "notebook", style="whitegrid", palette="colorblind",
-                  rc={"figure.figsize": (7, 3.5), "axes.titleweight": "bold", "figure.dpi": 100,
-                      "figure.constrained_layout.use": True})
 
 
 def finite_xy(xs, ys):

@@ -145,7 +145,8 @@ class SchedulePreviewer:
         self._redraw()
 
     def show(self) -> "SchedulePreviewer":
-        display(self.widget)
+        from .demos import picker_for
+        display(picker_for(self) or self.widget)      # with the lesson's demos above, if any
         self.view.refresh(force=True)
         return self
 
