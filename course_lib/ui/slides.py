@@ -32,7 +32,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["slide_types", "apply_slides", "main"]
+__all__ = ["apply_slides", "main", "slide_types"]
 
 COURSE_ROOT = Path(__file__).resolve().parents[2]
 SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")
