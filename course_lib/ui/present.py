@@ -77,7 +77,20 @@ def _lesson_entry(path: Path, link: str) -> str:
             panels.append(section)
     if panels:
         lines.append("Live panels: " + "; ".join(f"*{s}*" for s in panels) + ".")
+    demos = _demos(path.name[:2])
+    if demos:
+        lines += ["", "Prepared demos (pick them above the lab or panel):"]
+        lines += [f"- **{d.name}**: {d.script}" for d in demos]
     return "\n".join(lines)
+
+
+def _demos(lesson: str) -> list:
+    """The lesson's prepared demos (``ui.demos``), or none where that module is not installed."""
+    try:
+        from .demos import demos_for
+    except ImportError:
+        return []
+    return demos_for(lesson)
 
 
 def gallery_notebook(root: Path = COURSE_ROOT, at: Path = GALLERY) -> dict:
