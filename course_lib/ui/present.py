@@ -25,8 +25,8 @@ __all__ = ["gallery_notebook", "lesson_path", "main", "voila_command"]
 COURSE_ROOT = Path(__file__).resolve().parents[2]
 GALLERY = Path("build") / "present" / "gallery.ipynb"  # generated at start, under the course root (build/ is ignored)
 DEFAULT_PORT = 8866  # Voila's own default; `make present PORT=...` overrides it
-# A code cell that shows a live panel: a *.show() call or a lab object.
-_PANEL = re.compile(r"\.show\(|Lab\(")
+# A code cell that shows a live panel: a panel's .show() (not matplotlib's plt.show() / fig.show()) or a lab.
+_PANEL = re.compile(r"(?<!plt)(?<!fig)\.show\(|Lab\(")
 
 
 def _lessons(root: Path) -> list[Path]:
@@ -111,7 +111,7 @@ def gallery_notebook(root: Path = COURSE_ROOT, at: Path = GALLERY) -> dict:
     up = "../" * (len(Path(at).parts) - 1)
     entries = [_lesson_entry(p, f"{up}notebooks/{p.name}") for p in _lessons(root)]
     intro = ("# Loss & Scaling: the lessons, live\n\nEach link opens a lesson as a page without code: its text, "
-             "figures and live panels. Loading a lesson runs it, which takes a few seconds.")
+             "figures and live panels. Loading a lesson runs it first: allow a minute or two on a busy machine.")
     md = {"cell_type": "markdown", "metadata": {}}
     return {"cells": [dict(md, source=intro), dict(md, source="\n\n".join(entries))],
             "metadata": {"kernelspec": {"display_name": "Loss & Scaling (course)", "language": "python",
