@@ -75,7 +75,8 @@ def browser():
 
 
 class VoilaServer:
-    """What ``make present NB=03`` starts (the same command line), in fast mode, with its own config dirs."""
+    """What ``make present NB=03`` starts (the same command line), in fast mode, with its own config dirs,
+    less the spare preheated kernel: a second run of the lesson at once would double the test's CPU time."""
 
     def __init__(self, notebook: Path, tmp: Path):
         self.port, self.token = _free_port(), secrets.token_urlsafe(24)

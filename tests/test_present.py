@@ -57,6 +57,10 @@ def test_voila_listens_on_localhost_only_with_a_token_and_no_code():
     assert "--token" in cmd, "authentication must be on (the token comes from JUPYTER_TOKEN)"
     assert not any(a.startswith(("--token=", "--Voila.token=")) for a in cmd), "the token is never on the command line"
     assert "--strip_sources=True" in cmd
+    assert "--preheat_kernel=True" not in cmd
+    assert "--preheat_kernel=True" in present.voila_command(ROOT / "notebooks" / "03_reading_loss_curves.ipynb",
+                                                            9123, preheat=True)
+    assert "--preheat_kernel=True" not in present.voila_command(ROOT, 9123, preheat=True)  # a folder: no pool
 
 
 def test_make_present_runs_the_module_and_is_in_the_help():

@@ -119,17 +119,20 @@ def gallery_notebook(root: Path = COURSE_ROOT, at: Path = GALLERY) -> dict:
             "nbformat": 4, "nbformat_minor": 5}
 
 
-def voila_command(target: Path, port: int = DEFAULT_PORT) -> list[str]:
+def voila_command(target: Path, port: int = DEFAULT_PORT, *, preheat: bool = False) -> list[str]:
     """The Voila command line: ``target`` is a notebook (one dashboard) or a folder (the gallery's root).
 
     The token is not on the command line (other users could read it there): Voila's ``--token``
     flag turns authentication on, and the token comes from ``JUPYTER_TOKEN`` (see :func:`main`).
+    ``preheat`` (one notebook only) runs the lesson in a spare kernel as soon as the server starts
+    and again after each page load, so the next visitor gets a page that is ready at once.
 
     Example:
         >>> voila_command(Path("notebooks/03_reading_loss_curves.ipynb"), 9000)[-4:]
         ['--port=9000', '--Voila.ip=127.0.0.1', '--no-browser', '--token']
     """
-    return [sys.executable, "-m", "voila", str(target), "--theme=light", "--strip_sources=True",
+    extra = ["--preheat_kernel=True", "--pool_size=1"] if preheat and Path(target).suffix == ".ipynb" else []
+    return [sys.executable, "-m", "voila", str(target), "--theme=light", "--strip_sources=True", *extra,
             f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser", "--token"]
 
 
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Presenting {notebook.name if notebook else 'the gallery of lessons'} without code. Open:\n"
           f"    http://127.0.0.1:{args.port}/{page}?token={token}\n(Ctrl-C stops the server.)", flush=True)
     try:
-        return subprocess.call(voila_command(target, args.port), cwd=COURSE_ROOT, env=env)
+        return subprocess.call(voila_command(target, args.port, preheat=True), cwd=COURSE_ROOT, env=env)
     except KeyboardInterrupt:
         return 0
 
