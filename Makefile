@@ -11,12 +11,13 @@ PORT   ?= 8888
 # JupyterLab refuses to start as root unless told; only add the flag when it is needed.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast env lock exercises grade release hub hub-proxy collect clean-env help
+.PHONY: lab present test test-fast env lock exercises grade release hub hub-proxy collect clean-env help
 
 help:
 	@echo "make lab        create the environment if missing, then open the course in JupyterLab"
 	@echo "make test       create the environment if missing, then run the whole test suite"
 	@echo "make test-fast  the suite without the slow tests (notebooks, browser)"
+	@echo "make present [NB=03] [PORT=8866]  a lesson as a page without code (Voila), or without NB a gallery of all"
 # instructors-only
 	@echo "make lock       regenerate requirements/lock.txt from course.txt and dev.txt"
 	@echo "make exercises  regenerate exercises/ (the student copies) from the masters in solutions/"
@@ -45,6 +46,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
 		--ServerApp.root_dir="$(CURDIR)" \
 		--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb $(ROOT_FLAG)
+
+# Lecture mode: one lesson (NB=03) as a code-free page with live panels, or without NB a gallery of every
+# lesson; Voila on 127.0.0.1 with a secret token in the printed address (as make lab), projector theme.
+# PORT defaults to 8866 here (Voila's), so a running `make lab` on 8888 is not in the way.
+present: $(STAMP)
+	$(BIN)/python -m course_lib.ui.present $(NB) --port $(if $(filter command line environment,$(origin PORT)),$(PORT),8866)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

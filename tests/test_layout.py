@@ -107,11 +107,12 @@ def test_lesson_notebook_metadata_is_exactly_its_kernelspec_and_language_info(pa
     ``language_info`` the course's kernel reports. JupyterLab writes ``language_info`` into the
     notebook as soon as the kernel connects; a notebook without it (or with a different one) is
     marked modified on opening and asks to be saved on closing (issue 12). No cell metadata
-    other than tags and JupyterLab's ``jupyter.source_hidden`` / ``collapsed`` either."""
+    other than tags, JupyterLab's ``jupyter.source_hidden`` / ``collapsed`` and RISE's ``slideshow`` either."""
     from ipykernel.ipkernel import IPythonKernel
 
     nb = json.loads(path.read_text())
     expected = dict(KERNELSPEC, language_info=dict(IPythonKernel.language_info))
     assert nb["metadata"] == expected, f"{path.name}: metadata should be exactly {expected}; got {nb['metadata']}"
-    extra = {k for c in nb["cells"] for k in c.get("metadata", {})} - {"tags", "jupyter", "collapsed", "exercise"}
+    extra = {k for c in nb["cells"] for k in c.get("metadata", {})} - {"tags", "jupyter", "collapsed", "exercise",
+                                                                      "slideshow"}  # RISE, set by course_lib.ui.slides
     assert not extra, f"{path.name}: editor metadata in cells: {sorted(extra)}"
