@@ -7,11 +7,14 @@ reads it, and returns the numbers behind the verdict so a student can check the 
 verdict               what the curves do                                          usual cure
 ====================  ==========================================================  ==========================
 ``diverged``          the loss became NaN/inf or exploded                         lower the LR, clip grads
-``oscillating``       the loss jumps up and down instead of settling              lower the LR
+``oscillating``       the loss jumps up and down, visibly, instead of settling    lower the LR
 ``overfitting``       validation loss turns up while training loss keeps falling  regularize, more data, stop early
+                      far below its reference (the model fits its training set)
 ``plateau``           both curves flat from the start: nothing is being learned   check init/LR, less regularization
-``underfitting``      the loss is still high: falling slowly or stuck high        train longer, raise LR, more capacity
-``healthy``           the loss fell well below its reference and settled          --
+``underfitting``      the loss is still high: falling slowly, stuck high, or      train longer, raise LR, more capacity;
+                      pushed back up (a model that had learned, then lost it)     less regularization
+``healthy``           the loss fell well below its reference and settled; at the  --
+                      floor, what wobble remains is mini-batch noise
 ====================  ==========================================================  ==========================
 
 The rules are checked in that order. Every threshold is a keyword argument with the value
@@ -102,14 +105,15 @@ def _smoothing_beta(n: int) -> float:
     return min(0.98, max(0.5, 1.0 - 20.0 / max(n, 1)))
 
 
-def _log_swing(values: np.ndarray) -> tuple[float, float]:
-    """Mean |change of log loss| between consecutive points, and the fraction of direction
-    changes. Both are large when a curve zig-zags, small when it trends (up or down)."""
+def _log_swing(values: np.ndarray) -> tuple[float, float, float]:
+    """Median |change of log loss| between consecutive points, the fraction of direction
+    changes, and the median |change| itself. All are large when a curve zig-zags, small when it
+    trends. The median, not the mean: one jump (a slider moved mid-run) is a step, not a zig-zag."""
     d = np.diff(np.log(np.maximum(values, 1e-12)))
     if len(d) < 2:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     flips = np.mean(np.sign(d[1:]) != np.sign(d[:-1]))
-    return float(np.mean(np.abs(d))), float(flips)
+    return float(np.median(np.abs(d))), float(flips), float(np.median(np.abs(np.diff(values))))
 
 
 # What diagnose reads, checked first (any object with a train_loss list: a History, or a replay).
@@ -128,6 +132,7 @@ def diagnose(
     floor: float = 0.0,
     min_steps: int = 20,
     swing_threshold: float = 0.15,
+    swing_visible: float = 0.01,
     overfit_rise: float = 0.10,
     overfit_visible: float = 0.02,
     high_ratio: float = 0.5,
@@ -144,14 +149,20 @@ def diagnose(
         floor (float): the irreducible loss if known (noise variance, entropy rate). Default 0.
             Progress is measured on the excess loss ``loss - floor``.
         min_steps (int): fewer recorded steps raise ``ValueError``. Default 20.
-        swing_threshold (float): mean |change of log loss| between evaluations above which a
+        swing_threshold (float): median |change of log loss| between evaluations above which a
             zig-zagging curve is ``oscillating``. Default 0.15.
+        swing_visible (float): ... and the median jump must exceed this fraction of the
+            reference's height above the floor (visible on the plot). Near its floor a run's
+            validation loss jitters by 20% of a tiny number: mini-batch noise, not a too-high
+            learning rate. Default 0.01.
         overfit_rise (float): relative rise of the (lightly smoothed) validation loss above its
             minimum that counts as ``overfitting`` while the training loss still falls by more
-            than ``flat_tol`` over the last half. Default 0.10.
+            than ``flat_tol`` over the last half and ends below ``high_ratio`` of its reference
+            (a model that fits its training set; one flattened to the baseline does not). Default 0.10.
         overfit_visible (float): the rise must also exceed this fraction of the validation
             loss's earlier drop (visible on the plot, not jitter at the floor). Default 0.02.
         high_ratio (float): excess loss above this fraction of the reference is "still high".
+            Default 0.5.
         flat_tol (float): relative change over the last half below which a curve is "flat".
         plateau_progress (float): a flat curve that removed less than this fraction of the
             reference loss is a ``plateau``.
@@ -199,12 +210,14 @@ def diagnose(
     # 2. Oscillating: the curve zig-zags. Read it on the validation loss (a fixed set, so no
     #    mini-batch noise) when there are enough evaluations, else on the smoothed train loss.
     if len(val) >= 8:
-        swing, flips = _log_swing(val[len(val) // 2:])
+        swing, flips, jump = _log_swing(val[len(val) // 2:])
     else:
         stride = max(1, len(smooth) // 40)
-        swing, flips = _log_swing(smooth[half::stride])
-    ev.update(swing=swing, direction_flips=flips)
-    if swing > swing_threshold and flips > 0.3:
+        swing, flips, jump = _log_swing(smooth[half::stride])
+    jump_of_ref = jump / max(ref - floor, 1e-12)   # the jumps' size on the plot, against the reference
+    ev.update(swing=swing, direction_flips=flips, jump_of_reference=jump_of_ref)
+    zigzag = swing > swing_threshold and flips > 0.3
+    if zigzag and jump_of_ref > swing_visible:
         return Diagnosis("oscillating", ev, f"the loss jumps by {swing:.0%} between checks instead of "
                          "settling: the learning rate is too high, lower it")
 
@@ -222,13 +235,20 @@ def diagnose(
         drop = max(float(val_s[0]) - float(val_s[i_min]), 1e-12)
         ev["rise_of_drop"] = (float(val_s[-1]) - float(val_s[i_min])) / drop
         if (rise > overfit_rise and ev["rise_of_drop"] > overfit_visible and i_min < len(val) - 1
-                and late_change > flat_tol):
+                and late_change > flat_tol and excess_ratio < high_ratio):
             return Diagnosis("overfitting", ev, f"validation loss is {rise:.0%} above its minimum while the "
                              "training loss keeps falling: regularize, add data, or stop earlier")
 
     # 4. Still high: flat from the start (plateau) or learning too slowly/too little (underfitting).
     progress = 1.0 - excess_ratio
     ev["progress"] = progress
+    #    A model whose validation loss had fallen far below its reference and is now back up with
+    #    the training loss has been pushed back (weight decay raised mid-run flattens it to the
+    #    baseline): that is underfitting from the cure, not overfitting and not a plateau.
+    if excess_ratio > high_ratio and len(val) >= 4 and (ev["val_min"] - floor) < high_ratio * (ref - floor):
+        return Diagnosis("underfitting", ev, f"the loss went back up to {excess_ratio:.0%} of its reference "
+                         f"after validation had reached {ev['val_min']:.3g}: the model lost what it had learned; "
+                         "weaken the regularization (or lower a learning rate that throws it off)")
     if abs(late_change) < flat_tol and progress < plateau_progress:
         return Diagnosis("plateau", ev, f"both curves are flat and only {max(progress, 0):.0%} of the "
                          "reference loss was removed: nothing is being learned (check the learning rate, "
@@ -236,4 +256,5 @@ def diagnose(
     if excess_ratio > high_ratio:
         return Diagnosis("underfitting", ev, f"the loss is still {excess_ratio:.0%} of its reference level: "
                          "train longer, raise the learning rate, or use a bigger model")
-    return Diagnosis("healthy", ev, f"the loss fell to {excess_ratio:.0%} of its reference level and settled")
+    noise = "; what wobble remains is mini-batch noise at the floor" if zigzag else ""
+    return Diagnosis("healthy", ev, f"the loss fell to {excess_ratio:.1%} of its reference level and settled{noise}")

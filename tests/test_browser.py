@@ -440,7 +440,8 @@ def test_lr_slider_moves_live_plot_in_jupyterlab(notebook, lab, chromium):
 # - every training lab keeps its run: its run label still says "run 1" (a displayed lab is never
 #   restarted by code in a lesson, so a higher number means the browser's values restarted it);
 # - in each panel (an output with a slider and a canvas) the first slider, moved with the
-#   keyboard, changes the figure (element screenshots compared by hash);
+#   keyboard, changes the figure (element screenshots compared by hash); a lab that waits for
+#   Play (as every lesson's does) gets Play pressed first;
 # - in each lab, one mouse drag of the lr slider records one change (its settings string).
 # Screenshots: test-artifacts/browser/notebooks/<notebook>/.
 
@@ -566,6 +567,14 @@ def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromiu
                 plot = panel.locator(".jupyter-matplotlib-figure canvas, .widget-image").first
                 handle = panel.locator(".noUi-handle").first
                 handle.scroll_into_view_if_needed()
+                status = panel.locator(".lab-status")
+                if status.count() and not (status.first.inner_text() or "").startswith("training"):
+                    # A lab waits for the learner after Run All (no lesson starts one): press Play,
+                    # as the learner would, so the slider has a run to change and a curve to mark.
+                    panel.locator(".lab-play").first.click()
+                    end = time.perf_counter() + 20
+                    while time.perf_counter() < end and not (status.first.inner_text() or "").startswith("training"):
+                        time.sleep(0.1)
                 readout = panel.locator(".widget-readout").first
                 old = readout.inner_text() if readout.count() else None
                 plot.scroll_into_view_if_needed()

@@ -92,6 +92,41 @@ def test_diagnose_evidence_carries_the_numbers_behind_the_verdict(reg):
     assert "diverged" in str(diagnose(RUNS["diverged"](reg)))
 
 
+def test_the_welcome_run_at_its_noise_floor_is_healthy_not_oscillating():
+    # Notebook 00's run in class mode, exactly: at step 3000 its loss is 0.2% of the reference
+    # above the noise floor, and its validation loss jitters by ~20% of 0.012 between checks.
+    # That is mini-batch noise at the floor; the old rule called it "lower the learning rate".
+    from course_lib import seed_everything
+    seed_everything(0)
+    data = make_regression(400, kind="polynomial", noise=0.1, seed=0)
+    model = MLP(1, 1, width=64, depth=2)
+    history = fit(model, data, lr=1e-2, num_steps=3000, eval_every=25, baseline=data.baseline_loss("mse"),
+                  device="cpu")
+    d = diagnose(history, floor=data.info["irreducible_mse"])
+    assert d.evidence["excess_ratio"] < 0.01, str(d)          # the run is at its floor ...
+    assert d.evidence["swing"] > 0.15, str(d)                  # ... with a relative wobble that once fooled the rule
+    assert d.verdict == "healthy" and "noise" in d.message, str(d)
+
+
+def test_a_model_that_weight_decay_flattened_to_the_baseline_is_not_overfitting():
+    # Notebook 04's lab: a network that had fitted the data (validation 0.1), then weight decay 1
+    # from step 201 pins its weights and both losses climb back to the baseline. Validation is
+    # far above its minimum, but the training loss is no lower: the model lost what it learned.
+    import matplotlib
+    matplotlib.use("Agg")
+    from course_lib.ui.lab import TrainingLab
+    lab = TrainingLab("regression", n_samples=220, train_fraction=0.1, noise=0.3, width=128, depth=2,
+                      batch_size=32, masking=0.001, max_steps=600, device="cpu")
+    lab.schedule(201, weight_decay=1.0)
+    h = lab.run()
+    for n in (300, 400, 500, 600):                              # what the lab's live diagnosis reads as it goes
+        cut = SimpleNamespace(train_loss=h.train_loss[:n], val_loss=h.val_loss[:n // 25], stop_reason="completed",
+                              stop_step=None, baseline=lab.baseline)
+        d = diagnose(cut, baseline=lab.baseline)
+        assert d.verdict == "underfitting" and "lost what it had learned" in d.message, (n, str(d))
+        assert d.evidence["val_rise"] > 5 and d.evidence["excess_ratio"] > 1.0, (n, str(d))
+
+
 # ---------------------------------------------------------------- diagnose on hand-made curves
 def _hist(train, val=(), stop_reason="completed", baseline=None):
     return SimpleNamespace(train_loss=list(train), val_loss=list(val), stop_reason=stop_reason,
@@ -110,6 +145,18 @@ def test_diagnose_hand_made_curves():
     assert diagnose(_hist(falling, zigzag)).verdict == "oscillating"
     with_nan = list(falling[:50]) + [float("inf")]
     assert diagnose(_hist(with_nan)).verdict == "diverged"
+    # Flattened to the baseline while still drifting down a little: validation far above its
+    # minimum, training loss "still falling", yet nothing is fitted: not overfitting.
+    pushed_back = np.concatenate([falling[:100], 1.2 - 0.0003 * t[:100]])
+    val_back = np.r_[np.linspace(1.0, 0.1, 5), [0.1] * 4, [1.2] * 11]
+    d = diagnose(_hist(pushed_back, val_back, baseline=1.0))
+    assert d.verdict == "underfitting", str(d)
+    # Zig-zags of 20% around a tiny loss at the floor are not visible on the plot: healthy.
+    jitter = np.r_[[1.0, 0.3, 0.05], 0.011 + 0.002 * (np.arange(20) % 2)]
+    assert diagnose(_hist(falling, jitter, baseline=1.0), floor=0.01).verdict == "healthy"
+    # One jump (a slider moved mid-run), then flat, is a step, not an oscillation.
+    step_up = np.r_[[0.1] * 10, [1.2] * 10]
+    assert diagnose(_hist(falling, step_up, baseline=1.0)).verdict != "oscillating"
 
 
 def test_floor_makes_progress_relative_to_the_irreducible_loss():
