@@ -24,6 +24,7 @@ The pipeline, one stage a module (as otter and nbgrader split theirs):
 * ``sandbox``: the isolated child process that grades one submission (bubblewrap, or the audit-hook fallback);
 * ``zygote``: a warm process per worker that forks those children (no interpreter start-up per submission);
 * ``release``: the students' edition of the course (no solutions, no hidden tests, no answers);
+* ``child``: starts one grading child (fresh, or forked by the zygote) and watches it;
 * ``batch``: a folder of submissions -> gradebook and feedback;
 * ``check``: ``check()`` / ``check_all()`` in the live kernel;
 * ``__main__``: the command line.

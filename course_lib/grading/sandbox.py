@@ -23,7 +23,7 @@ from ._common import LIB_ROOT, InertModule
 from .extract import notebooks_in
 from .plugin import GradingPlugin, grading_test_dirs, pytest_args
 
-__all__: list[str] = []  # the grading child; started by batch.py as `python -m course_lib.grading _child`
+__all__: list[str] = []  # the grading child; started by child.py as `python -m course_lib.grading _child`
 
 _real_exit = os._exit  # the grading child ends with this even after student code patched things
 

@@ -24,7 +24,7 @@ import signal
 import sys
 import traceback
 
-__all__: list[str] = []  # started by batch.py as `python -m course_lib.grading _zygote`
+__all__: list[str] = []  # started by child.py as `python -m course_lib.grading _zygote`
 
 _real_exit = os._exit  # the child patches os._exit (student code must not call it); the zygote's own exits use this
 
