@@ -41,7 +41,9 @@ class SubmissionResult(PointTotals):
         points, max_points: ``{exercise id: points}`` earned and possible.
         tests: one dict per grading test (nodeid, exercise, points, passed, kind, message, hint, where, notes).
         notes: what happened to the grading process (crashes, restarts, output volume).
-        wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es).
+        wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es);
+        cpu_s: CPU seconds its grading process(es) used (what a busy machine does not change); with
+            ``processes="zygote"`` the first submission of each worker also carries its zygote's start-up.
         isolation: how its grading processes were isolated (``"bubblewrap"`` or ``"audit-hook"``).
     """
 
@@ -53,6 +55,7 @@ class SubmissionResult(PointTotals):
     wall_s: float = 0.0
     max_rss_mb: float = 0.0
     isolation: str = ""
+    cpu_s: float = 0.0
 
 
 def _copy_notebooks(src: Path, dst: Path, notes: list) -> int:
@@ -90,20 +93,23 @@ def _failed(meta: dict, kind: str, message: str) -> dict:
 
 
 def _retry_timeouts(root: Path, base: Path, limits: Limits, deadline: float, skip: dict, catalog: list, done: dict,
-                    attempt: int) -> None:
+                    attempt: int) -> float:
     """Run every test that timed out once more, alone, in a fresh child, before it is scored as a
     timeout: a test slowed down by what else ran (its neighbours, the machine) gets a second,
-    quiet chance; a loop that never ends costs its budget twice. The second result is final."""
+    quiet chance; a loop that never ends costs its budget twice. The second result is final.
+    Returns the CPU seconds these children used."""
+    cpu = 0.0
     for nodeid in [t["nodeid"] for t in catalog if done.get(t["nodeid"], {}).get("kind") == "timeout"]:
         if time.monotonic() >= deadline:
             break
         alone = {"tests": sorted(t["nodeid"] for t in catalog if t["nodeid"] != nodeid), "cells": skip["cells"]}
         run = run_child(root, base, attempt, limits, deadline, alone)
-        attempt += 1
+        attempt, cpu = attempt + 1, cpu + run["cpu_s"]
         again = next((e for e in run["events"] if e["event"] == "result" and e["nodeid"] == nodeid), None)
         if again is None:  # the child died or was killed again: still a timeout, with the first reason
             again = dict(done[nodeid])
         done[nodeid] = {**again, "retried": True}
+    return cpu
 
 
 def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list | None, limits: Limits) -> SubmissionResult:
@@ -117,7 +123,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
     deadline = t0 + budget
     done: dict = {}
     skip = {"tests": [], "cells": []}
-    rss, attempt = 0.0, 0
+    rss, cpu, attempt = 0.0, 0.0, 0
     if not copied:
         notes.append(f"no notebooks (.ipynb) found in {name}/: nothing to grade")
     while copied:
@@ -130,7 +136,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         skip["tests"] = sorted(done)
         run = run_child(root, base, attempt, limits, deadline, skip)
         attempt += 1
-        rss = max(rss, run["rss_mb"])
+        rss, cpu = max(rss, run["rss_mb"]), cpu + run["cpu_s"]
         if catalog is None:  # check(): the catalog comes from the first run
             cats = [e for e in run["events"] if e["event"] == "catalog"]
             catalog = cats[0]["tests"] if cats else []
@@ -166,7 +172,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         notes.append(f"{run['reason']}" + (f" during {started}" if started else "")
                      + "; the grader went on with the remaining tests")
     catalog = catalog or []
-    _retry_timeouts(root, base, limits, deadline, skip, catalog, done, attempt)
+    cpu += _retry_timeouts(root, base, limits, deadline, skip, catalog, done, attempt)
     tests = []
     for t in catalog:
         r = done.get(t["nodeid"])
@@ -187,7 +193,8 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         points[r["exercise"]] = points.get(r["exercise"], 0.0) + (r["points"] if r["passed"] else 0.0)
     order = sorted(max_points, key=id_key)
     return SubmissionResult(name, {k: points[k] for k in order}, {k: max_points[k] for k in order}, tests,
-                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1), limits.iso().kind)
+                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1), limits.iso().kind,
+                            round(cpu, 2))
 
 
 def _run_collect(root: Path, hidden: bool) -> list:
@@ -355,6 +362,9 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             z = local.zygote = Zygote(root, workdir, limits)
             with lock:
                 zygotes[zygotes.index(workdir)] = z
+            if verbose and z.warm.get("failed"):  # the children compute (or fail on) these themselves
+                print(f"grading tests' reference results not precomputed: {'; '.join(z.warm['failed'])[:2000]}",
+                      file=sys.stderr, flush=True)
         return z
 
     limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids, iso,
@@ -368,6 +378,10 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             shutil.rmtree(base, ignore_errors=True)  # nothing an earlier child of this worker may have put there
         try:
             res = grade_folder(d, d.name, base, root, catalog, limits)
+            if processes == "zygote":
+                z = this_threads_zygote()
+                res.cpu_s = round(res.cpu_s + getattr(z, "startup_cpu_s", 0.0), 2)
+                z.startup_cpu_s = 0.0  # counted once
         except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
             tests = [_failed(t, "crash", f"not graded: the grader failed on this submission ({e!r})") for t in catalog]
             res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"],

@@ -99,7 +99,9 @@ class Zygote:
     def __init__(self, root: Path, workdir: Path, limits: Limits):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "course_lib.grading", "_zygote"]
+        warm = workdir / "warm"  # the zygote computes the tests' reference results from it, then deletes it
+        copy_grading_tests(root, warm, limits.hidden)
+        cmd = [sys.executable, "-m", "course_lib.grading", "_zygote", "--warm", str(warm)]
         iso = limits.iso()
         if iso.kind == sandbox_module.BWRAP:
             hide = [str(root)] + [str(h) for h in limits.hide] + [str(workdir.parent)]
@@ -109,7 +111,10 @@ class Zygote:
         self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr, start_new_session=True, bufsize=0)
         self.buf = b""
-        ready = self._read(180)
+        ready = self._read(600)  # imports and reference trainings: about 10 s of CPU, minutes on a crowded machine
+        shutil.rmtree(warm, ignore_errors=True)
+        self.warm = (ready or {}).get("warm", {})
+        self.startup_cpu_s = (ready or {}).get("cpu_s", 0.0)  # imports and reference runs, once per worker
         if not ready or "ready" not in ready:
             self.close()
             raise RuntimeError(f"the grading zygote did not start: {output_tail(workdir / 'zygote-stderr.txt')}")
@@ -141,13 +146,14 @@ class Zygote:
         return bool(reply and "pid" in reply)
 
     def poll(self) -> tuple | None:
-        """(wait status, peak RSS in MB) once the child ended, else None. A zygote that died reports SIGKILL."""
+        """(wait status, peak RSS in MB, CPU seconds) once the child ended, else None. A zygote that died
+        reports SIGKILL."""
         reply = self._read(0)
         if reply is None:
             return None
         if "eof" in reply:
-            return (signal.SIGKILL, 0.0)
-        return (reply["status"], reply["rss_kb"] / 1024)
+            return (signal.SIGKILL, 0.0, 0.0)
+        return (reply["status"], reply["rss_kb"] / 1024, reply.get("cpu_s", 0.0))
 
     def kill(self) -> None:
         self._send({"kill": True})
@@ -185,7 +191,7 @@ def copy_grading_tests(root: Path, course: Path, hidden: bool) -> None:
 
 
 def run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: float, skip: dict) -> dict:
-    """One grading child; returns its events, how it ended and its peak memory."""
+    """One grading child; returns its events, how it ended, its peak memory and the CPU seconds it used."""
     work = base / "work"
     progress_path, skip_path = base / f"progress-{attempt}.jsonl", base / "skip.json"
     skip_path.write_text(json.dumps(skip))
@@ -214,7 +220,7 @@ def run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: fl
 
         def poll():
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            return (status, usage.ru_maxrss / 1024) if pid else None
+            return (status, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime) if pid else None
 
         def kill():
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -225,7 +231,7 @@ def run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: fl
     while True:
         ended = poll()
         if ended:
-            status, rss_mb = ended
+            status, rss_mb, used_cpu = ended
             break
         for ev in reader.poll():
             if ev["event"] == "start":
@@ -248,10 +254,11 @@ def run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: fl
         elif ev["event"] == "cell_done":
             cell = None
     exit_code = next((e["code"] for e in reader.events if e["event"] == "exit"), None)
+    used_cpu = max([used_cpu] + [e.get("cpu_s", 0.0) for e in reader.events if e["event"] == "exit"])
     tail = output_tail(progress_path.with_suffix(".pytest.txt")) or output_tail(base / "stderr.txt")
     return {"events": reader.events, "ended": exit_code is not None, "exit_code": exit_code,
             "reason": killed or describe_exit(status, bwrapped), "killed": killed is not None,
-            "rss_mb": rss_mb, "cell": cell, "tail": tail}
+            "rss_mb": rss_mb, "cpu_s": used_cpu, "cell": cell, "tail": tail}
 
 
 def output_tail(path: Path, size: int = 16384) -> str:
