@@ -4,6 +4,7 @@ The oracle is a call counter written by the helper itself: how often the helper 
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -79,3 +80,38 @@ def test_warming_reports_a_broken_file_or_helper_and_goes_on(tmp_path, monkeypat
     assert report["computed"] == 2
     assert any(f.startswith("test_syntax_error.py: SyntaxError") for f in report["failed"]), report
     assert any("broken()" in f and "calibration data missing" in f for f in report["failed"]), report
+
+
+def test_asserts_rewritten_once_give_the_same_report_with_the_childs_own_path(tmp_path, monkeypatch):
+    """What the zygote does before forking (rewrite_once) and each child after (use_rewritten): pytest's
+    report of a failed assert still shows the compared values, and the file is the child's copy."""
+    import pytest
+    from _pytest.assertion import rewrite
+
+    body = "def test_cmp():\n    got = [1, 2]\n    assert got == [1, 3]\n"
+    for where in ("zygote", "child"):
+        (tmp_path / where / "tests").mkdir(parents=True)
+        (tmp_path / where / "tests" / "test_h13_cmp.py").write_text(body)
+    monkeypatch.setattr(references, "_REWRITTEN", {})
+    assert references.rewrite_once([tmp_path / "zygote" / "tests"]) == 1
+    calls = []
+    original = rewrite._rewrite_test
+    monkeypatch.setattr(rewrite, "_rewrite_test", lambda fn, config: calls.append(fn) or original(fn, config))
+    references.use_rewritten()
+
+    class Report:
+        longrepr = None
+
+        def pytest_runtest_logreport(self, report):
+            if report.when == "call" and report.failed:
+                Report.longrepr = str(report.longrepr)
+
+    monkeypatch.syspath_prepend(str(tmp_path / "child" / "tests"))
+    monkeypatch.delitem(sys.modules, "test_h13_cmp", raising=False)
+    pytest.main([str(tmp_path / "child" / "tests"), "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path / "child"),
+                 "-p", "no:randomly"], plugins=[Report()])
+    sys.modules.pop("test_h13_cmp", None)
+    mine = [c for c in calls if Path(c).name == "test_h13_cmp.py"]  # plugins' own modules are rewritten as usual
+    assert mine == [], "pytest rewrote the test file again instead of taking the rewritten code"
+    assert Report.longrepr and "assert [1, 2] == [1, 3]" in Report.longrepr, Report.longrepr
+    assert str(tmp_path / "child" / "tests" / "test_h13_cmp.py") in Report.longrepr
