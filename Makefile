@@ -63,7 +63,7 @@ test-fast: $(STAMP)
 # exercises/ is generated, never edited: each solution block of solutions/*.ipynb becomes
 # `raise NotImplementedError("Exercise N.M: ...")`; the suite fails if the two drift apart.
 exercises: $(STAMP)
-	$(BIN)/python -m course_lib.grading.assign
+	$(BIN)/python -m course_lib.grading assign
 
 # One sandboxed child per submission (bubblewrap when it works here, else the weaker audit hook: the
 # first line printed says which), forked from a warm zygote per core; student files are never modified.
@@ -77,7 +77,7 @@ grade: $(STAMP)
 # set-up files and a README for students; never solutions/, grading/hidden/ or an answer (checked).
 release: $(STAMP)
 	@test -n "$(OUT)" -a "$(OUT)" != "gradebook.csv" || { echo "usage: make release OUT=dir" >&2; exit 2; }
-	$(BIN)/python -m course_lib.grading.release "$(OUT)"
+	$(BIN)/python -m course_lib.grading release "$(OUT)"
 
 # Regenerate the lock in a throw-away venv. torch 2.13.0 is installed first so that nothing
 # else can pull a different torch (or gigabytes of CUDA packages).

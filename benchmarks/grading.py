@@ -13,8 +13,11 @@ child (``processes="fresh"``, the old way) and with children forked from a warm 
 
 Run: ``.venv/bin/python benchmarks/grading.py [--n 30] [--workers W] [--timeout-per-test 10] [--demo]``
 (``--demo`` grades the tiny demo course of the test suite instead of the real exercises).
+Also the CPU seconds of both runs (``fresh_cpu_s``, ``cpu_s``: the grading processes, the zygotes'
+imports and reference trainings included; ``cpu_speedup_vs_fresh_process`` is their ratio, which a busy
+machine changes far less than the wall clock) and the median CPU seconds of one submission in each mode.
 Last lines: ``submissions_per_minute: X`` (zygote), ``fresh_submissions_per_minute: F``,
-``speedup_vs_fresh_process: X/F``, ``max_rss_mb: M`` (peak resident memory of the largest grading
+``speedup_vs_fresh_process: X/F`` (wall clock), ``max_rss_mb: M`` (peak resident memory of the largest grading
 process; ``median_rss_mb`` is the typical one, ``grader_rss_mb`` the parent's) and ``isolation: ...``.
 """
 
@@ -61,20 +64,26 @@ def main(argv: list[str] | None = None) -> dict:
         for i, kind in enumerate(kinds):
             ms.make_submission(kind, masters, tmp / "subs" / f"s{i:02d}_{kind}", victim=lasts[i % len(lasts)],
                                decoy=tmp / "decoy.txt")
-        walls, books, runs = {}, {}, {}
+        walls, cpus, books, runs = {}, {}, {}, {}
         for mode in ("fresh", "zygote"):
             t0 = time.perf_counter()
             runs[mode] = grading.grade(tmp / "subs", tmp / f"gradebook-{mode}.csv", tmp / f"feedback-{mode}",
                                        workers=args.workers, timeout_per_test=args.timeout_per_test, root=root,
                                        processes=mode, verbose=False)
             walls[mode] = time.perf_counter() - t0
+            cpus[mode] = sum(r.cpu_s for r in runs[mode])  # the grading processes (zygotes' start-up included)
             books[mode] = (tmp / f"gradebook-{mode}.csv").read_text()
-    results = runs["zygote"]
+    results, fresh = runs["zygote"], runs["fresh"]
     n_tests = len(results[0].tests) if results else 0
     out = {
         "fresh_wall_s": round(walls["fresh"], 1),
         "wall_s": round(walls["zygote"], 1),
         "median_submission_s": round(statistics.median(r.wall_s for r in results), 2),
+        "fresh_median_submission_cpu_s": round(statistics.median(r.cpu_s for r in fresh), 2),
+        "median_submission_cpu_s": round(statistics.median(r.cpu_s for r in results), 2),
+        "fresh_cpu_s": round(cpus["fresh"], 1),
+        "cpu_s": round(cpus["zygote"], 1),
+        "cpu_speedup_vs_fresh_process": round(cpus["fresh"] / cpus["zygote"], 2),
         "median_rss_mb": round(statistics.median(r.max_rss_mb for r in results), 1),
         "grader_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "same_gradebook": books["fresh"] == books["zygote"],

@@ -232,8 +232,11 @@ def test_committed_exercises_equal_a_fresh_generation(tmp_path):
         assert b"BEGIN SOLUTION" not in data and b"END SOLUTION" not in data, f"{name} leaks a solution"
 
 
-def test_the_command_line_check_passes_on_the_repository():
-    out = subprocess.run([sys.executable, "-m", "course_lib.grading.assign", "--check"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+def test_the_command_line_check_passes_on_the_repository_without_a_warning():
+    """``python -m course_lib.grading assign`` (what ``make exercises`` runs) prints no runpy warning
+    (``python -m course_lib.grading.assign`` did: the package's __init__ had imported the module)."""
+    out = subprocess.run([sys.executable, "-m", "course_lib.grading", "assign", "--check"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "exercises/ is up to date" in out.stdout
+    assert "Warning" not in out.stderr, out.stderr

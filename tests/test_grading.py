@@ -437,7 +437,7 @@ def test_make_targets_and_markers_are_wired():
     mk = (ROOT / "Makefile").read_text()
     phony = mk.split(".PHONY:")[1].split("\n")[0].split()
     assert {"exercises", "grade"} <= set(phony)
-    assert "\nexercises: $(STAMP)\n\t$(BIN)/python -m course_lib.grading.assign\n" in mk
+    assert "\nexercises: $(STAMP)\n\t$(BIN)/python -m course_lib.grading assign\n" in mk
     assert "\ngrade: $(STAMP)\n" in mk and "-m course_lib.grading grade" in mk
     out = subprocess.run(["make", "-n", "grade", "SUBMISSIONS=subs", "OUT=gb.csv"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)

@@ -23,7 +23,9 @@ The pipeline, one stage a module (as otter and nbgrader split theirs):
 * ``plugin``: the pytest plugin (points, exercise markers) and the ``exercise`` fixture;
 * ``sandbox``: the isolated child process that grades one submission (bubblewrap, or the audit-hook fallback);
 * ``zygote``: a warm process per worker that forks those children (no interpreter start-up per submission);
+* ``references``: results of the grading tests that are the same for every student, computed once;
 * ``release``: the students' edition of the course (no solutions, no hidden tests, no answers);
+* ``child``: starts one grading child (fresh, or forked by the zygote) and watches it;
 * ``batch``: a folder of submissions -> gradebook and feedback;
 * ``check``: ``check()`` / ``check_all()`` in the live kernel;
 * ``__main__``: the command line.
@@ -57,7 +59,8 @@ from .batch import SubmissionResult, SubmissionsModifiedError, collect_tests, gr
 from .check import CheckResult, check, check_all
 from .extract import LoadedExercise, SubmissionModule, load_exercises
 from .plugin import GradingPlugin, exercise_loader
+from .references import reference
 
 __all__ = ["DEFAULT_HINTS", "CheckResult", "GradingPlugin", "LoadedExercise", "SubmissionModule",
            "SubmissionResult", "SubmissionsModifiedError", "check", "check_all", "collect_tests",
-           "course_root", "exercise_loader", "grade", "isolated_torch", "load_exercises"]
+           "course_root", "exercise_loader", "grade", "isolated_torch", "load_exercises", "reference"]

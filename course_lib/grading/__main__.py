@@ -1,4 +1,7 @@
-"""The command line: ``python -m course_lib.grading grade|check ...`` (and the grading child)."""
+"""The command line: ``python -m course_lib.grading grade|check|collect|assign|release ...`` (and the
+grading child). ``assign`` and ``release`` are reached through here rather than as
+``python -m course_lib.grading.assign``: running a module of a package that the package's own
+``__init__`` already imported makes runpy warn that it was "found in sys.modules"."""
 
 from __future__ import annotations
 
@@ -16,11 +19,16 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m course_lib.grading grade SUBMISSIONS [--out gradebook.csv] [--feedback feedback/]``,
-    ``python -m course_lib.grading check FOLDER [IDS...]``."""
+    ``python -m course_lib.grading check FOLDER [IDS...]``, ``python -m course_lib.grading assign [--check]``
+    (exercises/ from solutions/), ``python -m course_lib.grading release OUT`` (the students' edition)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_child"]:
         child_main(argv[1:])
         return 0
+    if argv[:1] in (["assign"], ["release"]):  # their own options: handed over untouched
+        from . import assign, release
+        module = assign if argv[0] == "assign" else release
+        return module.main(argv[1:], prog=f"python -m course_lib.grading {argv[0]}")
     if argv[:1] == ["_zygote"]:
         from .zygote import zygote_main
         zygote_main(argv[1:])
@@ -42,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                         "bubblewrap when it works here); the one used is printed")
     g.add_argument("--fresh-processes", action="store_true",
                    help="start a fresh Python for every grading child instead of forking it from a warm zygote (slower)")
+    sub.add_parser("assign", add_help=False, help="write exercises/ from solutions/ (--check: only compare)")
+    sub.add_parser("release", add_help=False, help="write the students' edition of the course into OUT")
     h = sub.add_parser("collect", help="copy every hub student's exercise notebooks into a submissions folder")
     h.add_argument("out")
     h.add_argument("--hub", default=os.environ.get("COURSE_HUB_URL", "http://127.0.0.1:8000"))

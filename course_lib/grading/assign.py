@@ -12,7 +12,7 @@ same metadata). The format is fixed in the course's FORMAT contract; this module
 every problem it finds names the notebook, the cell and what is wrong, and nothing is written
 while any master has a problem.
 
-Run ``python -m course_lib.grading.assign`` (``make exercises``) to regenerate, ``--check`` to verify
+Run ``python -m course_lib.grading assign`` (``make exercises``) to regenerate, ``--check`` to verify
 that the committed copies equal a fresh generation (exit status 1 and a list of differences
 if not).
 
@@ -404,9 +404,9 @@ def check_exercises(src: str | os.PathLike = "solutions", dst: str | os.PathLike
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib.grading.assign [--check] [--src solutions] [--dst exercises]``."""
-    ap = argparse.ArgumentParser(prog="python -m course_lib.grading.assign", description=(
+def main(argv: list[str] | None = None, prog: str = "python -m course_lib.grading assign") -> int:
+    """``python -m course_lib.grading assign [--check] [--src solutions] [--dst exercises]``."""
+    ap = argparse.ArgumentParser(prog=prog, description=(
         "Generate the student copies (exercises/) from the masters (solutions/)."))
     ap.add_argument("--src", default="solutions", help="folder of the masters (default: solutions)")
     ap.add_argument("--dst", default="exercises", help="folder of the student copies (default: exercises)")

@@ -1,15 +1,14 @@
-"""The batch grader: one child per submission, a watchdog, resume after crashes, gradebook, feedback."""
+"""The batch grader: one child per submission (child.py starts and watches it), resume after crashes,
+gradebook, feedback."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import hashlib
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from .._validation import check_number, check_type
 from . import assign
 from . import sandbox as sandbox_module
+from .child import Limits, Progress, Zygote, run_child
 from ._common import (DEFAULT_HINTS, LIB_ROOT, PointTotals, course_root, fmt_points, id_key, is_hidden, shown_to_student,
                       summarise)
 
@@ -41,7 +41,9 @@ class SubmissionResult(PointTotals):
         points, max_points: ``{exercise id: points}`` earned and possible.
         tests: one dict per grading test (nodeid, exercise, points, passed, kind, message, hint, where, notes).
         notes: what happened to the grading process (crashes, restarts, output volume).
-        wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es).
+        wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es);
+        cpu_s: CPU seconds its grading process(es) used (what a busy machine does not change); with
+            ``processes="zygote"`` the first submission of each worker also carries its zygote's start-up.
         isolation: how its grading processes were isolated (``"bubblewrap"`` or ``"audit-hook"``).
     """
 
@@ -53,264 +55,7 @@ class SubmissionResult(PointTotals):
     wall_s: float = 0.0
     max_rss_mb: float = 0.0
     isolation: str = ""
-
-
-class _Progress:
-    """Reads the JSON lines a child appends, including while it runs (only whole lines)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.events = path, 0, []
-
-    def poll(self) -> list:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        new = []
-        for line in data[:end].splitlines():
-            with contextlib.suppress(ValueError):
-                new.append(json.loads(line))
-        self.events += new
-        return new
-
-
-def _describe_exit(status: int, bwrapped: bool = False) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if bwrapped and 128 < code < 128 + 65:  # bubblewrap exits with 128 + the signal that killed its child
-        code = 128 - code
-    if code >= 0:
-        return f"the grading process exited with code {code}"
-    sig = -code
-    name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-    why = {"SIGSEGV": "a crash (segmentation fault)", "SIGKILL": "killed (out of memory or time)",
-           "SIGXCPU": "its CPU time limit", "SIGABRT": "an abort"}.get(name, "a signal")
-    return f"the grading process died from {name} ({why})"
-
-
-def _child_env(root: Path, submission: Path, work: Path, cell_timeout: float) -> dict:
-    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "TZ", "SYSTEMROOT")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    pythonpath = [str(LIB_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
-    env.update({
-        "PYTHONPATH": os.pathsep.join(pythonpath), "COURSE_ROOT": str(root), "COURSE_SUBMISSION": str(submission),
-        "COURSE_GRADING": "1", "COURSE_CELL_TIMEOUT": f"{cell_timeout:g}", "HOME": str(work),
-        "TMPDIR": str(work / "tmp"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-        "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8",
-        "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": "",  # graded on the CPU: same numbers everywhere
-    })
-    return env
-
-
-@dataclass
-class Limits:
-    timeout_per_test: float = 10.0  # CPU seconds: the same budget on a busy machine as on a quiet one
-    timeout_per_submission: float | None = None
-    memory_mb: float = 1536
-    file_size_mb: float = 16
-    hidden: bool = True
-    ids: list | None = None
-    isolation: sandbox_module.Isolation | None = None  # None: sandbox.isolation() (bubblewrap when it works)
-    hide: tuple = ()  # folders no child may see besides the course (the submissions, the batch's scratch folder)
-    zygote: object = None  # a callable giving this thread's _Zygote; None: a fresh process per child
-
-    def iso(self) -> sandbox_module.Isolation:
-        if self.isolation is None:
-            self.isolation = sandbox_module.isolation()
-        return self.isolation
-
-    @property
-    def wall_per_test(self) -> float:
-        """The wall-clock backstop of a test (code that sleeps or blocks uses no CPU time): wide enough
-        that a test within its CPU budget meets it even when other work takes most of the machine."""
-        return max(4 * self.timeout_per_test, self.timeout_per_test + 20)
-
-
-class _Zygote:
-    """The parent's handle on one warm zygote (see zygote.py): one grading child at a time."""
-
-    def __init__(self, root: Path, workdir: Path, limits: Limits):
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "course_lib.grading", "_zygote"]
-        iso = limits.iso()
-        if iso.kind == sandbox_module.BWRAP:
-            hide = [str(root)] + [str(h) for h in limits.hide] + [str(workdir.parent)]
-            cmd = sandbox_module.bwrap_command(iso, cmd + ["--sandboxed"], workdir, workdir, hide)
-        env = _child_env(root, workdir, workdir, 5.0)
-        self.stderr = open(workdir / "zygote-stderr.txt", "ab")
-        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, start_new_session=True, bufsize=0)
-        self.buf = b""
-        ready = self._read(180)
-        if not ready or "ready" not in ready:
-            self.close()
-            raise RuntimeError(f"the grading zygote did not start: {_tail(workdir / 'zygote-stderr.txt')}")
-
-    def _read(self, timeout: float) -> dict | None:
-        import select
-        end = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(end - time.monotonic(), 0))
-            if not ready:
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return {"eof": True}
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def _send(self, msg: dict) -> bool:
-        try:
-            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
-            return True
-        except (BrokenPipeError, OSError, ValueError):
-            return False
-
-    def start(self, argv: list, env: dict, cwd: Path, stdout: Path, stderr: Path) -> bool:
-        ok = self._send({"argv": argv, "env": env, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)})
-        reply = self._read(60) if ok else None
-        return bool(reply and "pid" in reply)
-
-    def poll(self) -> tuple | None:
-        """(wait status, peak RSS in MB) once the child ended, else None. A zygote that died reports SIGKILL."""
-        reply = self._read(0)
-        if reply is None:
-            return None
-        if "eof" in reply:
-            return (signal.SIGKILL, 0.0)
-        return (reply["status"], reply["rss_kb"] / 1024)
-
-    def kill(self) -> None:
-        self._send({"kill": True})
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.proc.stdin.close()
-        with contextlib.suppress(Exception):
-            self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            self.proc.wait(10)
-        self.stderr.close()
-
-
-def _copy_grading_tests(root: Path, course: Path, hidden: bool) -> None:
-    """A fresh copy of the grading tests this run needs (the shipped ones, the hidden ones when graded) in
-    the child's own folder: the child sees no other file of the course, and deletes its copy of the
-    hidden tests once pytest has imported them."""
-    dst = course / "grading"
-    shutil.rmtree(dst, ignore_errors=True)
-    dst.mkdir(parents=True)
-    src = root / "grading"
-    for name in ("conftest.py", "pytest.ini"):
-        if (src / name).is_file():
-            shutil.copyfile(src / name, dst / name)
-    for d in ["tests"] + (["hidden"] if hidden else []):
-        if (src / d).is_dir():
-            shutil.copytree(src / d, dst / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
-
-    @property
-    def wall_per_test(self) -> float:
-        """The wall-clock backstop of a test (code that sleeps or blocks uses no CPU time): wide enough
-        that a test within its CPU budget meets it even when other work takes most of the machine."""
-        return max(4 * self.timeout_per_test, self.timeout_per_test + 20)
-
-
-def _run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: float, skip: dict) -> dict:
-    """One grading child; returns its events, how it ended and its peak memory."""
-    work = base / "work"
-    progress_path, skip_path = base / f"progress-{attempt}.jsonl", base / "skip.json"
-    skip_path.write_text(json.dumps(skip))
-    course = base / "course"
-    _copy_grading_tests(root, course, limits.hidden)
-    hide = [str(root)] + [str(h) for h in limits.hide] + [str(base.parent)]
-    cpu_s = max(deadline - time.monotonic(), 1.0) + 10
-    cmd = [sys.executable, "-m", "course_lib.grading", "_child", "--root", str(course), "--progress", str(progress_path),
-           "--work", str(work), "--timeout", f"{limits.timeout_per_test:g}", "--skip-file", str(skip_path),
-           "--wall-timeout", f"{limits.wall_per_test:g}", "--base", str(base), "--hide", os.pathsep.join(hide),
-           "--memory-mb", f"{limits.memory_mb:g}", "--file-size-mb", f"{limits.file_size_mb:g}", "--cpu-s", f"{cpu_s:.0f}"]
-    cmd += (["--hidden"] if limits.hidden else []) + (["--ids", ",".join(limits.ids)] if limits.ids else [])
-    iso = limits.iso()
-    env = _child_env(course, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
-    zygote = limits.zygote() if limits.zygote else None
-    if zygote is not None:  # forked from the warm zygote: same child, same limits, no interpreter start-up
-        if not zygote.start(cmd[4:], env, work, base / "stdout.txt", base / "stderr.txt"):
-            raise RuntimeError(f"the grading zygote did not start a child: {_tail(zygote.workdir / 'zygote-stderr.txt')}")
-        poll, kill = zygote.poll, zygote.kill
-    else:
-        if iso.kind == sandbox_module.BWRAP:
-            cmd = sandbox_module.bwrap_command(iso, cmd, base, work, hide)
-        with open(base / "stdout.txt", "ab") as out, open(base / "stderr.txt", "ab") as err:
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True)
-
-        def poll():
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            return (status, usage.ru_maxrss / 1024) if pid else None
-
-        def kill():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    bwrapped = iso.kind == sandbox_module.BWRAP and zygote is None
-    reader, killed, current, since, cell = _Progress(progress_path), None, None, 0.0, None
-    wall, grace = limits.wall_per_test, max(5.0, limits.timeout_per_test)  # pytest-timeout stops a test first
-    while True:
-        ended = poll()
-        if ended:
-            status, rss_mb = ended
-            break
-        for ev in reader.poll():
-            if ev["event"] == "start":
-                current, since = ev["nodeid"], time.monotonic()
-            elif ev["event"] == "result":
-                current = None
-        now = time.monotonic()
-        if killed is None and current and now - since > wall + grace:
-            killed = (f"the test ran past {limits.timeout_per_test:g} s and ignored the timeout; it was killed after "
-                      f"{wall + grace:g} s (wall clock)")
-        elif killed is None and now > deadline:
-            killed = "the submission used up its time (timeout_per_submission); the grader killed it"
-        if killed:
-            kill()
-        time.sleep(0.05)
-    reader.poll()
-    for ev in reader.events:
-        if ev["event"] == "cell":
-            cell = (ev["notebook"], ev["index"])
-        elif ev["event"] == "cell_done":
-            cell = None
-    exit_code = next((e["code"] for e in reader.events if e["event"] == "exit"), None)
-    tail = _tail(progress_path.with_suffix(".pytest.txt")) or _tail(base / "stderr.txt")
-    return {"events": reader.events, "ended": exit_code is not None, "exit_code": exit_code,
-            "reason": killed or _describe_exit(status, bwrapped), "killed": killed is not None,
-            "rss_mb": rss_mb, "cell": cell, "tail": tail}
-
-
-def _tail(path: Path, size: int = 16384) -> str:
-    """The end of a (possibly huge) output file, for the instructor's notes; for a crash, the
-    fatal error and the student's frames from faulthandler's dump."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(f.seek(0, os.SEEK_END) - size, 0))
-            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    fatal = [i for i, ln in enumerate(lines) if "Fatal Python error" in ln]  # after pytest's progress dots
-    if fatal:
-        dump = lines[fatal[-1]:]
-        first = dump[0][dump[0].index("Fatal Python error"):]
-        return " | ".join([first] + [ln for ln in dump if ln.startswith('File "<') and '<frozen' not in ln][:3])
-    return " | ".join(lines[-8:])[-600:]
+    cpu_s: float = 0.0
 
 
 def _copy_notebooks(src: Path, dst: Path, notes: list) -> int:
@@ -348,20 +93,23 @@ def _failed(meta: dict, kind: str, message: str) -> dict:
 
 
 def _retry_timeouts(root: Path, base: Path, limits: Limits, deadline: float, skip: dict, catalog: list, done: dict,
-                    attempt: int) -> None:
+                    attempt: int) -> float:
     """Run every test that timed out once more, alone, in a fresh child, before it is scored as a
     timeout: a test slowed down by what else ran (its neighbours, the machine) gets a second,
-    quiet chance; a loop that never ends costs its budget twice. The second result is final."""
+    quiet chance; a loop that never ends costs its budget twice. The second result is final.
+    Returns the CPU seconds these children used."""
+    cpu = 0.0
     for nodeid in [t["nodeid"] for t in catalog if done.get(t["nodeid"], {}).get("kind") == "timeout"]:
         if time.monotonic() >= deadline:
             break
         alone = {"tests": sorted(t["nodeid"] for t in catalog if t["nodeid"] != nodeid), "cells": skip["cells"]}
-        run = _run_child(root, base, attempt, limits, deadline, alone)
-        attempt += 1
+        run = run_child(root, base, attempt, limits, deadline, alone)
+        attempt, cpu = attempt + 1, cpu + run["cpu_s"]
         again = next((e for e in run["events"] if e["event"] == "result" and e["nodeid"] == nodeid), None)
         if again is None:  # the child died or was killed again: still a timeout, with the first reason
             again = dict(done[nodeid])
         done[nodeid] = {**again, "retried": True}
+    return cpu
 
 
 def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list | None, limits: Limits) -> SubmissionResult:
@@ -375,7 +123,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
     deadline = t0 + budget
     done: dict = {}
     skip = {"tests": [], "cells": []}
-    rss, attempt = 0.0, 0
+    rss, cpu, attempt = 0.0, 0.0, 0
     if not copied:
         notes.append(f"no notebooks (.ipynb) found in {name}/: nothing to grade")
     while copied:
@@ -386,9 +134,9 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
             notes.append("the submission used up its time before every test ran")
             break
         skip["tests"] = sorted(done)
-        run = _run_child(root, base, attempt, limits, deadline, skip)
+        run = run_child(root, base, attempt, limits, deadline, skip)
         attempt += 1
-        rss = max(rss, run["rss_mb"])
+        rss, cpu = max(rss, run["rss_mb"]), cpu + run["cpu_s"]
         if catalog is None:  # check(): the catalog comes from the first run
             cats = [e for e in run["events"] if e["event"] == "catalog"]
             catalog = cats[0]["tests"] if cats else []
@@ -424,7 +172,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         notes.append(f"{run['reason']}" + (f" during {started}" if started else "")
                      + "; the grader went on with the remaining tests")
     catalog = catalog or []
-    _retry_timeouts(root, base, limits, deadline, skip, catalog, done, attempt)
+    cpu += _retry_timeouts(root, base, limits, deadline, skip, catalog, done, attempt)
     tests = []
     for t in catalog:
         r = done.get(t["nodeid"])
@@ -445,7 +193,8 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         points[r["exercise"]] = points.get(r["exercise"], 0.0) + (r["points"] if r["passed"] else 0.0)
     order = sorted(max_points, key=id_key)
     return SubmissionResult(name, {k: points[k] for k in order}, {k: max_points[k] for k in order}, tests,
-                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1), limits.iso().kind)
+                            list(dict.fromkeys(notes)), round(time.monotonic() - t0, 2), round(rss, 1), limits.iso().kind,
+                            round(cpu, 2))
 
 
 def _run_collect(root: Path, hidden: bool) -> list:
@@ -456,7 +205,7 @@ def _run_collect(root: Path, hidden: bool) -> list:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LIB_ROOT)] + (
             [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])), "PYTHONDONTWRITEBYTECODE": "1"}
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
-        events = _Progress(progress)
+        events = Progress(progress)
         events.poll()
     cats = [e for e in events.events if e["event"] == "catalog"]
     code = next((e["code"] for e in events.events if e["event"] == "exit"), None)
@@ -610,9 +359,12 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             with lock:
                 workdir = tmp / f"worker-{len(zygotes)}"
                 zygotes.append(workdir)
-            z = local.zygote = _Zygote(root, workdir, limits)
+            z = local.zygote = Zygote(root, workdir, limits)
             with lock:
                 zygotes[zygotes.index(workdir)] = z
+            if verbose and z.warm.get("failed"):  # the children compute (or fail on) these themselves
+                print(f"grading tests' reference results not precomputed: {'; '.join(z.warm['failed'])[:2000]}",
+                      file=sys.stderr, flush=True)
         return z
 
     limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids, iso,
@@ -626,6 +378,10 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             shutil.rmtree(base, ignore_errors=True)  # nothing an earlier child of this worker may have put there
         try:
             res = grade_folder(d, d.name, base, root, catalog, limits)
+            if processes == "zygote":
+                z = this_threads_zygote()
+                res.cpu_s = round(res.cpu_s + getattr(z, "startup_cpu_s", 0.0), 2)
+                z.startup_cpu_s = 0.0  # counted once
         except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
             tests = [_failed(t, "crash", f"not graded: the grader failed on this submission ({e!r})") for t in catalog]
             res = SubmissionResult(d.name, *summarise(tests, []), tests, [f"the grader failed: {e!r}"],
@@ -643,7 +399,7 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             results = list(pool.map(one, enumerate(students)))
     finally:
         for z in zygotes:
-            if isinstance(z, _Zygote):
+            if isinstance(z, Zygote):
                 z.close()
         shutil.rmtree(tmp, ignore_errors=True)
     ex_ids = sorted({t["exercise"] for t in catalog}, key=id_key)

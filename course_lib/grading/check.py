@@ -19,7 +19,8 @@ from .._validation import check_number
 from . import assign
 from . import plugin as plugin_module
 from ._common import PointTotals, course_root, fmt_points, id_key, is_hidden, shown_to_student, summarise
-from .batch import Limits, exercise_titles, grade_folder
+from .batch import exercise_titles, grade_folder
+from .child import Limits
 from .extract import SubmissionModule, notebooks_in
 from .plugin import GradingPlugin, grading_test_dirs, pytest_args
 

@@ -1,6 +1,6 @@
 """The students' edition of the course: the instructor's repository minus every answer.
 
-``make release OUT=dist/student`` (``python -m course_lib.grading.release OUT``) writes a folder
+``make release OUT=dist/student`` (``python -m course_lib.grading release OUT``) writes a folder
 students can clone, the way ``nbgrader generate_assignment`` and ``otter assign`` produce one:
 
 * kept: ``notebooks/``, ``course_lib/``, ``exercises/`` (generated afresh from the masters),
@@ -170,9 +170,9 @@ def build_release(out: str | os.PathLike, root: str | os.PathLike | None = None)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib.grading.release OUT``."""
-    ap = argparse.ArgumentParser(prog="python -m course_lib.grading.release",
+def main(argv: list[str] | None = None, prog: str = "python -m course_lib.grading release") -> int:
+    """``python -m course_lib.grading release OUT``."""
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Write the students' edition of the course (no solutions, no hidden tests).")
     ap.add_argument("out")
     ap.add_argument("--root", default=None)

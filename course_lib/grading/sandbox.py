@@ -22,8 +22,9 @@ from . import assign, extract
 from ._common import LIB_ROOT, InertModule
 from .extract import notebooks_in
 from .plugin import GradingPlugin, grading_test_dirs, pytest_args
+from .references import use_rewritten
 
-__all__: list[str] = []  # the grading child; started by batch.py as `python -m course_lib.grading _child`
+__all__: list[str] = []  # the grading child; started by child.py as `python -m course_lib.grading _child`
 
 _real_exit = os._exit  # the grading child ends with this even after student code patched things
 
@@ -352,8 +353,11 @@ def child_main(argv: list[str]) -> None:
     wall = args.wall_timeout or args.timeout
     plugins = [plugin] + ([_ForgetHiddenTests(root / "grading" / "hidden")] if args.base and args.hidden
                           and not args.collect_only else [])
+    use_rewritten()  # forked from a zygote: the test files' asserts are already rewritten
     code = pytest.main(pytest_args(root, wall, grading_test_dirs(root, args.hidden), extra), plugins=plugins)
-    sink({"event": "exit", "code": int(code)})
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # bubblewrap's exit status carries no CPU time: say it here
+    sink({"event": "exit", "code": int(code), "cpu_s": usage.ru_utime + usage.ru_stime})
     progress.close()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -6,9 +6,12 @@ interpreter, site-packages, course_lib and the worker's scratch folder, which ho
 at a time) and asks it for a child per grading run. Each child is the same grading child as a fresh
 process (``sandbox.child_main``): limits, audit hook, stubs and timeouts are applied after the fork.
 
+Before it says it is ready, the zygote runs the grading tests' reference helpers once (references.py;
+``--warm FOLDER``: a copy of the grading tests the parent made, deleted right after).
+
 Protocol (JSON lines; the zygote reads stdin, writes stdout):
   -> ``{"argv": [...], "env": {...}, "cwd": ..., "stdout": path, "stderr": path}``  <- ``{"pid": n}``
-  -> ``{"kill": true}`` (optional)                                                   <- ``{"status": s, "rss_kb": k}``
+  -> ``{"kill": true}`` (optional)                                                   <- ``{"status": s, "rss_kb": k, "cpu_s": c}``
 Before each fork the zygote kills whatever an earlier child left running in its sandbox, and the
 parent deletes the earlier submission's folder: nothing of one submission is alive or on disk when
 the next one starts.
@@ -24,14 +27,17 @@ import signal
 import sys
 import traceback
 
-__all__: list[str] = []  # started by batch.py as `python -m course_lib.grading _zygote`
+__all__: list[str] = []  # started by child.py as `python -m course_lib.grading _zygote`
 
 _real_exit = os._exit  # the child patches os._exit (student code must not call it); the zygote's own exits use this
 
-PRELOAD = ("numpy", "pandas", "torch", "torch.nn", "torch.nn.functional", "pytest", "_pytest.main", "_pytest.python",
-           "_pytest.fixtures", "_pytest.terminal", "pytest_timeout", "pluggy", "course_lib", "course_lib.train",
-           "course_lib.data", "course_lib.models", "course_lib.losses", "course_lib.grading.sandbox",
-           "course_lib.grading.plugin", "course_lib.grading.extract", "course_lib.grading.assign")
+# torch._dynamo: the first optimizer step of a process imports it (about 1.2 s of CPU, 3-6 s on a busy machine):
+# every grading child would pay that again.
+PRELOAD = ("numpy", "pandas", "torch", "torch.nn", "torch.nn.functional", "torch._dynamo", "pytest", "_pytest.main",
+           "_pytest.python", "_pytest.fixtures", "_pytest.terminal", "pytest_timeout", "pluggy", "course_lib",
+           "course_lib.train", "course_lib.data", "course_lib.models", "course_lib.losses", "course_lib.grading.sandbox",
+           "course_lib.grading.plugin", "course_lib.grading.extract", "course_lib.grading.assign",
+           "course_lib.grading.references")
 
 
 class _Lines:
@@ -105,16 +111,36 @@ def _not_dumpable() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
 
 
+def _warm(folder: str) -> dict:
+    """The grading tests' reference results and their assertion-rewritten code (references.py), computed
+    once for every child this zygote forks; then the copy of the tests is deleted (hidden ones included)
+    before any child exists."""
+    from .references import rewrite_once, warm_references
+    folders = [os.path.join(folder, "grading", "tests"), os.path.join(folder, "grading", "hidden")]
+    try:
+        with contextlib.suppress(Exception):
+            return {**warm_references(folders), "rewritten": rewrite_once(folders)}
+        return {}
+    finally:
+        import gc
+        import shutil
+        shutil.rmtree(folder, ignore_errors=True)
+        gc.collect()  # the warm-up's test modules: not carried into every child
+
+
 def zygote_main(argv: list[str]) -> None:
     for name in PRELOAD:
         with contextlib.suppress(Exception):
             __import__(name)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    warmed = _warm(argv[argv.index("--warm") + 1]) if "--warm" in argv else {}
     _not_dumpable()
     me, sandboxed = os.getpid(), "--sandboxed" in argv
     lines = _Lines(0)
-    _say({"ready": me})
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _say({"ready": me, "warm": warmed, "cpu_s": usage.ru_utime + usage.ru_stime})
     while True:
         req = lines.get(None)
         if req is None:
@@ -136,7 +162,7 @@ def zygote_main(argv: list[str]) -> None:
             if wpid:
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)  # anything the child left in its group
-                _say({"status": status, "rss_kb": usage.ru_maxrss})
+                _say({"status": status, "rss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime})
                 break
         if lines.eof:
             break
