@@ -7,8 +7,6 @@ the excess misses by -17%, a free-floor fit by -10%, "no change" by +63%, a pure
 the loss by -189%).
 """
 
-import math
-
 import numpy as np
 import pytest
 
@@ -33,7 +31,7 @@ def test_compute_optimal_scales_with_the_budget(exercise):
     """A law with alpha < beta: ten times the budget multiplies N_opt by 10**(beta / (alpha + beta))."""
     law = dict(E=1.0, A=100.0, B=50.0, alpha=0.3, beta=0.5)
     f = exercise("11.2").compute_optimal
-    (N1, D1), (N2, D2) = f(1e15, **law), f(1e16, **law)
+    (N1, _), (N2, _) = f(1e15, **law), f(1e16, **law)
     assert float(N2) / float(N1) == pytest.approx(10 ** (0.5 / 0.8), rel=1e-4), (
         f"N_opt should grow by 10**(beta/(alpha+beta)) = {10 ** 0.625:.4f} per ten-fold budget; got {float(N2) / float(N1):.4f}")
     G = (0.3 * 100.0 / (0.5 * 50.0)) ** (1 / 0.8)

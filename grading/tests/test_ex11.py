@@ -74,7 +74,7 @@ def test_tokens_per_parameter_under_the_published_law(exercise, C):
 
 
 # ----------------------------------------------------------------------------- 11.4 predict the next size
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def course_runs(ranks=(2, 3, 4, 6, 8), tokens=2**18):
     """Rank-d bigrams on notebook 11's language, as the exercise's cell trains them: (N, loss, H)."""
     s = cl.run_sweep(list(ranks), [tokens], workers=1, use_cache=False, progress=False, device="cpu")
