@@ -566,6 +566,12 @@ def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromiu
                 plot = panel.locator(".jupyter-matplotlib-figure canvas, .widget-image").first
                 handle = panel.locator(".noUi-handle").first
                 handle.scroll_into_view_if_needed()
+                play = panel.locator(".lab-play")
+                if play.count() and not (panel.locator(".lab-status").first.inner_text() or "").startswith("training"):
+                    # A lab waits for Play after Run All (the lesson form): a live setting moved
+                    # before its run trains changes nothing on the plot, so press Play as a learner does.
+                    play.first.click()
+                    plot.wait_for(state="visible", timeout=30_000)
                 readout = panel.locator(".widget-readout").first
                 old = readout.inner_text() if readout.count() else None
                 plot.scroll_into_view_if_needed()
