@@ -1,7 +1,12 @@
 """The LR range test: sweep the learning rate upwards for a few hundred mini-batches and watch
 where the loss falls fastest and where it blows up.
 
-Smith's recipe, as fastai and pytorch-lr-finder run it:
+The test is Smith's (2017, Sec. 3.3); the recipe below is the variant fastai popularised and
+pytorch-lr-finder follows (Howard & Gugger 2020). Smith raised the LR *linearly* over a few
+epochs, read the validation *accuracy*, and set the cycle's ``base_lr`` to about a third or a
+quarter of ``max_lr``. The exponential sweep, the EMA-smoothed loss, the 4x stop and the
+suggestion rules (``steep``, ``valley``, ``minimum``, ``slide``) are fastai's. Both sweeps
+are here (``step_mode``):
 
 1. Save the model, optimizer and random state.
 2. For ``i = 0 .. num_iter - 1``: set ``lr_i`` (exponential or linear from ``start_lr`` to
@@ -365,7 +370,9 @@ def lr_range_test(
         True
 
     References:
-        Smith, Cyclical Learning Rates for Training Neural Networks, arXiv 1506.01186, Sec. 3.3.
+        Smith, Cyclical Learning Rates for Training Neural Networks, 2017, arXiv 1506.01186, Sec. 3.3
+        (the test: a linear LR increase, read on the accuracy). Howard & Gugger, Fastai: A Layered API
+        for Deep Learning, 2020, arXiv 2002.04688 (the exponential sweep, EMA, 4x stop and suggestions).
     """
     where = "lr_range_test"
     # 1. Check every argument before touching anything.

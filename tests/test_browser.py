@@ -575,6 +575,7 @@ def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromiu
                     end = time.perf_counter() + 20
                     while time.perf_counter() < end and not (status.first.inner_text() or "").startswith("training"):
                         time.sleep(0.1)
+                    plot.wait_for(state="visible", timeout=30_000)
                 readout = panel.locator(".widget-readout").first
                 old = readout.inner_text() if readout.count() else None
                 plot.scroll_into_view_if_needed()

@@ -1,5 +1,11 @@
 """Figures and the live panel of the LR range test (notebook 05): loss against learning rate,
-with the suggestion rules marked."""
+with the suggestion rules marked.
+
+References:
+    Smith, Cyclical Learning Rates for Training Neural Networks, 2017, arXiv 1506.01186, Sec. 3.3
+    (the range test). Howard & Gugger, Fastai: A Layered API for Deep Learning, 2020, arXiv
+    2002.04688 (the exponential sweep with EMA and 4x stop, and the suggestion rules drawn here).
+"""
 
 from __future__ import annotations
 

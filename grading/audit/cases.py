@@ -827,6 +827,51 @@ _c("5.4", "full", "a third of the way in log space from the steepest fall to the
     return float(lrs[i_min] / 10 ** 0.8)
 """))
 
+# ------------------------------------------------------------------------------------ 5.5 triangular_bounds
+_c("5.5", "wrong", "notebook 05's rule of thumb: max = 3 x the steepest fall, base = max / 10", _j(_CUT, """
+    slope = np.diff(losses) / np.diff(np.log(lrs))
+    top = 3 * float(lrs[int(np.argmin(slope))])
+    return top / 10, top
+"""))
+_c("5.5", "wrong", "5.4's one-cycle rule: max = bottom / 10", _j(_CUT, """
+    top = float(lrs[int(np.argmin(losses))]) / 10
+    return top / 4, top
+"""))
+_c("5.5", "wrong", "argmin over losses that end in nan", """
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    top = float(lrs[int(np.argmin(losses))])
+    return top / 4, top
+""")
+_c("5.5", "wrong", "base = the first LR of the sweep", _j(_CUT, """
+    return float(lrs[0]), float(lrs[int(np.argmin(losses))])
+"""))
+_c("5.5", "wrong", "returns (max_lr, base_lr)", _j(_CUT, """
+    top = float(lrs[int(np.argmin(losses))])
+    return top, top / 4
+"""))
+_c("5.5", "wrong", "max = the last finite LR (the edge of divergence)", _j(_CUT, """
+    return float(lrs[-1]) / 4, float(lrs[-1])
+"""))
+_c("5.5", "partial", "base = where the neighbour-to-neighbour slope first turns negative", _j(_CUT, """
+    i_max = int(np.argmin(losses))
+    i_base = int(np.argmax(np.diff(losses[: i_max + 1]) < 0))
+    return float(lrs[i_base]), float(lrs[i_max])
+"""))
+_c("5.5", "full", "Smith's rule of thumb: base = max / 3", _j(_CUT, """
+    top = float(lrs[int(np.argmin(losses))])
+    return top / 3, top
+"""))
+_c("5.5", "full", "Smith's rule of thumb: base = max / 4, nanargmin", """
+    losses = np.where(np.isfinite(np.asarray(losses, dtype=float)), losses, np.nan)
+    top = float(np.asarray(lrs)[int(np.nanargmin(losses))])
+    return top / 4, top
+""")
+_c("5.5", "full", "where 20% of the drop is covered", _j(_CUT, """
+    i_max = int(np.argmin(losses))
+    i_base = int(np.argmax(losses <= losses[0] - 0.2 * (losses[0] - losses[i_max])))
+    return min(float(lrs[i_base]), float(lrs[i_max]) / 3), float(lrs[i_max])
+"""))
+
 # ------------------------------------------------------------------------------------ 6.1 next_token_pairs
 _c("6.1", "wrong", "inputs and targets swapped", "return tokens[:, 1:], tokens[:, :-1]")
 _c("6.1", "wrong", "sliced along the batch", "return tokens[:-1], tokens[1:]")

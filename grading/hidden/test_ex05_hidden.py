@@ -65,3 +65,18 @@ def test_triangular_with_integer_and_float_steps(exercise):
     got = [f(t, 1.0, 3.0, 4) for t in (0, 2, 4, 6, 8, 12, 16)]
     assert got == pytest.approx([1.0, 2.0, 3.0, 2.0, 1.0, 3.0, 1.0]), (
         f"triangular_lr(t, 1, 3, 4) at t = 0, 2, 4, 6, 8, 12, 16; got {got}")
+
+
+# ----------------------------------------------------------------------------- 5.5 triangular bounds
+@pytest.mark.exercise("5.5")
+@pytest.mark.points(1)
+@pytest.mark.parametrize("a, b, n", [(3e-4, 3e-2, 141), (1e-3, 1e-1, 60)])
+def test_bounds_on_a_noisy_curve_and_a_short_sweep(exercise, a, b, n):
+    """A smoothed range test is never exactly flat: 1% noise must not move where the fall starts."""
+    lrs = np.logspace(-6, 1, n)
+    clean = np.interp(np.log10(lrs), [-6, np.log10(a), np.log10(b), np.log10(b) + 1.5, 1], [2.0, 2.0, 0.5, 3.0, 9.0])
+    losses = clean * (1 + 0.01 * np.random.default_rng(n).standard_normal(n))
+    losses[lrs > 30 * b] = np.nan
+    base, top = (float(v) for v in exercise("5.5").triangular_bounds(lrs, losses))
+    assert b / 2 <= top <= 2 * b, f"the fall ends at {b:.3g}: expected max_lr within a factor of 2; got {top:.3g}"
+    assert a / 2 <= base <= top / 2.5, f"the fall starts at {a:.3g}: expected base_lr in [{a / 2:.3g}, {top / 2.5:.3g}]; got {base:.3g}"

@@ -1,4 +1,4 @@
-"""Grading tests of notebook 05 (LR range test and cyclical schedules): exercises 5.1-5.4.
+"""Grading tests of notebook 05 (LR range test and cyclical schedules): exercises 5.1-5.5.
 
 Oracles: ``torch.optim.lr_scheduler.CyclicLR`` / ``OneCycleLR`` step for step (max abs diff
 <= 1e-9), the steep rule of the exercise text written out below (``_reference_steepest``),
@@ -367,3 +367,46 @@ def test_pick_trains_below_the_bound(exercise, regression_task, optimizer):
     assert got < BOUND, (
         f"{optimizer}: one-cycle with your max_lr = {max_lr:.3g} for 300 steps should reach a validation MSE "
         f"below {BOUND} (noise floor 0.01); got {got:.4f}. " + _too_large_or_small(max_lr, lrs, losses, got))
+
+
+# ----------------------------------------------------------------------------- 5.5 triangular bounds
+# Made-up range-test curves whose start (a) and end (b) of the fall are known by construction:
+# flat, falling, rising, then diverged. Accepted: max_lr within a factor of 2 of b; base_lr from
+# a / 2 (where the fall starts, Smith's reading) up to max_lr / 2.5 (his rule of thumb, max/3-4).
+def check_bounds(got, a, b):
+    assert isinstance(got, (tuple, list)) and len(got) == 2, f"triangular_bounds should return (base_lr, max_lr); got {got!r}"
+    base, top = float(got[0]), float(got[1])
+    assert b / 2 <= top <= 2 * b, (
+        f"the loss stops falling at lr = {b:.3g}: expected max_lr within a factor of 2 of it; got max_lr = {top:.3g}")
+    assert a / 2 <= base <= top / 2.5, (
+        f"the loss starts to fall at lr = {a:.3g}: expected base_lr between {a / 2:.3g} and max_lr / 2.5 = "
+        f"{top / 2.5:.3g}; got base_lr = {base:.3g}")
+
+
+@pytest.mark.exercise("5.5")
+@pytest.mark.points(2)
+def test_bounds_on_an_exponential_sweep(exercise):
+    """max_lr where the loss stops falling (the bottom); base_lr where it starts to fall, or max_lr / 3 to / 4."""
+    lrs = np.logspace(-6, 1, 141)
+    losses = np.interp(np.log10(lrs), [-6, -4, -2, 0, 1], [2.0, 2.0, 0.5, 3.0, 8.0])
+    check_bounds(exercise("5.5").triangular_bounds(lrs, losses), 1e-4, 1e-2)
+
+
+@pytest.mark.exercise("5.5")
+@pytest.mark.points(1)
+def test_bounds_on_a_linear_sweep(exercise):
+    """Smith's own sweep raises the LR linearly: the same reading works on it."""
+    lrs = np.linspace(1e-3, 1.0, 250)
+    losses = np.interp(lrs, [1e-3, 0.05, 0.35, 0.6, 1.0], [2.3, 2.3, 0.8, 4.0, 9.0])
+    check_bounds(exercise("5.5").triangular_bounds(lrs, losses), 0.05, 0.35)
+
+
+@pytest.mark.exercise("5.5")
+@pytest.mark.points(1)
+def test_bounds_ignore_a_diverged_tail(exercise):
+    """Cut at the first nan or inf: np.argmin of an array with a nan returns the nan's index."""
+    lrs = np.logspace(-5, 1, 121)
+    losses = np.interp(np.log10(lrs), [-5, -3.5, -1.5, -0.5, 1], [3.0, 3.0, 1.0, 2.5, 6.0])
+    losses[lrs > 0.5] = np.nan
+    losses[-3:] = np.inf
+    check_bounds(exercise("5.5").triangular_bounds(lrs, losses), 10**-3.5, 10**-1.5)
