@@ -37,7 +37,7 @@ from course_lib import fit  # noqa: E402
 from course_lib.ui.lab import TrainingLab  # noqa: E402
 from course_lib.ui.plotting import LossCurvesPlot  # noqa: E402
 from course_lib.train import History  # noqa: E402
-from course_lib.ui.live import LiveFigure  # noqa: E402
+from course_lib.ui.live import LiveFigure, _png  # noqa: E402
 
 SETTINGS = dict(task="spirals", width=64, depth=2, noise=0.05, n_samples=1000, train_fraction=0.8, lr=0.01)
 
@@ -120,23 +120,44 @@ def slider_latency(changes: int) -> list[float]:
     return out
 
 
-def frame_cost(repeats: int = 30, n: int = 5000) -> list[float]:
+def frame_cost(repeats: int = 30, n: int = 5000, blit: bool = True) -> list[float]:
+    """ms per frame of the lab's plot with ``n``-step curves, growing by one step a frame (as in
+    training): moving the artists and rendering, by blitting (the lab's way) or in full."""
     rng = np.random.default_rng(0)
-    steps = list(range(n))
-    loss = list(np.exp(-np.arange(n) / 1500) + 0.05 * rng.random(n))
-    h = History(step=steps, train_loss=loss, lr=[0.01] * n, val_step=list(range(0, n, 25)),
+    steps = list(range(n + repeats))
+    loss = list(np.exp(-np.arange(n + repeats) / 1500) + 0.05 * rng.random(n + repeats))
+    h = History(step=steps[:n], train_loss=loss[:n], lr=[0.01] * n, val_step=list(range(0, n, 25)),
                 val_loss=list(np.exp(-np.arange(0, n, 25) / 1500) + 0.08))
     h.add_event(1200, "change", "lr 0.01 -> 0.03")
     view = LiveFigure(figsize=(8, 3.6), headless=True)
     plot = LossCurvesPlot(view.axes)
+    if blit:
+        view.set_moving(plot.moving)
     plot.update(h)
     plot.legend()
     view.refresh(force=True)                          # first frame: layout, fonts, caches
     out = []
-    for _ in range(repeats):
+    for i in range(repeats):
+        h.step.append(steps[n + i])
+        h.train_loss.append(loss[n + i])
         t = time.perf_counter()
         plot.update(h)
+        plot.legend()
         view.refresh(force=True)
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
+def png_cost(repeats: int = 30) -> list[float]:
+    """ms to encode one 800x360 frame as the PNG the browser receives (ipympl or the fallback)."""
+    view = LiveFigure(figsize=(8, 3.6), headless=True)
+    view.axes.plot(np.random.default_rng(0).random(3000))
+    view.refresh(force=True)
+    pixels = np.asarray(view.fig.canvas.buffer_rgba())
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        _png(pixels)
         out.append(1000 * (time.perf_counter() - t))
     return out
 
@@ -152,11 +173,15 @@ def main(argv: list[str] | None = None) -> dict:
     tp = throughput(args.repeats, args.steps)
     lat = slider_latency(args.changes)
     fr = frame_cost()
+    fr_full = frame_cost(blit=False)
+    png = png_cost()
     print(f"setup: TrainingLab({SETTINGS}), {args.steps} steps, headless Agg, one thread, torch {torch.__version__}")
     print(f"live_on_steps_per_s: {[round(x) for x in tp['on']]}  (frames per run: {tp['frames']})")
     print(f"live_off_steps_per_s: {[round(x) for x in tp['off']]}")
     print(f"slider_to_first_frame_ms: {[round(x, 1) for x in lat]}")
     print(f"frame_ms_5000_points: {[round(x, 1) for x in fr]}")
+    print(f"frame_ms_5000_points_full_redraw_median: {statistics.median(fr_full):.1f}  (no blitting, for comparison)")
+    print(f"png_encode_ms_median: {statistics.median(png):.1f}  (800x360 frame sent to the browser)")
     out = dict(throughput_ratio_live_over_off=tp["ratio"],
                slider_to_first_frame_ms_median=statistics.median(lat),
                frame_ms_5000_points_median=statistics.median(fr))

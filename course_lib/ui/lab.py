@@ -138,6 +138,7 @@ class TrainingLab:
         # The figure and its artists, made once.
         self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share)
         self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
+        self.view.set_moving(self.plot.moving)   # frames redraw the curves only (blitting)
         # The layout is computed once, with the first frame's tick labels ("0.0" ... "1.0"); keep
         # room for the wider ones that come later ("20000" at the right, "10^-1" at the left).
         engine = self.view.fig.get_layout_engine()
