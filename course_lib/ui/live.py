@@ -17,7 +17,6 @@ wall time: a slow PNG frame waits longer for the next), whatever the step rate, 
 from __future__ import annotations
 
 import html
-import io
 import math
 import struct
 import time
@@ -26,8 +25,8 @@ import zlib
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from IPython.display import display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from .._validation import check_number
 
