@@ -13,8 +13,13 @@ single timing):
    measured from the assignment to the end of the first frame drawn after the change was
    applied, over ``--changes`` changes. Target <= 150 ms.
 3. ``frame_ms_5000_points_median``: one frame of the lab's plot with 5,000-step curves:
-   moving the artists and rendering the figure (what every frame costs headless; with
-   ipympl the PNG it sends is computed from this render). Target <= 30 ms.
+   moving the artists and rendering the figure by blitting, as the lab does (what every frame
+   costs headless; with ipympl the PNG it sends is encoded from this render, see
+   ``png_encode_ms_median``). Target <= 30 ms. A full redraw is printed beside it.
+4. With Chromium and Playwright present (``--no-browser`` skips it): ``browser_frames_per_second``,
+   frames the page draws while the lab trains in JupyterLab, and
+   ``throughput_ratio_live_over_off_browser``, the lab's steps/s there over a plain ``fit`` in the
+   same kernel, alternating (``browser_frames.py``). Targets >= 10 and >= 0.90.
 
 Run: ``.venv/bin/python benchmarks/live_plot.py [--repeats R] [--steps N] [--changes K]``
 """
@@ -43,7 +48,9 @@ SETTINGS = dict(task="spirals", width=64, depth=2, noise=0.05, n_samples=1000, t
 
 
 def _lab(steps: int) -> TrainingLab:
-    return TrainingLab(**SETTINGS, max_steps=steps, eval_every=25, device="cpu")
+    lab = TrainingLab(**SETTINGS, max_steps=steps, eval_every=25, device="cpu")
+    lab.view.headless = False          # every frame encoded as the PNG a notebook would send
+    return lab
 
 
 def _off(lab: TrainingLab, steps: int) -> float:
@@ -162,11 +169,21 @@ def png_cost(repeats: int = 30) -> list[float]:
     return out
 
 
+def _browser_ready() -> bool:
+    import importlib.util
+    import os
+    import shutil
+    return bool(importlib.util.find_spec("playwright")) and bool(
+        os.access("/usr/bin/chromium", os.X_OK) or shutil.which("chromium"))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10000)   # about 6 s a run: a lab run in class is longer
     ap.add_argument("--changes", type=int, default=20)
+    ap.add_argument("--browser", action=argparse.BooleanOptionalAction, default=True,
+                    help="also count frames in JupyterLab + Chromium (when both are here)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -185,6 +202,18 @@ def main(argv: list[str] | None = None) -> dict:
     out = dict(throughput_ratio_live_over_off=tp["ratio"],
                slider_to_first_frame_ms_median=statistics.median(lat),
                frame_ms_5000_points_median=statistics.median(fr))
+    if args.browser and _browser_ready():
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from browser_frames import measure
+        br = measure(SETTINGS, repeats=args.repeats)
+        print(f"browser: live steps/s {[round(x) for x in br['on']]}, no plot {[round(x) for x in br['off']]}, "
+              f"frames/s per live window {[round(x, 1) for x in br['browser_frames_per_second']]}")
+        out["browser_frames_per_second"] = statistics.median(br["browser_frames_per_second"])
+        out["throughput_ratio_live_over_off_browser"] = statistics.median(br["on"]) / statistics.median(br["off"])
+        print(f"browser_frames_per_second: {out['browser_frames_per_second']:.1f}")
+        print(f"throughput_ratio_live_over_off_browser: {out['throughput_ratio_live_over_off_browser']:.3f}")
     print(f"throughput_ratio_live_over_off: {out['throughput_ratio_live_over_off']:.3f}")
     print(f"slider_to_first_frame_ms_median: {out['slider_to_first_frame_ms_median']:.1f}")
     print(f"frame_ms_5000_points_median: {out['frame_ms_5000_points_median']:.1f}")

@@ -32,21 +32,26 @@ def test_live_figure_throttles_and_counts_frames():
 
 def test_a_slow_frame_makes_the_next_one_wait(monkeypatch):
     live = ui.live.LiveFigure(min_interval=0.0, max_share=0.25, headless=False)
-    real = live.fig.savefig
+    real = live._render
 
-    def slow_savefig(*a, **k):  # a frame that takes at least 50 ms
-        time.sleep(0.05)
-        return real(*a, **k)
+    def slow_render():  # a frame that costs at least 50 ms of CPU time (the share counts CPU time)
+        t = time.thread_time()
+        while time.thread_time() - t < 0.05:
+            pass
+        return real()
 
     live.refresh(force=True)            # the first frame lays the figure out: not a measure
-    monkeypatch.setattr(live.fig, "savefig", slow_savefig)
+    monkeypatch.setattr(live, "_render", slow_render)
     live.refresh(force=True)
-    # drawing may use at most 25% of the time: the next frame waits >= 0.05 * (1/0.25 - 1) s
+    # drawing may use at most 25% of the CPU: the next frame waits for >= 0.05 * (1/0.25 - 1) s
+    # of other work (none is done here, so it is not due)...
     assert live._wait >= 0.15 - 1e-9 and not live.due() and not live.refresh()
-    # ...but never longer than max_wait, however slow the frame
+    # ...but never longer than max_wait of wall time, however slow the frame
     live.max_wait, live.max_share = 0.1, 0.01
     live.refresh(force=True)
-    assert live._wait == 0.1
+    assert not live.due()
+    time.sleep(0.12)
+    assert live.due()
 
 
 def test_bad_live_figure_settings_are_named():
