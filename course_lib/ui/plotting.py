@@ -371,9 +371,13 @@ class LossCurvesPlot:
     def legend(self) -> None:
         handles = [ln for ln in self.ax.get_lines() if not ln.get_label().startswith("_") and len(ln.get_xdata())]
         handles += [r for r in self.refs]
-        if handles == self._legend_handles and self.ax.get_legend() is not None:
+        if handles == self._legend_handles and (self.ax.get_legend() is not None) == bool(handles):
             return                          # the same entries: keep the legend (a new one costs ms a frame)
         self._legend_handles = handles
+        if not handles:                     # nothing to name yet: no empty legend box
+            if self.ax.get_legend() is not None:
+                self.ax.get_legend().remove()
+            return
         # Opaque (framealpha 1): a live frame pastes the legend's saved pixels over the curves.
         self.ax.legend(handles=handles, loc="upper right", fontsize="x-small", framealpha=1.0)
 
