@@ -35,6 +35,8 @@ _COUNT_FRAMES = """
 })();
 """
 
+_PHASE = "document.querySelector('.bench-phase').innerText"
+
 _SETUP = """\
 from course_lib import ui
 from course_lib.ui.lab import TrainingLab
@@ -55,13 +57,14 @@ def _off(steps):
     torch.manual_seed(s["seed"])
     model = MLP(2, 3, width=s["width"], depth=s["depth"])
     t = time.perf_counter()
-    fit(model, lab.data, loss_fn="cross_entropy", optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"],
-        num_steps=steps, eval_every=lab.eval_every, metrics=lab.metrics, baseline=lab.baseline, seed=s["seed"], device="cpu")
+    fit(model, lab.data, loss_fn="cross_entropy", optimizer=s["optimizer"], lr=s["lr"],
+        batch_size=s["batch_size"], num_steps=steps, eval_every=lab.eval_every, metrics=lab.metrics,
+        baseline=lab.baseline, seed=s["seed"], device="cpu")
     return steps / (time.perf_counter() - t)
 
 def _measure():
     time.sleep(3.0)                                   # the page shows the lab; first frames
-    on, off = [], []
+    on, off, sent = [], [], []
     for i in range({repeats}):
         lab.play()
         for _ in range(600):                          # the run's first step (slow on a busy machine)
@@ -69,15 +72,16 @@ def _measure():
                 break
             time.sleep(0.05)
         time.sleep(1.5)                               # warm: the first frames of a run lay it out
-        s0, t0 = lab.state.step, time.perf_counter()
+        s0, t0, f0 = lab.state.step, time.perf_counter(), lab.view.frames
         bench.value = f"on {{i}}"
         time.sleep({window})
-        s1, t1 = lab.state.step, time.perf_counter()
+        s1, t1, f1 = lab.state.step, time.perf_counter(), lab.view.frames
+        sent.append((f1 - f0) / (t1 - t0))
         bench.value = f"off {{i}}"
         lab.pause(); lab.wait(10)
         on.append((s1 - s0) / (t1 - t0))
         off.append(_off(max(200, s1 - s0)))
-    bench.value = "done " + json.dumps({{"on": on, "off": off}})
+    bench.value = "done " + json.dumps({{"on": on, "off": off, "kernel_frames_per_second": sent}})
 
 def _guarded():
     try:
@@ -129,21 +133,15 @@ def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
                 phase.wait_for(timeout=30_000)
                 page.locator(".jupyter-matplotlib-figure canvas").first.scroll_into_view_if_needed()
                 fps = []
-                page.on("pageerror", lambda e: print("page error:", e))
                 for i in range(repeats):
-                    print("phase:", phase.inner_text(), flush=True)
-                    page.screenshot(path=str(OUT / f"live_bench-{i}.png"))
-                    page.wait_for_function(f"() => /^(on {i}|failed)/.test(document.querySelector('.bench-phase').innerText)",
-                                           timeout=60_000, polling=20)
+                    page.wait_for_function(f"() => /^(on {i}|failed)/.test({_PHASE})", timeout=60_000, polling=20)
                     if phase.inner_text().startswith("failed"):
                         raise RuntimeError(f"the measurement in the kernel {phase.inner_text()}")
                     n0, t0 = page.evaluate("[window.__frames.length, performance.now()]")
-                    page.wait_for_function(f"() => !document.querySelector('.bench-phase').innerText.startsWith('on {i}')",
-                                           timeout=60_000, polling=20)
+                    page.wait_for_function(f"() => !{_PHASE}.startsWith('on {i}')", timeout=60_000, polling=20)
                     n1, t1 = page.evaluate("[window.__frames.length, performance.now()]")
                     fps.append((n1 - n0) / ((t1 - t0) / 1000))
-                page.wait_for_function("() => document.querySelector('.bench-phase').innerText.startsWith('done')",
-                                       timeout=120_000, polling=100)
+                page.wait_for_function(f"() => {_PHASE}.startsWith('done')", timeout=120_000, polling=100)
                 result = json.loads(phase.inner_text().split("done", 1)[1])
                 page.screenshot(path=str(OUT / "live_bench.png"))
                 browser.close()

@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
         from browser_frames import measure
         br = measure(SETTINGS, repeats=args.repeats)
         print(f"browser: live steps/s {[round(x) for x in br['on']]}, no plot {[round(x) for x in br['off']]}, "
-              f"frames/s per live window {[round(x, 1) for x in br['browser_frames_per_second']]}")
+              f"frames/s per live window {[round(x, 1) for x in br['browser_frames_per_second']]} "
+              f"(kernel sent {[round(x, 1) for x in br['kernel_frames_per_second']]})")
         out["browser_frames_per_second"] = statistics.median(br["browser_frames_per_second"])
         out["throughput_ratio_live_over_off_browser"] = statistics.median(br["on"]) / statistics.median(br["off"])
         print(f"browser_frames_per_second: {out['browser_frames_per_second']:.1f}")
