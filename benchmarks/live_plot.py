@@ -13,8 +13,13 @@ single timing):
    measured from the assignment to the end of the first frame drawn after the change was
    applied, over ``--changes`` changes. Target <= 150 ms.
 3. ``frame_ms_5000_points_median``: one frame of the lab's plot with 5,000-step curves:
-   moving the artists and rendering the figure (what every frame costs headless; with
-   ipympl the PNG it sends is computed from this render). Target <= 30 ms.
+   moving the artists and rendering the figure by blitting, as the lab does (what every frame
+   costs headless; with ipympl the PNG it sends is encoded from this render, see
+   ``png_encode_ms_median``). Target <= 30 ms. A full redraw is printed beside it.
+4. With Chromium and Playwright present (``--no-browser`` skips it): ``browser_frames_per_second``,
+   frames the page draws while the lab trains in JupyterLab, and
+   ``throughput_ratio_live_over_off_browser``, the lab's steps/s there over a plain ``fit`` in the
+   same kernel, alternating (``browser_frames.py``). Targets >= 10 and >= 0.90.
 
 Run: ``.venv/bin/python benchmarks/live_plot.py [--repeats R] [--steps N] [--changes K]``
 """
@@ -37,13 +42,15 @@ from course_lib import fit  # noqa: E402
 from course_lib.ui.lab import TrainingLab  # noqa: E402
 from course_lib.ui.plotting import LossCurvesPlot  # noqa: E402
 from course_lib.train import History  # noqa: E402
-from course_lib.ui.live import LiveFigure  # noqa: E402
+from course_lib.ui.live import LiveFigure, _png  # noqa: E402
 
 SETTINGS = dict(task="spirals", width=64, depth=2, noise=0.05, n_samples=1000, train_fraction=0.8, lr=0.01)
 
 
 def _lab(steps: int) -> TrainingLab:
-    return TrainingLab(**SETTINGS, max_steps=steps, eval_every=25, device="cpu")
+    lab = TrainingLab(**SETTINGS, max_steps=steps, eval_every=25, device="cpu")
+    lab.view.headless = False          # every frame encoded as the PNG a notebook would send
+    return lab
 
 
 def _off(lab: TrainingLab, steps: int) -> float:
@@ -120,25 +127,54 @@ def slider_latency(changes: int) -> list[float]:
     return out
 
 
-def frame_cost(repeats: int = 30, n: int = 5000) -> list[float]:
+def frame_cost(repeats: int = 30, n: int = 5000, blit: bool = True) -> list[float]:
+    """ms per frame of the lab's plot with ``n``-step curves, growing by one step a frame (as in
+    training): moving the artists and rendering, by blitting (the lab's way) or in full."""
     rng = np.random.default_rng(0)
-    steps = list(range(n))
-    loss = list(np.exp(-np.arange(n) / 1500) + 0.05 * rng.random(n))
-    h = History(step=steps, train_loss=loss, lr=[0.01] * n, val_step=list(range(0, n, 25)),
+    steps = list(range(n + repeats))
+    loss = list(np.exp(-np.arange(n + repeats) / 1500) + 0.05 * rng.random(n + repeats))
+    h = History(step=steps[:n], train_loss=loss[:n], lr=[0.01] * n, val_step=list(range(0, n, 25)),
                 val_loss=list(np.exp(-np.arange(0, n, 25) / 1500) + 0.08))
     h.add_event(1200, "change", "lr 0.01 -> 0.03")
     view = LiveFigure(figsize=(8, 3.6), headless=True)
     plot = LossCurvesPlot(view.axes)
+    if blit:
+        view.set_moving(plot.moving)
     plot.update(h)
     plot.legend()
     view.refresh(force=True)                          # first frame: layout, fonts, caches
     out = []
-    for _ in range(repeats):
+    for i in range(repeats):
+        h.step.append(steps[n + i])
+        h.train_loss.append(loss[n + i])
         t = time.perf_counter()
         plot.update(h)
+        plot.legend()
         view.refresh(force=True)
         out.append(1000 * (time.perf_counter() - t))
     return out
+
+
+def png_cost(repeats: int = 30) -> list[float]:
+    """ms to encode one 800x360 frame as the PNG the browser receives (ipympl or the fallback)."""
+    view = LiveFigure(figsize=(8, 3.6), headless=True)
+    view.axes.plot(np.random.default_rng(0).random(3000))
+    view.refresh(force=True)
+    pixels = np.asarray(view.fig.canvas.buffer_rgba())
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        _png(pixels)
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
+def _browser_ready() -> bool:
+    import importlib.util
+    import os
+    import shutil
+    return bool(importlib.util.find_spec("playwright")) and bool(
+        os.access("/usr/bin/chromium", os.X_OK) or shutil.which("chromium"))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -146,20 +182,39 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10000)   # about 6 s a run: a lab run in class is longer
     ap.add_argument("--changes", type=int, default=20)
+    ap.add_argument("--browser", action=argparse.BooleanOptionalAction, default=True,
+                    help="also count frames in JupyterLab + Chromium (when both are here)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
     tp = throughput(args.repeats, args.steps)
     lat = slider_latency(args.changes)
     fr = frame_cost()
+    fr_full = frame_cost(blit=False)
+    png = png_cost()
     print(f"setup: TrainingLab({SETTINGS}), {args.steps} steps, headless Agg, one thread, torch {torch.__version__}")
     print(f"live_on_steps_per_s: {[round(x) for x in tp['on']]}  (frames per run: {tp['frames']})")
     print(f"live_off_steps_per_s: {[round(x) for x in tp['off']]}")
     print(f"slider_to_first_frame_ms: {[round(x, 1) for x in lat]}")
     print(f"frame_ms_5000_points: {[round(x, 1) for x in fr]}")
+    print(f"frame_ms_5000_points_full_redraw_median: {statistics.median(fr_full):.1f}  (no blitting, for comparison)")
+    print(f"png_encode_ms_median: {statistics.median(png):.1f}  (800x360 frame sent to the browser)")
     out = dict(throughput_ratio_live_over_off=tp["ratio"],
                slider_to_first_frame_ms_median=statistics.median(lat),
                frame_ms_5000_points_median=statistics.median(fr))
+    if args.browser and _browser_ready():
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from browser_frames import measure
+        br = measure(SETTINGS, repeats=args.repeats)
+        print(f"browser: live steps/s {[round(x) for x in br['on']]}, no plot {[round(x) for x in br['off']]}, "
+              f"frames/s per live window {[round(x, 1) for x in br['browser_frames_per_second']]} "
+              f"(kernel sent {[round(x, 1) for x in br['kernel_frames_per_second']]})")
+        out["browser_frames_per_second"] = statistics.median(br["browser_frames_per_second"])
+        out["throughput_ratio_live_over_off_browser"] = statistics.median(br["on"]) / statistics.median(br["off"])
+        print(f"browser_frames_per_second: {out['browser_frames_per_second']:.1f}")
+        print(f"throughput_ratio_live_over_off_browser: {out['throughput_ratio_live_over_off_browser']:.3f}")
     print(f"throughput_ratio_live_over_off: {out['throughput_ratio_live_over_off']:.3f}")
     print(f"slider_to_first_frame_ms_median: {out['slider_to_first_frame_ms_median']:.1f}")
     print(f"frame_ms_5000_points_median: {out['frame_ms_5000_points_median']:.1f}")

@@ -30,7 +30,7 @@ def test_lr_finder_benchmark_prints_its_lines_and_the_same_curve(capsys):
 
 @pytest.mark.slow
 def test_live_plot_benchmark_prints_its_three_lines(capsys):
-    out = _load("live_plot").main(["--repeats", "1", "--steps", "400", "--changes", "4"])
+    out = _load("live_plot").main(["--repeats", "1", "--steps", "400", "--changes", "4", "--no-browser"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert [ln.split(":")[0] for ln in lines[-3:]] == [
         "throughput_ratio_live_over_off", "slider_to_first_frame_ms_median", "frame_ms_5000_points_median"]

@@ -37,7 +37,8 @@ def test_notebook_runs_headless_in_fast_mode(path, monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
     # Last, a cell of our own walks every figure the notebook left open (the lessons' figures
-    # and panels, drawn by Agg under ipympl): no two text artists overlap, none leaves its figure.
+    # and panels, drawn by Agg under ipympl): no two text artists overlap, none leaves its figure
+    # (tests/figure_checks.py says what is compared).
     nb.cells.append(nbformat.v4.new_code_cell(
         f"import gc as _gc, json as _json, sys as _sys, warnings as _warnings\n"
         f"_sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
@@ -63,7 +64,6 @@ def test_notebook_runs_headless_in_fast_mode(path, monkeypatch, tmp_path):
     assert not errors
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("name") == "stdout")
     figures = json.loads(text.split("FIGURE_REPORT", 1)[1].splitlines()[0])  # the report is one JSON line
-    # Reported, not yet asserted: the findings of issue 12 that are not fixed yet (see its
-    # closing note) would fail every run. Turn this into an assertion once the list is empty.
-    for fig, problems in figures.items():
-        print(f"{path.name}: {fig}: text overlaps or leaves the figure: {'; '.join(problems)}")
+    problems = [f"{fig}: {p}" for fig, found in figures.items() for p in found]
+    assert not problems, (f"{path.name}: text in its figures overlaps or leaves the figure (headless, Agg):\n"
+                          + "\n".join(problems))

@@ -73,7 +73,11 @@ def test_a_change_while_training_runs_applies_on_the_next_step():
     lab.sliders["lr"].value = 0.1                         # from the kernel's thread, mid-run
     time.sleep(0.3)
     lab.sliders["weight_decay"].value = 1e-3
-    time.sleep(0.2)
+    # Pause once both are applied (a fixed sleep lost the second change on a busy machine, where
+    # a frame and the next step can take longer than 0.2 s); the steps they apply at are checked.
+    deadline = time.perf_counter() + 20
+    while len(lab.change_latency) < 2 and time.perf_counter() < deadline:
+        time.sleep(0.02)
     lab.pause()
     lab.wait(5)
     lab.state.flush()

@@ -1,0 +1,157 @@
+"""Frames a learner sees: the training lab in JupyterLab, in headless Chromium, while it trains.
+
+Called by ``live_plot.py`` when Chromium and Playwright are present. One JupyterLab server and one
+page (the harness of ``tests/test_browser.py``); a notebook written to ``test-artifacts/bench/``
+shows a :class:`~course_lib.ui.lab.TrainingLab` and starts a thread in the kernel that alternates,
+``repeats`` times, a window of training with the live plot (the lab's Play) and the same training
+as a plain ``fit`` with no plot (same data, model, seed), and reports steps/s of both.
+
+Frames are counted in the page: every ``drawImage`` onto the lab's ipympl canvas is one frame the
+learner sees (ipympl draws each PNG the kernel sends that way). Counted during the live windows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "test-artifacts" / "bench"
+
+# Counts drawImage calls onto canvases of ipympl figures, with their times (performance.now()).
+_COUNT_FRAMES = """
+(() => {
+  const draw = CanvasRenderingContext2D.prototype.drawImage;
+  window.__frames = [];
+  CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+    if (this.canvas && this.canvas.closest && this.canvas.closest('.jupyter-matplotlib-canvas-div')) {
+      window.__frames.push(performance.now());
+    }
+    return draw.apply(this, args);
+  };
+})();
+"""
+
+_PHASE = "document.querySelector('.bench-phase').innerText"
+
+_SETUP = """\
+from course_lib import ui
+from course_lib.ui.lab import TrainingLab
+FAST, DEVICE = ui.setup_notebook(seed=0)
+lab = TrainingLab(**{settings!r}, max_steps=10**7, device="cpu")
+lab.show()"""
+
+# The kernel's side: windows of live training (Play) and of the same training without a plot.
+_MEASURE = """\
+import json, threading, time, ipywidgets as W
+import torch
+from course_lib import fit
+from course_lib.models import MLP
+bench = W.HTML("waiting"); bench.add_class("bench-phase"); display(bench)
+
+def _off(steps):
+    s = lab.settings
+    torch.manual_seed(s["seed"])
+    model = MLP(2, 3, width=s["width"], depth=s["depth"])
+    t = time.perf_counter()
+    fit(model, lab.data, loss_fn="cross_entropy", optimizer=s["optimizer"], lr=s["lr"],
+        batch_size=s["batch_size"], num_steps=steps, eval_every=lab.eval_every, metrics=lab.metrics,
+        baseline=lab.baseline, seed=s["seed"], device="cpu")
+    return steps / (time.perf_counter() - t)
+
+def _measure():
+    time.sleep(3.0)                                   # the page shows the lab; first frames
+    on, off, sent = [], [], []
+    for i in range({repeats}):
+        lab.play()
+        for _ in range(600):                          # the run's first step (slow on a busy machine)
+            if lab.state is not None:
+                break
+            time.sleep(0.05)
+        time.sleep(1.5)                               # warm: the first frames of a run lay it out
+        s0, t0, f0 = lab.state.step, time.perf_counter(), lab.view.frames
+        bench.value = f"on {{i}}"
+        time.sleep({window})
+        s1, t1, f1 = lab.state.step, time.perf_counter(), lab.view.frames
+        sent.append((f1 - f0) / (t1 - t0))
+        bench.value = f"off {{i}}"
+        lab.pause(); lab.wait(10)
+        on.append((s1 - s0) / (t1 - t0))
+        off.append(_off(max(200, s1 - s0)))
+    bench.value = "done " + json.dumps({{"on": on, "off": off, "kernel_frames_per_second": sent}})
+
+def _guarded():
+    try:
+        _measure()
+    except Exception as err:                          # shown to the benchmark, which stops
+        bench.value = f"failed {{type(err).__name__}}: {{err}}"
+
+threading.Thread(target=_guarded, daemon=True).start()"""
+
+
+def _notebook(settings: dict, repeats: int, window: float, kernel: str) -> Path:
+    cells = [_SETUP.format(settings=settings), _MEASURE.format(repeats=repeats, window=window)]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+                    for c in cells],
+          "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "live_bench.ipynb"
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
+    """``{"browser_frames_per_second": [...], "on": [...], "off": [...]}`` per live window."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+    from test_browser import _RUN_ALL_DONE, CHROMIUM, CHROMIUM_ARGS, KERNEL, LabServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LabServer(Path(tmp))
+        try:
+            server.wait_ready()
+            kernel = KERNEL if KERNEL in server.api("GET", "/api/kernelspecs")["kernelspecs"] else "python3"
+            rel = _notebook(settings, repeats, window, kernel).relative_to(ROOT).as_posix()
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+                page.add_init_script(_COUNT_FRAMES)
+                page.goto(f"{server.base}/lab/tree/{rel}?reset&token={server.token}", wait_until="domcontentloaded",
+                          timeout=30_000)
+                page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=45_000)
+                server.wait_kernel_idle(rel)
+                page.locator(".lm-MenuBar-itemLabel").filter(has_text=re.compile(r"^Run$")).click()
+                page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Run All Cells$")).click()
+                page.wait_for_function(_RUN_ALL_DONE, timeout=120_000, polling=250)
+                phase = page.locator(".bench-phase").first
+                phase.wait_for(timeout=30_000)
+                page.locator(".jupyter-matplotlib-figure canvas").first.scroll_into_view_if_needed()
+                fps = []
+                for i in range(repeats):
+                    page.wait_for_function(f"() => /^(on {i}|failed)/.test({_PHASE})", timeout=60_000, polling=20)
+                    if phase.inner_text().startswith("failed"):
+                        raise RuntimeError(f"the measurement in the kernel {phase.inner_text()}")
+                    n0, t0 = page.evaluate("[window.__frames.length, performance.now()]")
+                    page.wait_for_function(f"() => !{_PHASE}.startsWith('on {i}')", timeout=60_000, polling=20)
+                    n1, t1 = page.evaluate("[window.__frames.length, performance.now()]")
+                    fps.append((n1 - n0) / ((t1 - t0) / 1000))
+                page.wait_for_function(f"() => {_PHASE}.startsWith('done')", timeout=120_000, polling=100)
+                result = json.loads(phase.inner_text().split("done", 1)[1])
+                page.screenshot(path=str(OUT / "live_bench.png"))
+                browser.close()
+        finally:
+            server.stop()
+    result["browser_frames_per_second"] = fps
+    return result
+
+
+if __name__ == "__main__":
+    t = time.perf_counter()
+    print(measure({"task": "spirals", "width": 64, "depth": 2, "noise": 0.05, "n_samples": 1000,
+                   "train_fraction": 0.8, "lr": 0.01}), f"{time.perf_counter() - t:.0f} s")
