@@ -51,11 +51,18 @@ def test_the_lock_pins_a_torch_at_or_above_the_floor():
     assert Version(pinned) >= _declared_floor()
 
 
+# Named on purpose, never called: the grading zygote imports torch._dynamo by name before it forks
+# (the first optimizer step of each child would import it again, ~1.2 s of CPU); a failed import is
+# ignored there, so a torch without it only loses that saving.
+_ALLOWED = {("course_lib/grading/zygote.py", "torch._dynamo")}
+
+
 def test_no_private_torch_api_in_the_library():
     # torch._foreach_norm, nn.modules.loss._Loss, torch._C ...: private names change without notice.
     private = re.compile(r"\b(?:torch|nn|F)(?:\.[A-Za-z]\w*)*\._[A-Za-z]\w*")
     found = [f"{path.relative_to(ROOT)}:{i}: {m.group(0)}"
              for path in sorted((ROOT / "course_lib").rglob("*.py"))
              for i, line in enumerate(path.read_text().splitlines(), 1)
-             for m in private.finditer(line.split("#")[0])]
+             for m in private.finditer(line.split("#")[0])
+             if (str(path.relative_to(ROOT)), m.group(0)) not in _ALLOWED]
     assert found == [], "private torch API used:\n" + "\n".join(found)
