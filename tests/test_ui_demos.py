@@ -17,7 +17,10 @@ from course_lib.ui.lab import LIVE_SETTINGS, TrainingLab
 from course_lib.ui.live import same_setting
 
 LAB_DEMOS = [d for d in DEMOS if d.target == "TrainingLab"]
-PANEL_DEMOS = [d for d in DEMOS if d.target != "TrainingLab"]
+# A panel demo that presses a train button trains in every replay (seconds): those are slow.
+TRAINING = [d for d in DEMOS if d.target != "TrainingLab" and demos.PRESS in d.settings]
+PANEL_DEMOS = [d for d in DEMOS if d.target != "TrainingLab" and d not in TRAINING] + [
+    pytest.param(d, marks=pytest.mark.slow) for d in TRAINING]
 
 
 def _id(d):
@@ -25,8 +28,9 @@ def _id(d):
 
 
 def test_the_table():
-    """Lessons 01-06 each ship at least one demo; every row has a script, unique names per lesson."""
-    assert {d.lesson for d in DEMOS} >= {"01", "02", "03", "04", "05", "06"}
+    """Every lesson with a panel ships at least one demo; every row has a script, unique names per lesson."""
+    assert {d.lesson for d in DEMOS} >= {"01", "02", "02b", "03", "04", "05", "06", "07", "08", "09", "10", "11"}
+    assert {d.lesson for d in DEMOS if d.target == "TrainingLab"} & {"02", "02b"} == {"02b"}  # the lab is in 02b
     for d in DEMOS:
         assert d.script.strip() and d.name.strip()
         assert d.expect or d.target != "TrainingLab", d.name      # a lab demo records its end state
@@ -62,17 +66,21 @@ def test_panel_demo_replays_to_its_end_state(demo):
     last = {}
     for frame in keyframes(demo.settings):
         last.update(frame)
+    pressed = last.pop(demos.PRESS, None)
     for name, text in last.items():
         w = panel.sliders[name]
         want = demos._convert(w, text)
         assert same_setting(w, panel.settings()[name], want), (name, panel.settings()[name], want)
-    if hasattr(panel, "redraw"):
+    status = panel.status.value                                     # the end state, before any redraw below
+    if hasattr(panel, "redraw") and not pressed:                    # (a training panel's redraw says "next run")
         assert panel.redraw(), panel.status.value                   # the final setting is accepted
     else:
         assert " must " not in panel.status.value, panel.status.value
+    if pressed:
+        assert getattr(panel, "history", None) is not None or getattr(panel, "run", None) is not None, demo.name
     for key, value in demo.expect.items():
         if key == "status_has":
-            assert value in panel.status.value, panel.status.value
+            assert value in status, status
         else:
             assert getattr(panel, key) == value, key
     panel.view.close()
@@ -165,3 +173,53 @@ def test_unknown_slider_is_named():
     with pytest.raises(ValueError, match="has no option 'sawtooth'"):
         demos.apply_keyframe(p, {"mode": "sawtooth"})
     p.view.close()
+
+
+def test_press_trains_and_ends_are_the_slider_range():
+    """``press=train`` runs the panel's button once per keyframe; ``min``/``max`` are the slider's ends."""
+    import torch
+
+    from course_lib import hypergrad as hg
+    from course_lib.ui.hypergrad import HyperStepExplorer
+    from course_lib.ui.scaling import ComputeBudgetExplorer
+    panel = HyperStepExplorer(hg.make_ridge_problem(12, 10, 40, seed=1, device="cpu"),
+                              rhos=torch.linspace(-8, 1.5, 8, dtype=torch.float64), num_steps=20, num_hyper_steps=2)
+    demos.apply_keyframe(panel, {"rho0": "-6"})
+    assert panel.run is None                                       # moving a slider trains nothing
+    demos.apply_keyframe(panel, {"rho0": "min", "press": "train"})
+    assert panel.run is not None and panel.run.rhos[0][0] == pytest.approx(-8.0)   # the slider's lowest value
+    assert panel.sliders["num_steps"].value == 20
+    demos.apply_keyframe(panel, {"num_steps": "max"})
+    assert panel.sliders["num_steps"].value == HyperStepExplorer.STEPS[-1]
+    with pytest.raises(ValueError, match=r"press.*train.*'start'"):
+        demos.apply_keyframe(panel, {"press": "start"})
+    panel.view.close()
+    from course_lib.scaling import ChinchillaFit
+    budget = ComputeBudgetExplorer(ChinchillaFit(E=1.0, A=40.0, B=300.0, alpha=1.0, beta=0.8), budgets=(1e7, 1e11))
+    demos.apply_keyframe(budget, {"budget": "max"})
+    assert budget.settings()["budget"] == pytest.approx(1e11, rel=1e-6)     # a log slider: 10 ** its max
+    demos.apply_keyframe(budget, {"budget": "min"})
+    assert budget.settings()["budget"] == pytest.approx(1e7, rel=1e-6)
+    with pytest.raises(ValueError, match="'press' needs a panel with a train button"):
+        demos.apply_keyframe(budget, {"press": "train"})
+    budget.view.close()
+
+
+def test_the_picker_lists_a_training_demo_only_where_the_panel_has_its_button():
+    from course_lib.ui.surfaces import DescentExplorer
+    from course_lib.ui.demo_standins import STANDINS
+    panel = STANDINS["HyperStepExplorer"]("cpu")
+    names = [d.name for d in demos.DemoPicker(panel).demos]
+    assert names == [d.name for d in DEMOS if d.target == "HyperStepExplorer"]
+    other = DescentExplorer()
+    assert not demos._fits(other, [{"lr": "0.1", "press": "train"}]) and demos._fits(other, [{"lr": "0.1"}])
+    panel.view.close()
+    other.view.close()
+
+
+def test_the_gallery_lists_the_lab_demos_under_02b_and_the_quadratic_under_02():
+    from course_lib.ui import present
+    text = "\n".join(c["source"] for c in present.gallery_notebook()["cells"])
+    blocks = {b.split("notebooks/")[1][:3]: b for b in text.split("### [")[1:]}
+    assert "too high an LR diverges" in blocks["02b"] and "GD on a quadratic" not in blocks["02b"]
+    assert "GD on a quadratic" in blocks["02_"] and "too high an LR diverges" not in blocks["02_"]

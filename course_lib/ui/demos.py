@@ -8,6 +8,14 @@ jumps to 3: watch the curve leave the plot"), and a settings string.
 * For a slider panel it is a list of *keyframes* separated by ``;``, each a set of slider values:
   ``surface=quadratic&optimizer=gd&lr=0.1;lr=0.9;lr=1.05``. Play moves the sliders to each
   keyframe in turn, a few seconds apart; Pause stops; Step shows the next keyframe.
+* Two extras for panels that train or whose range depends on the notebook's data:
+  ``press=train`` in a keyframe presses the panel's train (or run) button after the sliders
+  moved, and waits for that run before the next keyframe (lessons 07-10); a value ``min`` or
+  ``max`` moves a slider to the end of its range (lesson 11's budget slider spans the
+  notebook's own sweep, so no fixed number fits every run).
+
+Lesson 11's spectrum panel has no demo: its slider lists the exponents the notebook swept, so
+a demo cannot name one in advance; the budget panel's demo stands for the lesson.
 
 **Writing a new demo.** Make the run (or move the sliders) as you want the class to see it, then
 copy the lab's ``settings`` box (for a panel: the picker's ``settings`` box, the panel's current
@@ -16,7 +24,7 @@ sliders) into a new :class:`Demo` row of :data:`DEMOS`, with a one-line script. 
 and compare. The picker lists each demo that fits the lab or panel on the screen.
 
 Example:
-    >>> [d.name for d in demos_for("02", target="TrainingLab")]
+    >>> [d.name for d in demos_for("02b", target="TrainingLab")]
     ['too high an LR diverges', 'a jump in the LR: the spike']
 """
 
@@ -44,7 +52,7 @@ class Demo:
     """One prepared demonstration.
 
     Args:
-        lesson (str): two digits, ``"02"``. name (str): what the class will see.
+        lesson (str): the notebook's number, ``"02"`` or ``"02b"``. name (str): what the class will see.
         script (str): one line for the lecturer: what to say, where to look.
         target (str): ``"TrainingLab"`` or the panel's class name (``"DescentExplorer"``).
         settings (str): the lab's settings string, or a panel's keyframes (see the module help).
@@ -78,11 +86,11 @@ DEMOS: tuple[Demo, ...] = (
     Demo("01", "one outlier drags the squared-error fit", "Lift the outlier: the squared-error line follows "
          "it, the absolute-error and Huber lines barely move.", "OutlierExplorer",
          "model=line&outlier=0;outlier=10;outlier=25"),
-    # 02: gradient descent and the learning rate
-    Demo("02", "too high an LR diverges", "Steps 1-200 at lr 0.03 descend; at step 200 the LR jumps to 3: "
+    # 02: gradient descent on a quadratic; 02b: the learning rate on a network (the lab)
+    Demo("02b", "too high an LR diverges", "Steps 1-200 at lr 0.03 descend; at step 200 the LR jumps to 3: "
          "watch the curve leave the plot and the red cross mark divergence.", "TrainingLab",
          _NET + "&changes=200:lr=3", expect={"stop_reason": "exploded", "stop_step": (202, 0.05)}),
-    Demo("02", "a jump in the LR: the spike", "At step 200 the LR jumps from 0.03 to 0.5: the loss spikes to "
+    Demo("02b", "a jump in the LR: the spike", "At step 200 the LR jumps from 0.03 to 0.5: the loss spikes to "
          "the trivial predictor's level and stays there (SGD just past its stable range).", "TrainingLab",
          _NET + "&changes=200:lr=0.5", expect={"stop_reason": "completed", "train_loss": (0.96, 0.3)}),
     Demo("02", "GD on a quadratic: slow, good, oscillating, diverging", "The LR goes 0.02, 0.2, 0.4, 0.6, past "
@@ -120,6 +128,33 @@ DEMOS: tuple[Demo, ...] = (
          "to the trivial predictor's.", "TrainingLab", "task=moons&lr=0.01&masking=0.001&changes=250:masking=5",
          make={"masking": 0.001}, max_steps=500,
          expect={"stop_reason": "completed", "train_loss": (0.696, 0.05), "val_accuracy": (0.5, 0.15)}),
+    # 07: gradient size of the nested slices (each keyframe trains: press=train)
+    Demo("07", "Adam evens out the steps, SGD does not", "Train with Adam: the small slice gets larger "
+         "gradients (ratio above 1) but steps of the same size (step ratio near 1). Then SGD: the steps follow "
+         "the gradients.", "MatryoshkaPanel",
+         "sizes=48, 192&weight=1&optimizer=adam&press=train;optimizer=sgd&press=train",
+         expect={"status_has": "step ratio"}),
+    # 08: EWC
+    Demo("08", "no penalty forgets A, a penalty holds it", "Train on B with λ = 0: task A's accuracy "
+         "falls while B is learned. Then λ = 30: A is held higher, B learns a little less; the λ = 0 run "
+         "stays on the plot as a faded ghost.",
+         "EWCLab", "lam=0&fisher=true&press=train;lam=30&press=train", expect={"status_has": "λ = 30: task A"}),
+    # 09: local learning
+    Demo("09", "backprop against eight local chunks", "Train with K = 1 (backprop), then K = 8 local chunks: "
+         "the status line gives the gap in accuracy to the backprop run.", "LocalLearningLab",
+         "num_chunks=1&overlap=false&press=train;num_chunks=8&press=train",
+         expect={"status_has": "backprop's run scored"}),
+    # 10: hypergradients
+    Demo("10", "the tangent follows the starting rho", "Move ρ from -6 to 0: the pink tangent's slope is the "
+         "hypergradient df/dρ (in the status line); it points downhill, towards the grid's best ρ.",
+         "HyperStepExplorer", "rho0=-6&mode=reverse;rho0=-3;rho0=0", expect={"status_has": "df/dρ"}),
+    Demo("10", "hyper-steps walk down the response", "From ρ = -6, press run: the orange path walks down "
+         "the response curve towards the grid's best point.", "HyperStepExplorer",
+         "rho0=-6&mode=reverse&press=train", expect={"status_has": "hyper-steps ρ"}),
+    # 11: compute-optimal split
+    Demo("11", "a bigger budget: model and data grow together", "Slide the budget from its lowest to its "
+         "highest: the star moves along the frontier, and the tokens per parameter change far less than C.",
+         "ComputeBudgetExplorer", "budget=min;budget=max", expect={"status_has": "tokens per parameter"}),
 )
 
 
@@ -129,6 +164,11 @@ def demos_for(lesson: str | None = None, *, target: str | None = None) -> list[D
 
 
 # -- panels: keyframes ------------------------------------------------------------------------------
+
+
+PRESS = "press"              # reserved keyframe key: press the panel's button (``press=train``)
+_PRESSABLE = ("train",)
+_ENDS = ("min", "max")       # keyframe values: the ends of a slider's range
 
 
 def keyframes(settings: str) -> list[dict]:
@@ -146,16 +186,21 @@ def panel_settings_string(panel) -> str:
 
 
 def _convert(widget, text: str):
-    """The slider value that ``text`` names, in the widget's own type."""
+    """The slider value that ``text`` names, in the widget's own type (``min``/``max``: its range's ends)."""
     options = getattr(widget, "options", None)
     if options:                                    # dropdowns: match the option's value or label
         pairs = [o if isinstance(o, tuple) else (str(o), o) for o in options]
+        if text in _ENDS:
+            return pairs[0 if text == "min" else -1][1]
         for label, value in pairs:
             if text in (str(value), label):
                 return value
         raise ValueError(f"The slider {widget.description!r} has no option {text!r}; "
                          f"allowed: {', '.join(str(v) for _, v in pairs)}")
     current = widget.value
+    if text in _ENDS and hasattr(widget, "min"):
+        end = widget.min if text == "min" else widget.max
+        return widget.base ** end if hasattr(widget, "base") else end    # a log slider's range is in exponents
     if isinstance(current, bool):
         return text.lower() in ("1", "true", "yes", "on")
     if isinstance(current, int):
@@ -163,14 +208,31 @@ def _convert(widget, text: str):
     return float(text)
 
 
+def _fits(panel, frames: list[dict]) -> bool:
+    """Every keyframe names only this panel's sliders (and ``press`` only where it has a button)."""
+    names = set().union(*frames)
+    return names - {PRESS} <= set(panel.sliders) and (PRESS not in names or hasattr(panel, "button"))
+
+
 def apply_keyframe(panel, frame: dict) -> None:
     """Move ``panel``'s sliders to ``frame`` (names as in ``panel.sliders``); each move redraws, as
-    if the lecturer had moved the slider."""
+    if the lecturer had moved the slider. ``press=train`` then presses the panel's button and
+    waits until that run has finished."""
+    frame = dict(frame)
+    press = frame.pop(PRESS, None)
     unknown = sorted(set(frame) - set(panel.sliders))
     check_relation(not unknown, "the demo names sliders this panel does not have", where="apply_keyframe",
                    unknown=unknown, sliders=sorted(panel.sliders))
+    if press is not None:
+        check_choice("press", press, _PRESSABLE, where="apply_keyframe")
+        check_relation(hasattr(panel, "button"), "'press' needs a panel with a train button", where="apply_keyframe",
+                       panel=type(panel).__name__)
     for name, text in frame.items():
         panel.sliders[name].value = _convert(panel.sliders[name], text)
+    if press is not None:
+        panel.button.click()
+        if hasattr(panel, "wait"):              # a panel that trains in a thread (lesson 08)
+            panel.wait()
 
 
 # -- replay and its end state ---------------------------------------------------------------------
@@ -206,6 +268,7 @@ def replay(demo: Demo, target=None, *, device="cpu"):
 
     ``target`` None builds a matching lab or panel from ``demo.make``."""
     from . import loss_shapes, schedules, surfaces
+    from .demo_standins import STANDINS
     from .lab import TrainingLab
     if demo.target == "TrainingLab":
         lab = target or TrainingLab(max_steps=demo.max_steps, device=device, **demo.make)
@@ -214,8 +277,8 @@ def replay(demo: Demo, target=None, *, device="cpu"):
     if target is None:
         classes = {"LossExplorer": loss_shapes.LossExplorer, "OutlierExplorer": loss_shapes.OutlierExplorer,
                    "DescentExplorer": surfaces.DescentExplorer, "SchedulePreviewer": schedules.SchedulePreviewer}
-        check_choice("target", demo.target, tuple(classes), where="replay")
-        target = classes[demo.target](**demo.make)
+        check_choice("target", demo.target, tuple(classes) + tuple(STANDINS), where="replay")
+        target = classes[demo.target](**demo.make) if demo.target in classes else STANDINS[demo.target](device)
     for frame in keyframes(demo.settings):
         apply_keyframe(target, frame)
     return target
@@ -254,7 +317,7 @@ class DemoPicker:
         self.is_lab = type(target).__name__ == "TrainingLab"
         name = type(target).__name__
         self.demos = [d for d in DEMOS if d.target == name and (not self.is_lab or _lab_fits(d, target))
-                      and (self.is_lab or set().union(*keyframes(d.settings)) <= set(target.sliders))]
+                      and (self.is_lab or _fits(target, keyframes(d.settings)))]
         self.choice = W.Dropdown(options=[("choose a demo", None)] + [(f"{d.lesson}: {d.name}", d) for d in self.demos],
                                  description="demo", layout=W.Layout(width="420px"))
         self.script = W.HTML("")

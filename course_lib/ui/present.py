@@ -30,7 +30,7 @@ _PANEL = re.compile(r"(?<!plt)(?<!fig)\.show\(|Lab\(")
 
 
 def _lessons(root: Path) -> list[Path]:
-    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return sorted((root / "notebooks").glob("[0-9][0-9]*_*.ipynb"))      # 02b_... too (a lesson split in two)
 
 
 def lesson_path(nb: str, root: Path = COURSE_ROOT) -> Path:
@@ -77,7 +77,7 @@ def _lesson_entry(path: Path, link: str) -> str:
             panels.append(section)
     if panels:
         lines.append("Live panels: " + "; ".join(f"*{s}*" for s in panels) + ".")
-    demos = _demos(path.name[:2])
+    demos = _demos(path.stem.split("_")[0])   # "02b_...": lesson 02b
     if demos:
         lines += ["", "Prepared demos (pick them above the lab or panel):"]
         lines += [f"- **{d.name}**: {d.script}" for d in demos]
