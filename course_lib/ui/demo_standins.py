@@ -59,5 +59,21 @@ def _small_budget(device):
                                  floor=1.0)
 
 
+
+def _small_spectrum(device):
+    from ..scaling import ChinchillaFit
+    from ..sweep import RunConfig, RunResult, SweepResult
+    from .scaling import SpectrumExplorer
+    H = 2.5                                   # sweeps written from a known law (alpha = 2a - 1): nothing trains
+
+    def sweep(a):
+        law = ChinchillaFit(E=H, A=40.0 * 100 ** (2 * a - 2), B=1e-9, alpha=2 * a - 1, beta=1.0)
+        cfgs = [RunConfig(rank=r, tokens=65536, exponent=a) for r in (1, 2, 4, 8, 16)]
+        return SweepResult([RunResult(c, float(law.predict(c.num_params, 65536)), H, 65536, 0.01) for c in cfgs],
+                           H, H + 1.0, 0.1)
+    return SpectrumExplorer({a: sweep(a) for a in (1.0, 1.5, 2.0)})
+
+
 STANDINS = {"MatryoshkaPanel": _small_matryoshka, "EWCLab": _small_ewc, "LocalLearningLab": _small_local,
-           "HyperStepExplorer": _small_hyper, "ComputeBudgetExplorer": _small_budget}
+           "HyperStepExplorer": _small_hyper, "ComputeBudgetExplorer": _small_budget,
+            "SpectrumExplorer": _small_spectrum}

@@ -11,11 +11,8 @@ jumps to 3: watch the curve leave the plot"), and a settings string.
 * Two extras for panels that train or whose range depends on the notebook's data:
   ``press=train`` in a keyframe presses the panel's train (or run) button after the sliders
   moved, and waits for that run before the next keyframe (lessons 07-10); a value ``min`` or
-  ``max`` moves a slider to the end of its range (lesson 11's budget slider spans the
-  notebook's own sweep, so no fixed number fits every run).
-
-Lesson 11's spectrum panel has no demo: its slider lists the exponents the notebook swept, so
-a demo cannot name one in advance; the budget panel's demo stands for the lesson.
+  ``max`` moves a slider to the end of its range (lesson 11's sliders span the notebook's own
+  sweeps, so no fixed number fits every run).
 
 **Writing a new demo.** Make the run (or move the sliders) as you want the class to see it, then
 copy the lab's ``settings`` box (for a panel: the picker's ``settings`` box, the panel's current
@@ -155,6 +152,9 @@ DEMOS: tuple[Demo, ...] = (
     Demo("11", "a bigger budget: model and data grow together", "Slide the budget from its lowest to its "
          "highest: the star moves along the frontier, and the tokens per parameter change far less than C.",
          "ComputeBudgetExplorer", "budget=min;budget=max", expect={"status_has": "tokens per parameter"}),
+    Demo("11", "the data set the exponent", "From the flattest spectrum to the steepest: the fitted model-size "
+         "exponent α (orange star, right) climbs along the grey 2a - 1 line.", "SpectrumExplorer",
+         "exponent=min;exponent=max", expect={"status_has": "α ="}),
 )
 
 
