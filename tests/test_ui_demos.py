@@ -206,11 +206,17 @@ def test_press_trains_and_ends_are_the_slider_range():
 
 
 def test_the_picker_lists_a_training_demo_only_where_the_panel_has_its_button():
-    from course_lib.ui.surfaces import DescentExplorer
     from course_lib.ui.demo_standins import STANDINS
+    from course_lib.ui.surfaces import DescentExplorer
     panel = STANDINS["HyperStepExplorer"]("cpu")
     names = [d.name for d in demos.DemoPicker(panel).demos]
     assert names == [d.name for d in DEMOS if d.target == "HyperStepExplorer"]
+    picker = demos.DemoPicker(panel, interval=0.0)
+    picker.choice.value = next(d for d in picker.demos if demos.PRESS in d.settings)
+    assert panel.run is None
+    picker.play()                                   # the picker's own thread presses the button
+    picker._thread.join(timeout=60)
+    assert panel.run is not None and "hyper-steps ρ" in panel.status.value
     other = DescentExplorer()
     assert not demos._fits(other, [{"lr": "0.1", "press": "train"}]) and demos._fits(other, [{"lr": "0.1"}])
     panel.view.close()
