@@ -35,6 +35,8 @@ def _texts(fig) -> list[Text]:
             out += list(leg.get_texts()) + ([leg.get_title()] if leg.get_title().get_text() else [])
     for leg in fig.legends:
         out += list(leg.get_texts())
+    seen: set[int] = set()  # a suptitle is in fig.texts too: one artist counted twice "overlaps itself"
+    out = [t for t in out if not (id(t) in seen or seen.add(id(t)))]
     return [t for t in out if t.get_visible() and t.get_text().strip() and (t.get_alpha() is None or t.get_alpha() > 0)]
 
 

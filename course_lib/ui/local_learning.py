@@ -53,7 +53,7 @@ def plot_checkerboard(data: DataSplit, ax: Axes | None = None, *, max_points: in
         ax.scatter(*X[y == label].T, s=5, color=color, label=f"class {label}")
     cells = data.info.get("cells")
     ax.set(aspect="equal", xlabel="x₁", ylabel="x₂",
-           title=f"The task: the colour of the square ({cells} x {cells})" if cells else "The task")
+           title=f"The task: the colour\nof the square ({cells} x {cells})" if cells else "The task")
     return ax
 
 
@@ -244,7 +244,7 @@ def plot_accuracy_by_k(accuracy: dict, axes=None, *, overlap: dict | None = None
         ax_cost.annotate(f"{n} block{'s' if n > 1 else ''}", (i, r), xytext=(0, 3), textcoords="offset points",
                          ha="center", fontsize="small")
     ax_cost.set(ylim=(0, 1.15), xlabel="chunks K", ylabel="activation memory per worker\n(share of backprop's)",
-                title="What they save (label: blocks per backward)")
+                title="What they save\n(label: blocks per backward)")
     return ax_acc, ax_cost
 
 
