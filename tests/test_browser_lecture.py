@@ -124,8 +124,6 @@ def _lr_in_settings(text: str) -> float:
 
 
 def test_dashboard_of_lesson_03_shows_no_code_and_its_lr_slider_drives_the_plot(browser, tmp_path):
-    if not NB03.exists():
-        pytest.skip("lesson 03 is missing")
     server = VoilaServer(NB03, tmp_path)
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(20_000)
