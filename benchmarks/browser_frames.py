@@ -6,8 +6,8 @@ shows a :class:`~course_lib.ui.lab.TrainingLab` and starts a thread in the kerne
 ``repeats`` times, a window of training with the live plot (the lab's Play) and the same training
 as a plain ``fit`` with no plot (same data, model, seed), and reports steps/s of both.
 
-Frames are counted in the page: every ``drawImage`` onto the lab's ipympl canvas is one frame the
-learner sees (ipympl draws each PNG the kernel sends that way). Counted during the live windows.
+Frames are counted in the page (see ``_COUNT_FRAMES``): every redraw of the lab's curves, which
+the page draws from the SVG the kernel sends. Counted during the live windows.
 """
 
 from __future__ import annotations
@@ -21,17 +21,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "test-artifacts" / "bench"
 
-# Counts drawImage calls onto canvases of ipympl figures, with their times (performance.now()).
+# Counts the frames the page shows: the lab's curves are SVG the page redraws (a DOM change
+# inside ``.course-live-curves``); other live figures are ipympl canvases (a ``drawImage``).
+# Changes less than one display refresh (16 ms) apart reach the screen as one frame.
 _COUNT_FRAMES = """
 (() => {
-  const draw = CanvasRenderingContext2D.prototype.drawImage;
   window.__frames = [];
+  const frame = () => {
+    const now = performance.now(), f = window.__frames;
+    if (!f.length || now - f[f.length - 1] > 16) f.push(now);
+  };
+  const draw = CanvasRenderingContext2D.prototype.drawImage;
   CanvasRenderingContext2D.prototype.drawImage = function (...args) {
-    if (this.canvas && this.canvas.closest && this.canvas.closest('.jupyter-matplotlib-canvas-div')) {
-      window.__frames.push(performance.now());
-    }
+    if (this.canvas && this.canvas.closest && this.canvas.closest('.jupyter-matplotlib-canvas-div')) frame();
     return draw.apply(this, args);
   };
+  new MutationObserver((records) => {
+    if (records.some((r) => r.target.closest && r.target.closest('.course-live-curves'))) frame();
+  }).observe(document, {childList: true, subtree: true});
 })();
 """
 
@@ -131,7 +138,7 @@ def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
                 page.wait_for_function(_RUN_ALL_DONE, timeout=120_000, polling=250)
                 phase = page.locator(".bench-phase").first
                 phase.wait_for(timeout=30_000)
-                page.locator(".jupyter-matplotlib-figure canvas").first.scroll_into_view_if_needed()
+                page.locator(".course-live, .jupyter-matplotlib-figure canvas").first.scroll_into_view_if_needed()
                 fps = []
                 for i in range(repeats):
                     page.wait_for_function(f"() => /^(on {i}|failed)/.test({_PHASE})", timeout=60_000, polling=20)

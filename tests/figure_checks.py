@@ -98,13 +98,16 @@ def text_problems(fig) -> list[str]:
     return problems
 
 
-def report() -> dict:
-    """Problems of every open pyplot figure, by figure number and title."""
+def report(more=()) -> dict:
+    """Problems of every open pyplot figure, and of the figures in ``more`` (those made without
+    pyplot, such as a training lab's, whose curves the browser draws), by name and title."""
     out = {}
-    for num in plt.get_fignums():
-        fig = plt.figure(num)
+    figures = [(f"figure {num}", plt.figure(num)) for num in plt.get_fignums()]
+    figures += [(f"live figure {i}", fig) for i, fig in enumerate(more)
+                if all(fig is not f for _, f in figures)]
+    for name, fig in figures:
         titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
         problems = text_problems(fig)
         if problems:
-            out[f"figure {num} {titles[:2]}"] = problems
+            out[f"{name} {titles[:2]}"] = problems
     return out

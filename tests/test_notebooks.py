@@ -63,7 +63,7 @@ def test_notebook_runs_headless_in_fast_mode(path, monkeypatch, tmp_path):
         "    _labs = [o for o in _gc.get_objects() if _is_lab(o)]\n"
         "for _lab in _labs:\n"
         "    _lab.pause(); _lab.wait(10)      # no training thread moves artists while we measure\n"
-        "print('FIGURE_REPORT' + _json.dumps(_report()))"))
+        "print('FIGURE_REPORT' + _json.dumps(_report([_lab.view.fig for _lab in _labs])))"))
     # kernel "python3" is the interpreter running the suite, so the test uses this environment
     # whatever kernels the machine has registered. A per-cell timeout turns a hang into a failure.
     client = NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(path.parent)}})

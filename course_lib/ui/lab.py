@@ -157,9 +157,10 @@ class TrainingLab:
         self.change_latency: list[float] = []             # seconds from slider to applied, measured
 
         # The figure and its artists, made once.
-        self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share)
+        self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share,
+                               curves_in_browser=True)   # the page draws the curves: 10+ frames/s
         self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
-        self.view.set_moving(self.plot.moving)   # frames redraw the curves only (blitting)
+        self.view.set_moving(self.plot.moving, self.plot.overlays)   # frames redraw the curves only
         # The layout is computed once, with the first frame's tick labels ("0.0" ... "1.0"); keep
         # room for the wider ones that come later ("20000" at the right, "10^-1" at the left).
         engine = self.view.fig.get_layout_engine()

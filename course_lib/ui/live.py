@@ -17,18 +17,23 @@ process's CPU time: a costly frame waits longer for the next), whatever the step
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import struct
 import time
 import zlib
 
 import ipywidgets as W
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .._validation import check_number
+from .live_svg import BrowserCurves, drawn_in_browser
 from .theme import lecture_mode
 
 __all__ = ["use_live_backend", "LiveFigure", "error_html", "SliderPanel", "snap", "same_setting", "watch",
@@ -63,6 +68,16 @@ def _outside_kernel() -> bool:
         return True
     ip = get_ipython()
     return ip is None or not hasattr(ip, "kernel")
+
+
+def _run_figure_hooks(fig) -> None:
+    """Call rcParams["figure.hooks"] on a figure made without pyplot, as ``plt.figure`` does."""
+    for spec in matplotlib.rcParams["figure.hooks"]:
+        module, _, dotted = spec.partition(":")
+        hook = importlib.import_module(module)
+        for part in dotted.split("."):
+            hook = getattr(hook, part)
+        hook(fig)
 
 
 def _is_ipympl(fig) -> bool:
@@ -121,6 +136,10 @@ class LiveFigure:
             has spent ``d * (1/max_share - 1)`` on other work (training), but never more than
             ``max_wait`` (1 s) of wall time: a slow machine still sees a frame a second.
             Default 0.25, so a live plot never slows training by more than about a quarter.
+        curves_in_browser (bool): in a notebook, the browser draws the curves that move (the
+            artists of :meth:`set_moving` that are lines or filled bands, as SVG) over a still
+            picture that matplotlib redraws only when it changes (see ``live_svg``). A frame then
+            costs the kernel about a tenth as much. Default False.
 
     Attributes:
         fig, axes: the figure and its Axes (one Axes, or an array for a grid).
@@ -138,15 +157,27 @@ class LiveFigure:
     """
 
     def __init__(self, nrows: int = 1, ncols: int = 1, figsize=(7, 3.5), min_interval: float = 0.08,
-                 max_share: float = 0.25, headless: bool | None = None):
+                 max_share: float = 0.25, headless: bool | None = None, curves_in_browser: bool = False):
         check_number("min_interval", min_interval, where="LiveFigure", low=0.0)
         check_number("max_share", max_share, where="LiveFigure", low=0.0, high=1.0, low_open=True)
         self.max_share = max_share
         self.max_wait = 1.0
         self._wait = 0.0                   # CPU seconds to spend on other work before the next frame
-        self._last_cpu = 0.0
-        with plt.ioff():  # no automatic display: we show the figure once, where we want it
-            self.fig, self.axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained")
+        self._budget = 0.0                 # CPU seconds of drawing earned and not spent (< 0: owed)
+        self._last_cpu = time.process_time()
+        # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
+        # surface, frames are still counted) but skip the encoding.
+        self.headless = _outside_kernel() if headless is None else headless
+        self.browser = None                # BrowserCurves: the page draws the moving curves
+        if curves_in_browser and not self.headless:
+            # A plain Agg figure, never an ipympl canvas: frames go to BrowserCurves' widgets.
+            self.fig = Figure(figsize=figsize, layout="constrained")
+            FigureCanvasAgg(self.fig)
+            self.axes = self.fig.subplots(nrows, ncols)
+            _run_figure_hooks(self.fig)    # what pyplot does for its figures (the lecture theme)
+        else:
+            with plt.ioff():  # no automatic display: we show the figure once, where we want it
+                self.fig, self.axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained")
         self.min_interval = min_interval
         # Constrained layout keeps labels inside the figure but costs 40% of a frame (and far
         # more with a long legend): it runs for the first frame, then the layout is frozen.
@@ -156,13 +187,13 @@ class LiveFigure:
         self.frames = 0
         self._last = -float("inf")
         self.ipympl = _is_ipympl(self.fig)
-        # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
-        # surface, frames are still counted) but skip the encoding.
-        self.headless = _outside_kernel() if headless is None else headless
         self._moving = self._overlays = None   # see set_moving(): blitting
         self._bg = None
         self.background_draws = 0          # full redraws of the background (blitting only)
-        if self.ipympl:
+        if curves_in_browser and not self.headless:
+            self.browser = BrowserCurves(self.fig, uid=f"course-live-{id(self):x}")
+            self.widget = self.browser.widget
+        elif self.ipympl:
             _full_frames_only(self.fig.canvas)
             self.fig.canvas.header_visible = False
             self.fig.canvas.toolbar_visible = False   # the lessons' figures are not zoomed
@@ -200,7 +231,9 @@ class LiveFigure:
         self.fig.set_layout_engine("none")
         self._needs_layout = False
         canvas = self.fig.canvas
-        if self.ipympl and canvas.syncing_data_url:
+        if self.browser is not None:
+            self._render_for_browser()
+        elif self.ipympl and canvas.syncing_data_url:
             canvas.draw_idle()                  # no browser view yet: it asks for a draw when ready
         else:
             self._render()
@@ -210,13 +243,22 @@ class LiveFigure:
                 self.widget.value = _png(np.asarray(canvas.buffer_rgba()))
         self.frames += 1
         self._last = time.perf_counter()
+        now = time.process_time()
+        # A budget of drawing time (a token bucket): other work (training) earns max_share of its
+        # CPU time, a frame spends (1 - max_share) of its own; a frame is due when the budget is
+        # not negative. So drawing takes at most max_share of the CPU over any stretch of frames,
+        # and a one-off costly frame (the figure laid out again after a rescale, 35-55 ms) is paid
+        # back by the next frames' savings, instead of holding the plot still for half a second.
+        # The first frame (layout, font caches) is not counted: it would stall the plot.
+        self._budget = min(self._budget + self.max_share * max(0.0, cpu - self._last_cpu), self._BURST)
         if not relayout:
-            # Adapt to what an ordinary frame costs (a first frame with layout and font caches
-            # would stall the plot for seconds), and never wait more than `max_wait`.
-            cost = time.process_time() - (cpu if started is None else min(started, cpu))
-            self._wait = cost * (1 / self.max_share - 1)   # CPU seconds of other work before the next frame
-        self._last_cpu = time.process_time()
+            cost = now - (cpu if started is None else min(started, cpu))
+            self._budget -= (1 - self.max_share) * cost
+        self._wait = max(0.0, -self._budget) / self.max_share   # CPU s of other work before the next frame
+        self._last_cpu = now
         return True
+
+    _BURST = 0.03   # at most this much drawing time is saved up (a few frames in a row, no more)
 
     # -- blitting: redraw only what moves ---------------------------------------------------------
     #
@@ -285,6 +327,39 @@ class LiveFigure:
         self._bg = (self._background_key() + tuple(id(a) for a in over), background, patches)
         self.background_draws += 1
 
+    def _render_for_browser(self) -> None:
+        """Frames for :class:`BrowserCurves`: the still picture when it changed, then the curves."""
+        canvas = self.fig.canvas
+        moving = [a for a in (self._moving() if self._moving else []) if a is not None]
+        curves = sorted((a for a in moving if drawn_in_browser(a)), key=lambda a: a.get_zorder())
+        over = [a for a in (self._overlays() if self._overlays else []) if a is not None and a.get_visible()]
+        # What else moves (text, markers) is part of the still picture: its state is in the key.
+        others = tuple((id(a), a.get_visible(), a.get_text() if hasattr(a, "get_text") else None,
+                        getattr(a, "xy", None), a.get_xydata().tobytes() if isinstance(a, Line2D) else None)
+                       for a in moving if not drawn_in_browser(a))
+        key = self._background_key() + tuple(id(a) for a in over) + others
+        if self._bg is None or self._bg[0] != key:
+            shown = [(a, a.get_visible()) for a in curves]
+            for a, _ in shown:
+                a.set_visible(False)
+            try:
+                FigureCanvasAgg.draw(canvas)
+            finally:
+                for a, visible in shown:
+                    a.set_visible(visible)
+            pixels = np.asarray(canvas.buffer_rgba())              # (H, W, 4), top row first
+            top = np.zeros_like(pixels)
+            renderer, h = canvas.get_renderer(), pixels.shape[0]
+            for a in over:                   # opaque overlays (the legend) go on top of the curves
+                x0, y0, x1, y1 = a.get_window_extent(renderer).expanded(1.02, 1.05).extents
+                r0, r1 = max(0, int(h - y1)), min(h, int(math.ceil(h - y0)))
+                c0, c1 = max(0, int(x0)), min(pixels.shape[1], int(math.ceil(x1)))
+                top[r0:r1, c0:c1] = pixels[r0:r1, c0:c1]
+            self.browser.send_still(_png(pixels), _png(top))
+            self._bg = (key, None, [])
+            self.background_draws += 1
+        self.browser.send_curves(curves)
+
     def relayout(self) -> None:
         """Recompute the layout at the next frame (after titles, labels or axes changed)."""
         self._needs_layout = True
@@ -294,7 +369,8 @@ class LiveFigure:
         wall = time.perf_counter() - self._last
         if wall < self.min_interval:
             return False
-        return wall >= self.max_wait or time.process_time() - self._last_cpu >= self._wait
+        earned = self.max_share * (time.process_time() - self._last_cpu)
+        return wall >= self.max_wait or self._budget + earned >= 0
 
     def close(self) -> None:
         plt.close(self.fig)
