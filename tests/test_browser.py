@@ -68,7 +68,7 @@ MISSING = "; ".join(
     + ([] if importlib.util.find_spec("playwright") else ["the 'playwright' package is not installed (make env)"])
 )
 
-PLOT = ".jupyter-matplotlib-figure canvas, .widget-image"  # ipympl canvas, or LiveFigure's PNG fallback
+PLOT = ".course-live, .jupyter-matplotlib-figure canvas, .widget-image"  # a lab's view (still picture + SVG curves), an ipympl canvas, or a PNG frame
 HANDLE = ".lr-slider .noUi-handle"   # ipywidgets 8 sliders are noUiSlider: arrow keys move one step
 READOUT = ".lr-slider .widget-readout"
 FRAME_EVERY = 0.15    # s between plot screenshots
