@@ -1,4 +1,4 @@
-"""Masking strength as an information bottleneck (notebook 06).
+"""Masking strength as an information bottleneck (notebook 06b).
 
 Noise on the hidden state masks information the way ``[MASK]`` masks tokens. :class:`BottleneckLM`
 sends its hidden state through a Gaussian latent ``z ~ N(mu, sigma^2)`` and pays

@@ -1,6 +1,6 @@
 """Tests of course_lib.masking: closed forms for the span-length distribution, binomial
 tolerances for 80/10/10, oracle tests of the KL term against torch.distributions and
-course_lib.losses, messages, and (slow) lesson 06's masking-strength claims on seeded runs."""
+course_lib.losses, messages, and (slow) lesson 06b's masking-strength claims on seeded runs."""
 
 from __future__ import annotations
 
@@ -373,7 +373,7 @@ def test_bad_inputs_get_clear_messages(call, error, message):
         call()
 
 
-# ----------------------------------------------------------------------------- lesson 06's masking-strength claims
+# ----------------------------------------------------------------------------- lesson 06b's masking-strength claims
 # Calibrated on 20 seeds (see the report of notebook 06): with 150 steps the population CE at
 # w = 0.001 was at most H + 0.040, at w = 10 within 0.014 of U; CE(0.5) - CE(0.001) >= 0.81,
 # CE(10) - CE(0.5) >= 0.16; KL fell by >= 85x from w = 0.001 to 0.5 and >= 1000x to 10.

@@ -29,7 +29,7 @@ def _id(d):
 
 def test_the_table():
     """Every lesson with a panel ships at least one demo; every row has a script, unique names per lesson."""
-    assert {d.lesson for d in DEMOS} >= {"01", "02", "02b", "03", "04", "05", "06", "07", "08", "09", "10", "11"}
+    assert {d.lesson for d in DEMOS} >= {"01", "02", "02b", "03", "04", "05", "06b", "07", "08", "09", "10", "11"}
     assert {d.lesson for d in DEMOS if d.target == "TrainingLab"} & {"02", "02b"} == {"02b"}  # the lab is in 02b
     for d in DEMOS:
         assert d.script.strip() and d.name.strip()
@@ -223,9 +223,12 @@ def test_the_picker_lists_a_training_demo_only_where_the_panel_has_its_button():
     other.view.close()
 
 
-def test_the_gallery_lists_the_lab_demos_under_02b_and_the_quadratic_under_02():
+def test_the_gallery_lists_each_demo_under_the_half_of_a_split_lesson_that_teaches_it():
     from course_lib.ui import present
     text = "\n".join(c["source"] for c in present.gallery_notebook()["cells"])
     blocks = {b.split("notebooks/")[1][:3]: b for b in text.split("### [")[1:]}
     assert "too high an LR diverges" in blocks["02b"] and "GD on a quadratic" not in blocks["02b"]
     assert "GD on a quadratic" in blocks["02_"] and "too high an LR diverges" not in blocks["02_"]
+    # lesson 06 split in two: the masking-strength demo goes with the strength lesson, 06b
+    assert "masking strength collapses the latent" in blocks["06b"]
+    assert "masking strength collapses the latent" not in blocks["06_"]

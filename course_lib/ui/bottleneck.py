@@ -1,4 +1,4 @@
-"""Figures of the masking-strength bottleneck (notebook 06): the KL-vs-LM trade-off.
+"""Figures of the masking-strength bottleneck (notebook 06b): the KL-vs-LM trade-off.
 
 Drawing only; the computing lives in :mod:`course_lib.bottleneck`. Every function takes axes
 (``ax=None`` makes a figure) and returns them, so figures compose and tests can count artists.
@@ -192,7 +192,7 @@ def plot_masking_tradeoff(histories: dict, *, entropy_rate: float, unigram_entro
 
 
 class StrengthExplorer(SliderPanel):
-    """Lesson 06's panel: train a :class:`~course_lib.bottleneck.BottleneckRun` live and change
+    """Lesson 06b's panel: train a :class:`~course_lib.bottleneck.BottleneckRun` live and change
     its masking strength ``w`` while it trains.
 
     A log slider for ``w`` (CSS class ``strength-slider``), a button that trains some more

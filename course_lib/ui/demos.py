@@ -119,8 +119,8 @@ DEMOS: tuple[Demo, ...] = (
          "cycle; triangular2 halves each cycle's height.", "SchedulePreviewer",
          "base_lr=0.001&max_lr=0.01&step_size_up=100&mode=triangular;mode=triangular2", make={"kind": "cyclic"},
          expect={"status_has": "mode='triangular2'"}),
-    # 06: masking strength
-    Demo("06", "masking strength collapses the latent", "A weak bottleneck learns the moons; at step 250 the "
+    # 06b: masking strength (the lab of lesson 04 has its slider; the concept is lesson 06b's)
+    Demo("06b", "masking strength collapses the latent", "A weak bottleneck learns the moons; at step 250 the "
          "masking strength jumps to 5: the KL term wins, the latent carries nothing, and the loss returns "
          "to the trivial predictor's.", "TrainingLab", "task=moons&lr=0.01&masking=0.001&changes=250:masking=5",
          make={"masking": 0.001}, max_steps=500,
