@@ -460,7 +460,7 @@ _GEOMETRY = """() => {
                 .filter(e => e.getBoundingClientRect().width > 0);
             if (!figs.length) return;
             const ctl = [...o.querySelectorAll(controls)].filter(e => e.getBoundingClientRect().width > 0
-                && !e.closest('.jupyter-matplotlib-figure'));
+                && !e.closest('.jupyter-matplotlib-figure') && !e.closest('.course-live'));  // a lab's SVG layer is the figure
             out.push({cell: ci, output: oi, area: box(o), figures: figs.map(box),
                       controls: ctl.map(e => ({cls: e.className.split(' ').filter(c => c.startsWith('widget-')
                           || c.endsWith('-slider')).join(' '), ...box(e)}))});
