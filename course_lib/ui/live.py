@@ -253,12 +253,15 @@ class LiveFigure:
         self._budget = min(self._budget + self.max_share * max(0.0, cpu - self._last_cpu), self._BURST)
         if not relayout:
             cost = now - (cpu if started is None else min(started, cpu))
-            self._budget -= (1 - self.max_share) * cost
+            # Owed at most _DEBT: frames forced by a change or by max_wait (a slow machine) must
+            # not push the next frames back without end.
+            self._budget = max(self._budget - (1 - self.max_share) * cost, -self._DEBT)
         self._wait = max(0.0, -self._budget) / self.max_share   # CPU s of other work before the next frame
         self._last_cpu = now
         return True
 
     _BURST = 0.03   # at most this much drawing time is saved up (a few frames in a row, no more)
+    _DEBT = 0.05    # and at most this much owed (at max_share 0.08: 0.6 s of other work)
 
     # -- blitting: redraw only what moves ---------------------------------------------------------
     #
@@ -339,7 +342,13 @@ class LiveFigure:
                        for a in moving if not drawn_in_browser(a))
         key = self._background_key() + tuple(id(a) for a in over) + others
         if self._bg is None or self._bg[0] != key:
-            shown = [(a, a.get_visible()) for a in curves]
+            # The overlay layer (the legend) is kept while the same legend sits in the same
+            # axes: then the still picture is drawn without it (it would be hidden anyway).
+            over_key = (tuple(id(a) for a in over), tuple(self.fig.bbox.bounds),
+                        tuple(tuple(ax.bbox.bounds) for ax in self.fig.axes))
+            keep_over = self._bg is not None and self._bg[2] == over_key
+            hide = curves + (over if keep_over else [])
+            shown = [(a, a.get_visible()) for a in hide]
             for a, _ in shown:
                 a.set_visible(False)
             try:
@@ -348,15 +357,18 @@ class LiveFigure:
                 for a, visible in shown:
                     a.set_visible(visible)
             pixels = np.asarray(canvas.buffer_rgba())              # (H, W, 4), top row first
-            top = np.zeros_like(pixels)
-            renderer, h = canvas.get_renderer(), pixels.shape[0]
-            for a in over:                   # opaque overlays (the legend) go on top of the curves
-                x0, y0, x1, y1 = a.get_window_extent(renderer).expanded(1.02, 1.05).extents
-                r0, r1 = max(0, int(h - y1)), min(h, int(math.ceil(h - y0)))
-                c0, c1 = max(0, int(x0)), min(pixels.shape[1], int(math.ceil(x1)))
-                top[r0:r1, c0:c1] = pixels[r0:r1, c0:c1]
-            self.browser.send_still(_png(pixels), _png(top))
-            self._bg = (key, None, [])
+            over_png = None
+            if not keep_over:
+                top = np.zeros_like(pixels)
+                renderer, h = canvas.get_renderer(), pixels.shape[0]
+                for a in over:               # opaque overlays (the legend) go on top of the curves
+                    x0, y0, x1, y1 = a.get_window_extent(renderer).expanded(1.02, 1.05).extents
+                    r0, r1 = max(0, int(h - y1)), min(h, int(math.ceil(h - y0)))
+                    c0, c1 = max(0, int(x0)), min(pixels.shape[1], int(math.ceil(x1)))
+                    top[r0:r1, c0:c1] = pixels[r0:r1, c0:c1]
+                over_png = _png(top)
+            self.browser.send_still(_png(pixels), over_png)
+            self._bg = (key, None, over_key)
             self.background_draws += 1
         self.browser.send_curves(curves)
 

@@ -108,9 +108,11 @@ class BrowserCurves:
         self.widget.add_class("course-live")
         self.frames_sent = 0
 
-    def send_still(self, png: bytes, over_png: bytes) -> None:
+    def send_still(self, png: bytes, over_png: bytes | None) -> None:
+        """A new still picture, and a new overlay picture unless ``over_png`` is None."""
         self.still.value = png
-        self.over.value = over_png
+        if over_png is not None:
+            self.over.value = over_png
 
     def svg(self, artists) -> str:
         """The ``<svg>`` of ``artists`` (those :func:`drawn_in_browser`), each clipped to its Axes."""
