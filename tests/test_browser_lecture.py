@@ -141,19 +141,26 @@ ui.set_course_theme("lecture")
 
 
 def _sizes(fig):
-    ax = fig.axes[0]
-    drawn = [ln for ln in ax.get_lines() if ln.get_linestyle() not in ("None", "none", " ", "")]
+    labels = [(i, t) for i, ax in enumerate(fig.axes) for t in (ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    drawn = [(i, ln) for i, ax in enumerate(fig.axes) for ln in ax.get_lines()
+             if ln.get_linestyle() not in ("None", "none", " ", "")]
     return {"dpi": fig.dpi, "width_px": fig.bbox.width, "height_px": fig.bbox.height,
-            "labels_pt": {t.get_text(): t.get_fontsize() for t in (ax.xaxis.label, ax.yaxis.label)},
-            "lines_pt": {ln.get_label(): ln.get_linewidth() for ln in drawn}}
+            "labels_pt": {f"{i}: {t.get_text()}": t.get_fontsize() for i, t in labels},
+            "lines_pt": {f"{i}: {ln.get_label()}": ln.get_linewidth() for i, ln in drawn}}
 
 
 _report = ipywidgets.HTML()
 _report.add_class("figure-sizes")
 _ask = ipywidgets.Button(description="sizes")
 _ask.add_class("figure-sizes-button")
+for _num in plt.get_fignums():      # every figure on the page, found by its number in the browser
+    _fig = plt.figure(_num)
+    if hasattr(_fig.canvas, "add_class"):
+        _fig.canvas.add_class(f"course-fig-{_num}")
 _ask.on_click(lambda _: setattr(_report, "value", json.dumps(
-    {"lecture": _sizes(lab.view.fig), "laptop": _sizes(laptop_lab.view.fig)})))
+    {"lecture": _sizes(lab.view.fig), "laptop": _sizes(laptop_lab.view.fig),
+     "all": {n: _sizes(plt.figure(n)) for n in plt.get_fignums() if plt.figure(n).axes},
+     "laptop_num": laptop_lab.view.fig.number})))
 ipywidgets.VBox([_ask, _report])
 """
 
@@ -281,10 +288,22 @@ def test_lecture_theme_is_readable_at_1280x720_and_the_laptop_theme_is_not(dashb
         css[name] = box["width"]
         panel.scroll_into_view_if_needed()
         page.screenshot(path=str(OUT / f"theme-{name}-1280x720.png"))
-    (OUT / "theme-sizes.json").write_text(json.dumps({"kernel": sizes, "css_width": css}, indent=1))
+    others = {}                                        # the lesson's other figures, as drawn on this page
+    for num, fig_sizes in sizes["all"].items():
+        plot = page.locator(f".course-fig-{num} canvas").last
+        if int(num) != sizes["laptop_num"] and plot.count():
+            others[num] = {"css_width": plot.bounding_box()["width"],
+                           "fails": _projector_rule_failures(fig_sizes, plot.bounding_box()["width"])}
+            if fig_sizes["width_px"] > 1000:               # the wide ones, the likeliest to be shrunk: a look
+                plot.scroll_into_view_if_needed()
+                page.screenshot(path=str(OUT / f"theme-lecture-figure-{num}-1280x720.png"))
+    (OUT / "theme-sizes.json").write_text(json.dumps({"kernel": sizes, "css_width": css, "others": others}, indent=1))
     assert css["lecture"] <= VIEWPORT["width"]
     assert _projector_rule_failures(sizes["lecture"], css["lecture"]) == [], \
         f"the lecture theme at 1280x720 (figure drawn {css['lecture']:.0f} px wide): {sizes['lecture']}"
+    assert len(others) >= 4, f"the lesson's figures were not found on the page: {sorted(others)}"
+    failing = {num: o for num, o in others.items() if o["fails"]}
+    assert not failing, f"figures of the lesson below the projector rule at 1280x720: {failing}"
     # The same measurement tells the themes apart: the laptop theme fails it (a check that cannot fail is none).
     fails = _projector_rule_failures(sizes["laptop"], css["laptop"])
     assert any("axis label" in f for f in fails) and any("line" in f for f in fails), fails
