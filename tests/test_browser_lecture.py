@@ -1,5 +1,6 @@
 """Lecture mode in a real browser (marker ``browser``): the code-free dashboard (``make present``,
-Voila) and a RISE slideshow inside JupyterLab, in headless Chromium.
+Voila) at a projector's 1280x720, its size rule (axis labels >= 18 px, lines >= 2.5 px, measured on
+the screen), and a RISE slideshow inside JupyterLab, in headless Chromium.
 
 Reuses the Chromium set-up and the JupyterLab server of tests/test_browser.py. Screenshots go to
 ``test-artifacts/browser/lecture/``. Skipped without Chromium or Playwright unless
@@ -123,33 +124,117 @@ def _lr_in_settings(text: str) -> float:
     return float(values[-1])
 
 
-def test_dashboard_of_lesson_03_shows_no_code_and_its_lr_slider_drives_the_plot(browser, tmp_path):
-    server = VoilaServer(NB03, tmp_path)
+# Appended to a copy of lesson 03 (the lesson itself is not changed): the same lab drawn in the laptop theme
+# next to it, and a button that reports both figures' sizes as the kernel knows them, on request (after the
+# browser has drawn them; the lecture pass runs at draw time). The copy lives in a temporary folder.
+MEASURE_CELL = """
+import json
+import ipywidgets
+import matplotlib
+with matplotlib.rc_context():       # the laptop theme for this one lab only
+    ui.set_course_theme("default")
+    laptop_lab = TrainingLab("spirals", lr=0.01, width=64, depth=3, noise=0.05, n_samples=1000,
+                             train_fraction=0.8, max_steps=20000)
+    laptop_lab.widget.add_class("laptop-lab")
+    laptop_lab.show()
+ui.set_course_theme("lecture")
+
+
+def _sizes(fig):
+    labels = [(i, t) for i, ax in enumerate(fig.axes) for t in (ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    drawn = [(i, ln) for i, ax in enumerate(fig.axes) for ln in ax.get_lines()
+             if ln.get_linestyle() not in ("None", "none", " ", "")]
+    return {"dpi": fig.dpi, "width_px": fig.bbox.width, "height_px": fig.bbox.height,
+            "labels_pt": {f"{i}: {t.get_text()}": t.get_fontsize() for i, t in labels},
+            "lines_pt": {f"{i}: {ln.get_label()}": ln.get_linewidth() for i, ln in drawn}}
+
+
+_report = ipywidgets.HTML()
+_report.add_class("figure-sizes")
+_ask = ipywidgets.Button(description="sizes")
+_ask.add_class("figure-sizes-button")
+for _num in plt.get_fignums():      # every figure on the page, found by its number in the browser
+    _fig = plt.figure(_num)
+    if hasattr(_fig.canvas, "add_class"):
+        _fig.canvas.add_class(f"course-fig-{_num}")
+_ask.on_click(lambda _: setattr(_report, "value", json.dumps(
+    {"lecture": _sizes(lab.view.fig), "laptop": _sizes(laptop_lab.view.fig),
+     "all": {n: _sizes(plt.figure(n)) for n in plt.get_fignums() if plt.figure(n).axes},
+     "laptop_num": laptop_lab.view.fig.number})))
+ipywidgets.VBox([_ask, _report])
+"""
+
+
+def _projector_rule_failures(sizes: dict, css_width: float) -> list[str]:
+    """What breaks the rule (axis labels >= 18 px, lines >= 2.5 px) on the screen: a size in points shows as
+    pt x dpi / 72 figure pixels, and the browser draws the figure's pixels at css_width / width_px each."""
+    scale = sizes["dpi"] / 72 * css_width / sizes["width_px"]
+    fails = [f"axis label {name!r}: {pt * scale:.1f} px < 18" for name, pt in sizes["labels_pt"].items()
+             if pt * scale < 18]
+    fails += [f"line {name!r}: {pt * scale:.2f} px < 2.5" for name, pt in sizes["lines_pt"].items() if pt * scale < 2.5]
+    return fails
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser, tmp_path_factory):
+    """Lesson 03 as ``make present NB=03`` serves it (plus MEASURE_CELL), open in one page at 1280x720:
+    each page load runs the lesson in a new kernel, so the tests below share this one."""
+    import nbformat
+    tmp = tmp_path_factory.mktemp("voila")
+    nb = nbformat.read(NB03, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(MEASURE_CELL))
+    copy = tmp / NB03.name
+    nbformat.write(nb, copy)
+    server = VoilaServer(copy, tmp)
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(20_000)
     timings = {}
     try:
         server.wait_listening()
+        timings["server_listening_s"] = round(time.perf_counter() - server.started, 1)
         with urllib.request.urlopen(f"{server.base}/", timeout=30) as r:  # no token: a login page, not the lesson
             assert "Reading loss curves" not in r.read().decode(errors="replace"), "served without the token"
         page.goto(f"{server.base}/?token={server.token}", wait_until="commit", timeout=60_000)
-        panel = page.locator(".course-panel").filter(has=page.locator(HANDLE)).first  # the training lab
-        panel.locator(HANDLE).first.wait_for(state="visible", timeout=300_000)
+        page.locator(".figure-sizes-button").wait_for(state="visible", timeout=300_000)   # the last cell's output
         timings["server_start_to_interactive_s"] = round(time.perf_counter() - server.started, 1)
         page.screenshot(path=str(OUT / "dashboard-03-top.png"))
+        yield server, page, timings
+    except Exception:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(OUT / "FAILED-dashboard.png"))
+        print(f"voila log tail:\n{server.log_tail()}")
+        raise
+    finally:
+        page.close()
+        server.stop()
 
+
+def _lecture_lab(page):
+    return page.locator(".course-panel:not(.laptop-lab)").filter(has=page.locator(HANDLE)).first
+
+
+def _play(page, panel) -> None:
+    """Press the lab's Play unless it trains already (the lessons' labs wait for it)."""
+    status = panel.locator(".lab-status").first
+    if "training" not in status.inner_text():
+        panel.locator(".lab-play").first.click()
+        page.wait_for_function("el => /training/.test(el.textContent)", arg=status.element_handle(),
+                               timeout=60_000)
+
+
+def test_dashboard_of_lesson_03_shows_no_code_and_its_lr_slider_drives_the_plot(dashboard):
+    server, page, timings = dashboard
+    try:
         code = page.locator(CODE).count()
         text = page.locator("body").inner_text()
         assert code == 0, f"{code} code elements ({CODE}) on the dashboard"
         assert not re.search(r"setup_notebook\(|TrainingLab\(|^import |^from \S+ import", text, re.MULTILINE), \
             "source code is visible on the dashboard"
 
+        panel = _lecture_lab(page)
         panel.scroll_into_view_if_needed()
-        plot, status = panel.locator(PLOT).first, panel.locator(".lab-status").first
-        if "training" not in status.inner_text():     # a lab that waits for Play (the lessons' rule)
-            panel.locator(".lab-play").first.click()
-            page.wait_for_function("el => /training/.test(el.textContent)", arg=status.element_handle(),
-                                   timeout=60_000)
+        plot = panel.locator(PLOT).first
+        _play(page, panel)
         before = plot.screenshot(animations="disabled")
         (OUT / f"dashboard-03-plot-before-{_sha(before)}.png").write_bytes(before)
 
@@ -182,9 +267,46 @@ def test_dashboard_of_lesson_03_shows_no_code_and_its_lr_slider_drives_the_plot(
             page.screenshot(path=str(OUT / "FAILED-dashboard.png"))
         print(f"voila log tail:\n{server.log_tail()}")
         raise
-    finally:
-        page.close()
-        server.stop()
+
+
+def test_lecture_theme_is_readable_at_1280x720_and_the_laptop_theme_is_not(dashboard):
+    """The issue's size rule, on the screen: the kernel reports each figure's dpi, pixel width, axis-label sizes
+    and line widths (points); the browser reports how wide it draws the figure (CSS px at a 1280x720 viewport)."""
+    _, page, _ = dashboard
+    lecture, laptop = _lecture_lab(page), page.locator(".laptop-lab").first
+    _play(page, lecture)                               # curves with data, drawn (the lecture pass runs then)
+    time.sleep(2)
+    page.locator(".figure-sizes-button").click()
+    report = page.locator(".figure-sizes").first
+    page.wait_for_function("el => el.textContent.includes('lecture')", arg=report.element_handle(), timeout=60_000)
+    sizes = json.loads(report.inner_text())
+    css = {}
+    for name, panel in (("lecture", lecture), ("laptop", laptop)):
+        plot = panel.locator(PLOT).last               # ipympl: the top canvas of two, both the figure's size
+        box = plot.bounding_box()
+        assert box and box["width"] > 0, f"the {name} figure is not displayed"
+        css[name] = box["width"]
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(OUT / f"theme-{name}-1280x720.png"))
+    others = {}                                        # the lesson's other figures, as drawn on this page
+    for num, fig_sizes in sizes["all"].items():
+        plot = page.locator(f".course-fig-{num} canvas").last
+        if int(num) != sizes["laptop_num"] and plot.count():
+            others[num] = {"css_width": plot.bounding_box()["width"],
+                           "fails": _projector_rule_failures(fig_sizes, plot.bounding_box()["width"])}
+            if fig_sizes["width_px"] > 1000:               # the wide ones, the likeliest to be shrunk: a look
+                plot.scroll_into_view_if_needed()
+                page.screenshot(path=str(OUT / f"theme-lecture-figure-{num}-1280x720.png"))
+    (OUT / "theme-sizes.json").write_text(json.dumps({"kernel": sizes, "css_width": css, "others": others}, indent=1))
+    assert css["lecture"] <= VIEWPORT["width"]
+    assert _projector_rule_failures(sizes["lecture"], css["lecture"]) == [], \
+        f"the lecture theme at 1280x720 (figure drawn {css['lecture']:.0f} px wide): {sizes['lecture']}"
+    assert len(others) >= 4, f"the lesson's figures were not found on the page: {sorted(others)}"
+    failing = {num: o for num, o in others.items() if o["fails"]}
+    assert not failing, f"figures of the lesson below the projector rule at 1280x720: {failing}"
+    # The same measurement tells the themes apart: the laptop theme fails it (a check that cannot fail is none).
+    fails = _projector_rule_failures(sizes["laptop"], css["laptop"])
+    assert any("axis label" in f for f in fails) and any("line" in f for f in fails), fails
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,12 @@ def test_lab_settings_string_parses_into_the_run_it_names(demo):
 @pytest.mark.parametrize("demo", PANEL_DEMOS, ids=_id)
 def test_panel_demo_replays_to_its_end_state(demo):
     """Keyframes name real sliders, each move is accepted, and the panel ends where recorded."""
-    panel = replay(demo)
+    check_panel_end_state(demo, replay(demo))
+
+
+def check_panel_end_state(demo, panel):
+    """``panel``, on which ``demo`` was replayed, holds every keyframe's last setting and the recorded
+    end state (also used on the lessons' own panels: tests/test_demos_on_lesson_panels.py)."""
     last = {}
     for frame in keyframes(demo.settings):
         last.update(frame)

@@ -138,3 +138,17 @@ def test_lecture_pass_keeps_other_colours_and_runs_once(theme):
     fig.canvas.draw()
     assert own.get_linewidth() == 5 and mcolors.to_hex(own.get_color()) == "#123456"
     assert np.isclose(own.get_markersize(), matplotlib.rcParams["lines.markersize"] * 1.4)
+
+
+def test_lecture_hides_the_interactive_figures_toolbar():
+    """On a projector page ipympl's toolbar covered a wide figure's first axis label: the lecture hook hides it
+    (and the title bar); a canvas without them (Agg) is left alone."""
+    import types
+
+    from course_lib.ui.theme import _hook_figure
+    canvas = types.SimpleNamespace(toolbar_visible=True, header_visible=True)
+    _hook_figure(types.SimpleNamespace(canvas=canvas, draw=lambda renderer: None))
+    assert canvas.toolbar_visible is False and canvas.header_visible is False
+    plain = types.SimpleNamespace()
+    _hook_figure(types.SimpleNamespace(canvas=plain, draw=lambda renderer: None))
+    assert vars(plain) == {}

@@ -4,7 +4,9 @@ Those panels are built on the notebook's own data (a trained model, a sweep, a p
 replay a demo without the notebook, :func:`course_lib.ui.demos.replay` builds a panel of the same
 kind on a small problem that trains in a few seconds: the course's tests check that every
 demo's keyframes move real sliders, press real buttons, and end in the recorded kind of state.
-The numbers shown in the notebook differ.
+The numbers shown in the notebook differ. The course's slow tests also replay every demo on the
+panel its lesson builds (the same calls and arguments): those take minutes (lesson 11's fit alone
+took over two minutes on a busy machine), so the quick tests and ``replay`` use these.
 
 Example:
     >>> sorted(STANDINS)[:2]

@@ -147,7 +147,13 @@ def lecture_pass(fig) -> None:
 
 def _hook_figure(fig) -> None:
     """``figure.hooks`` entry: run :func:`lecture_pass` on ``fig`` before each of its draws
-    (so artists added after the figure was made, a live plot's new curves, get it too)."""
+    (so artists added after the figure was made, a live plot's new curves, get it too), and
+    hide the interactive figure's toolbar and title bar: on a 1280x720 page the toolbar covered
+    the first axis label of a wide figure, and nobody zooms a figure on a projector."""
+    canvas = fig.canvas
+    if hasattr(canvas, "toolbar_visible") and hasattr(canvas, "header_visible"):   # ipympl's canvas
+        canvas.toolbar_visible = False
+        canvas.header_visible = False
     draw = fig.draw
 
     def draw_with_pass(self, renderer):
