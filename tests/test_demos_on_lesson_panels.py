@@ -31,6 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "cpu"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fast_mode_and_a_fresh_cache(tmp_path_factory):
+    # As the notebook tests run the lessons: in fast mode (lesson 11's small sweep grid; the class
+    # grid is minutes of training), with a results cache of its own, so that nothing is left in the
+    # checkout and the run does not depend on what an earlier run cached.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_FAST", "1")
+        mp.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 def _source(stem: str) -> str:
     """The code of a lesson notebook, all cells joined."""
     path = next((ROOT / "notebooks").glob(f"{stem}_*.ipynb"))
