@@ -358,6 +358,8 @@ class TrainingLab:
         from IPython.display import display
         display(self.widget)
         self._draw(force=True)
+        with self._draw_lock:
+            self.view.send_first_frame()    # seen at once, also while later cells still run
         return self
 
     def export_animation(self, path, *, fps: float = 10, frames: int = 60) -> int:
