@@ -299,8 +299,7 @@ def test_the_first_frame_goes_to_displayed_figures_only_and_leaves_other_canvase
     sent = []
     fig = _ipympl_figure(sent)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plt, "get_fignums", lambda: [7])
-        mp.setattr(plt, "figure", lambda num: fig)
+        mp.setattr(live.Gcf, "get_all_fig_managers", lambda: [fig.canvas.manager])
         live._send_first_frames()
         assert sent == []                                      # made but never displayed
         fig.canvas._size = (400, 300)                          # what ipympl sets when it is displayed

@@ -26,6 +26,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
+from matplotlib._pylab_helpers import Gcf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from .._validation import check_number
@@ -103,8 +104,9 @@ def send_first_frame(fig, render=None) -> bool:
 
 def _send_first_frames(*_) -> None:
     """After each cell: the first image of every figure the cell displayed (plt.show())."""
-    for num in plt.get_fignums():
-        fig = plt.figure(num)
+    # Gcf, not plt.figure(num): that would make each figure the current one in turn.
+    for manager in Gcf.get_all_fig_managers():
+        fig = manager.canvas.figure
         view = getattr(fig.canvas, "_live_view", None)    # a LiveFigure's: shown inside a panel
         if view is not None:
             if not view.frames or view.headless:           # made but not shown (yet)
