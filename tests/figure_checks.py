@@ -24,7 +24,9 @@ def _texts(fig) -> list[Text]:
             continue
         out += [ax.title, ax._left_title, ax._right_title]
         for axis in (ax.xaxis, ax.yaxis):
-            if not axis.get_visible():
+            # ax.axis("off") clears `axison`, and Axes.draw then leaves out both axes (labels,
+            # ticks): boxes of text that is never drawn are not problems (titles and texts still are).
+            if not (ax.axison and axis.get_visible()):
                 continue
             out += [axis.label, axis.offsetText]
             for tick in axis._update_ticks():      # the ticks drawn (inside the view limits)

@@ -28,6 +28,7 @@ The notebook's contract (notebook 03 and the stand-in ``browser_fixtures/live_st
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import importlib.util
@@ -436,7 +437,8 @@ def test_lr_slider_moves_live_plot_in_jupyterlab(notebook, lab, chromium):
 # laptop's 1280x800, in fast mode, on the one server above. Per notebook:
 # - it opens clean (the tab is not marked modified once the kernel is up);
 # - no error output;
-# - no canvas or image wider than its output area, no control overlapping a canvas (boxes from the page);
+# - no canvas or image wider than its output area, no control overlapping a canvas (boxes from the page),
+#   at 1280x800, then at 1600x900 and on a projector (1280x720 at 150% zoom) on the same page;
 # - every training lab keeps its run: its run label still says "run 1" (a displayed lab is never
 #   restarted by code in a lesson, so a higher number means the browser's values restarted it);
 # - in each panel (an output with a slider and a canvas) the first slider, moved with the
@@ -447,6 +449,12 @@ def test_lr_slider_moves_live_plot_in_jupyterlab(notebook, lab, chromium):
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 VIEWPORT = {"width": 1280, "height": 800}
+# After the checks at 1280x800 the same page is resized and the geometry checked again (no second
+# Run All): a wide window, and a projector, 1280x720 at 150% zoom = 853x480 CSS px at a device
+# pixel ratio of 1.5 (set through the DevTools protocol, which Playwright's viewport cannot change
+# on an open page). Figures and panels lay themselves out again when the page's width changes.
+WIDE = {"width": 1600, "height": 900}
+PROJECTOR = (853, 480, 1.5)   # CSS px wide, high, device pixel ratio
 
 # Boxes of every output with a figure, its canvases/images and its controls; overlaps and overflow.
 _GEOMETRY = """() => {
@@ -488,6 +496,47 @@ def _geometry_problems(outputs: list[dict]) -> list[str]:
                 if _overlap(f, c) > 4:
                     problems.append(f"{where}: control '{c['cls']}' overlaps a figure")
     return problems
+
+
+# Scrolls output [cell, output] to the top of the notebook's view; its box, cut to the viewport.
+_SCROLL_TO_OUTPUT = """([ci, oi]) => {
+    const o = document.querySelectorAll('.jp-Cell')[ci].querySelectorAll('.jp-OutputArea-output')[oi];
+    o.scrollIntoView({block: 'start'});
+    const r = o.getBoundingClientRect(), x = Math.max(0, r.left), y = Math.max(0, r.top);
+    return {x, y, w: Math.min(innerWidth, r.right) - x, h: Math.min(innerHeight, r.bottom) - y};
+}"""
+
+
+def _where(outputs: list[dict]) -> list[str]:
+    """'cell C output O: N figure(s)' for each output with figures."""
+    return [f"cell {o['cell']} output {o['output']}: {len(o['figures'])} figure(s)" for o in outputs]
+
+
+def _cdp_shot(cdp, path: Path, box: dict | None = None) -> None:
+    """A screenshot through the DevTools protocol (keeps the emulated size): the viewport, or
+    ``box`` in it (CSS px)."""
+    params: dict = {"format": "png"}
+    if box is not None:
+        if box["w"] < 1 or box["h"] < 1:
+            return
+        params["clip"] = {"x": box["x"], "y": box["y"], "width": box["w"], "height": box["h"], "scale": 1}
+    with contextlib.suppress(Exception):
+        path.write_bytes(base64.b64decode(cdp.send("Page.captureScreenshot", params)["data"]))
+
+
+def _settle(page, quiet: float = 0.6, timeout: float = 8.0) -> None:
+    """Until every figure has a size and none has changed size for ``quiet`` s (after a resize a
+    responsive canvas is redrawn by the kernel at its new size, a round trip), or ``timeout`` s."""
+    sizes = "() => [...document.querySelectorAll('.jupyter-matplotlib-figure canvas, .widget-image')]" \
+            ".map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })"
+    end, last, since = time.perf_counter() + timeout, None, time.perf_counter()
+    while time.perf_counter() < end:
+        now = page.evaluate(sizes)
+        if now != last:
+            last, since = now, time.perf_counter()
+        elif time.perf_counter() - since >= quiet and all(w > 0 for w, _ in now):   # every figure has its image
+            return
+        time.sleep(0.15)
 
 
 def _wait_changed(locator, before: bytes, timeout: float = 20.0) -> bytes:
@@ -543,6 +592,7 @@ def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromiu
             assert not errors, f"error output in {notebook.name}:\n" + "\n---\n".join(e[:800] for e in errors)
 
         with step("figures fit their output areas; no control overlaps a figure"):
+            _settle(page)           # a figure has no size until its first image: it would be skipped
             outputs = page.evaluate(_GEOMETRY)
             report["figures"] = sum(len(o["figures"]) for o in outputs)
             for o in outputs:
@@ -550,7 +600,49 @@ def test_every_notebook_runs_clean_and_fits_in_jupyterlab(notebook, lab, chromiu
                 with contextlib.suppress(Exception):
                     loc.screenshot(path=str(outdir / f"cell-{o['cell']:02d}-output-{o['output']}.png"), timeout=10_000)
             problems = _geometry_problems(outputs)
+            figures = _where(outputs)
             assert not problems, f"{notebook.name} at 1280x800:\n" + "\n".join(problems)
+
+        with step("figures fit on a projector (1280x720 at 150%) and at 1600x900"):
+            t = time.perf_counter()
+            problems = []
+            # The projector: set through the DevTools protocol, and captured through it too
+            # (Playwright's own screenshots put its 1280x800 viewport back first).
+            cdp = context.new_cdp_session(page)
+            width, height, ratio = PROJECTOR
+            cdp.send("Emulation.setDeviceMetricsOverride",
+                     {"width": width, "height": height, "deviceScaleFactor": ratio, "mobile": False})
+            _settle(page)
+            shown = page.evaluate("() => [innerWidth, innerHeight, devicePixelRatio]")
+            assert shown == [width, height, ratio], f"the projector's size was not applied: {shown}"
+            outputs = page.evaluate(_GEOMETRY)
+            problems += [f"on a projector: {p}" for p in _geometry_problems(outputs)]
+            sizes = {"1280x800": figures, "projector": _where(outputs)}
+            _cdp_shot(cdp, outdir / "page-projector.png")
+            for o in outputs:
+                box = page.evaluate(_SCROLL_TO_OUTPUT, [o["cell"], o["output"]])
+                _cdp_shot(cdp, outdir / f"cell-{o['cell']:02d}-output-{o['output']}-projector.png", box)
+            cdp.send("Emulation.clearDeviceMetricsOverride")
+            cdp.detach()
+            page.set_viewport_size(WIDE)
+            _settle(page)
+            outputs = page.evaluate(_GEOMETRY)
+            problems += [f"at 1600x900: {p}" for p in _geometry_problems(outputs)]
+            sizes["1600x900"] = _where(outputs)
+            page.screenshot(path=str(outdir / "page-1600x900.png"))
+            for o in outputs:
+                loc = page.locator(".jp-Cell").nth(o["cell"]).locator(".jp-OutputArea-output").nth(o["output"])
+                with contextlib.suppress(Exception):
+                    loc.screenshot(path=str(outdir / f"cell-{o['cell']:02d}-output-{o['output']}-1600x900.png"),
+                                   timeout=10_000)
+            page.set_viewport_size(VIEWPORT)           # back to the laptop for the steps below
+            _settle(page)
+            report["other_sizes_s"] = round(time.perf_counter() - t, 1)
+            # A figure that has no size at one page size would be skipped there, not checked.
+            problems += [f"at {k}: figures that have no size at one page size, and were not checked there: "
+                         f"{sorted(set(figures) ^ set(v))} (at 1280x800: {figures})"
+                         for k, v in sizes.items() if set(v) != set(figures)]
+            assert not problems, f"{notebook.name}:\n" + "\n".join(problems)
 
         labs = page.locator(".jp-OutputArea-output").filter(has=page.locator(".lab-run"))
         with step("every training lab keeps its run after being displayed"):

@@ -257,3 +257,23 @@ def test_change_labels_that_would_overlap_are_merged_and_the_x_axis_follows_the_
     lab.view.fig.canvas.draw()
     boxes = [t.get_window_extent() for t in texts if "->" in t.get_text()]
     assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+@pytest.mark.parametrize("theme", ["default", "lecture"])
+def test_the_frozen_layout_keeps_every_tick_label_the_loss_axis_can_show_inside_the_figure(theme):
+    # The layout is computed for the first frame and then frozen (blitting needs a fixed
+    # layout); a diverged run later shows labels such as "10^12", taller than the first frame's.
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from figure_checks import text_problems
+
+    from course_lib.ui.plotting import set_course_theme
+    with matplotlib.rc_context():
+        set_course_theme(theme)
+        lab = _lab(max_steps=40)
+        lab.run()
+        assert lab.view.fig.get_layout_engine().__class__.__name__ == "PlaceHolderLayoutEngine"  # frozen
+        for low, high in [(1e-3, 1e7), (1e-12, 1e12), (0.05, 0.2)]:
+            lab.plot.ax.set_ylim(low, high)
+            assert text_problems(lab.view.fig) == [], (low, high)

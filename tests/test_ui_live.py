@@ -2,6 +2,7 @@
 and count their frames; the live range test moves its markers; every schedule slider, at both
 extremes and mid-range, redraws or explains why not, and never raises."""
 
+import json
 import time
 
 import matplotlib
@@ -383,3 +384,59 @@ def test_drawing_takes_at_most_its_share_of_the_cpu_over_a_run(monkeypatch):
     total = time.process_time() - start
     assert drawn / total <= 0.2 + live._BURST / total + 0.02, f"drawing took {drawn / total:.1%} of the CPU"
     assert drawn / total >= 0.12, f"drawing took only {drawn / total:.1%}: frames were held back too long"
+
+
+# ---- the first frame of an ipympl figure, sent before its browser view asks for it -----------
+
+def _ipympl_figure(sent: list):
+    """A figure on an ipympl canvas (no browser: the messages it would send are collected)."""
+    from matplotlib.figure import Figure
+
+    backend = matplotlib.get_backend()
+    from ipympl.backend_nbagg import Canvas, FigureManager
+    matplotlib.pyplot.switch_backend(backend)  # importing ipympl's backend made it pyplot's: back to Agg
+
+    fig = Figure(figsize=(4, 3), dpi=100)
+    canvas = Canvas(fig)
+    FigureManager(canvas, 0)
+    fig.add_subplot().plot([0, 1], [1, 0])
+    canvas.send = lambda content, buffers=None: sent.append((json.loads(content["data"]), buffers or []))
+    return fig
+
+
+def test_the_first_frame_reaches_the_page_as_a_png_with_its_size_before_the_view_asks():
+    from course_lib.ui.live import send_first_frame
+
+    sent = []
+    fig = _ipympl_figure(sent)
+    assert fig.canvas.syncing_data_url           # no view has answered yet
+    assert send_first_frame(fig) is True
+    assert [m["type"] for m, _ in sent] == ["resize", "binary"]
+    assert sent[0][0]["size"] == [400.0, 300.0]  # the page sizes its image from this
+    assert bytes(sent[1][1][0][:8]) == b"\x89PNG\r\n\x1a\n"
+    assert fig.canvas.syncing_data_url           # ipympl's own bookkeeping is left as it was
+    assert send_first_frame(fig) is False and len(sent) == 2   # once per figure
+    # Why it is needed: ipympl's own draw at this point sends raw pixels, not a PNG.
+    sent.clear()
+    fig2 = _ipympl_figure(sent)
+    fig2.canvas.draw()
+    binaries = [b for m, b in sent if m["type"] == "binary"]
+    assert binaries and bytes(binaries[0][0][:8]) != b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_first_frame_goes_to_displayed_figures_only_and_leaves_other_canvases_alone():
+    import matplotlib.pyplot as plt
+
+    from course_lib.ui import live
+
+    assert live.send_first_frame(plt.figure()) is False        # Agg: nothing to send
+    plt.close("all")
+    sent = []
+    fig = _ipympl_figure(sent)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(live.Gcf, "get_all_fig_managers", lambda: [fig.canvas.manager])
+        live._send_first_frames()
+        assert sent == []                                      # made but never displayed
+        fig.canvas._size = (400, 300)                          # what ipympl sets when it is displayed
+        live._send_first_frames()
+    assert [m["type"] for m, _ in sent] == ["resize", "binary"]

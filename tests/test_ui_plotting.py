@@ -267,3 +267,23 @@ def test_figure_checks_find_overlapping_and_clipped_text():
     assert any("'one' overlaps 'two'" in p for p in problems)
     assert any("leaves the figure" in p for p in problems)
     plt.close(fig)
+
+
+def test_figure_checks_skip_the_axes_of_an_axes_drawn_without_them():
+    # ax.axis("off") draws no tick labels (matplotlib's Axes.draw leaves both axes out): their
+    # boxes, wherever they lie, are not problems; the title and texts of that Axes still are.
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from figure_checks import text_problems
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_ylim(-1e6, 1e6)                       # long y tick labels ...
+    fig.subplots_adjust(left=0.0)                # ... that would leave the figure at the left
+    assert any("leaves the figure" in p for p in text_problems(fig))
+    ax.axis("off")
+    assert text_problems(fig) == []
+    ax.set_title("a title", x=0.5)
+    ax.text(0.5, 1.0, "over the title", transform=ax.transAxes, va="bottom")
+    assert any("overlaps" in p for p in text_problems(fig))
+    plt.close(fig)

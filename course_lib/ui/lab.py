@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import ipywidgets as W
 import numpy as np
+from matplotlib.text import Text
 import torch
 import torch.nn.functional as F
 
@@ -71,6 +72,17 @@ MAX_SETTINGS_CHARS = 20_000   # a long session's changes fit; a pasted document 
 
 _DEFAULTS = dict(task="spirals", optimizer="adam", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
                  batch_size=32, train_fraction=0.5, n_samples=400, seed=0)
+
+
+def _log_label_rise(ax) -> float:
+    """How far the tallest label of a log y-axis (a power of ten, with its superscript) can rise
+    above the axes when it sits at the top, as a fraction of the figure's height: half its
+    height, measured in the axis's own font (the lecture theme's is larger)."""
+    fig = ax.figure
+    font = ax.yaxis.get_major_ticks()[0].label1.get_fontproperties()
+    probe = Text(0, 0, r"$\mathdefault{10^{-10}}$", fontproperties=font, figure=fig)
+    height = probe.get_window_extent(fig.canvas.get_renderer()).height
+    return height / 2 / fig.bbox.height
 
 
 class TrainingLab:
@@ -162,10 +174,12 @@ class TrainingLab:
         self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
         self.view.set_moving(self.plot.moving, self.plot.overlays)   # frames redraw the curves only
         # The layout is computed once, with the first frame's tick labels ("0.0" ... "1.0"); keep
-        # room for the wider ones that come later ("20000" at the right, "10^-1" at the left).
+        # room for the wider ones that come later ("20000" at the right, "10^-1" at the left) and
+        # the taller ones: a "10^7" at the top of the loss axis rose above the figure by 3 px.
         engine = self.view.fig.get_layout_engine()
         if engine is not None and hasattr(engine, "set"):
-            engine.set(rect=(0.015, 0, 0.965, 1))   # (left, bottom, width, height) of the figure
+            top = _log_label_rise(self.view.axes)
+            engine.set(rect=(0.015, 0, 0.965, 1 - top))   # (left, bottom, width, height) of the figure
         self._build_widgets()
         self._new_run()
 
@@ -345,6 +359,8 @@ class TrainingLab:
         from IPython.display import display
         display(self.widget)
         self._draw(force=True)
+        with self._draw_lock:
+            self.view.send_first_frame()    # seen at once, also while later cells still run
         return self
 
     def export_animation(self, path, *, fps: float = 10, frames: int = 60) -> int:

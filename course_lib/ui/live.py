@@ -28,6 +28,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
+from matplotlib._pylab_helpers import Gcf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -55,6 +56,8 @@ def use_live_backend() -> str:
         return plt.get_backend()
     try:
         ip.run_line_magic("matplotlib", "widget")
+        if _send_first_frames not in ip.events.callbacks["post_run_cell"]:
+            ip.events.register("post_run_cell", _send_first_frames)
         return "widget"
     except Exception:  # ipympl missing or not loadable in this front end: PNG frames instead
         ip.run_line_magic("matplotlib", "inline")
@@ -82,6 +85,53 @@ def _run_figure_hooks(fig) -> None:
 
 def _is_ipympl(fig) -> bool:
     return type(fig.canvas).__module__.startswith("ipympl")
+
+
+def send_first_frame(fig, render=None) -> bool:
+    """Send an ipympl figure's image to the browser now, before its view asks for it; True if sent.
+
+    The browser's view asks for its first image with a message that the kernel reads only after
+    every cell queued before it: during Run All, figures and panels stayed blank until the last
+    cell had run (measured on lesson 02: 30 s after the first figure was in view). A frame sent
+    from here is kept by the page and shown as soon as the view appears. Two details of ipympl
+    0.10 matter: the page sizes its image from the figure's size, which it learns from a resize
+    message (sent here); and until the view has answered, ipympl sends raw pixels instead of a
+    PNG (while it keeps its static copy for exports in sync), which the page cannot show, so
+    that copy is not updated by this one frame. Once per figure; later frames go the usual way.
+
+    Args:
+        fig (Figure): a figure on an ipympl canvas (others are left alone: False).
+        render (callable, optional): draws the figure into the canvas's buffer; default: a full draw.
+    """
+    canvas = fig.canvas
+    if not _is_ipympl(fig) or not getattr(canvas, "syncing_data_url", False) or getattr(canvas, "_first_sent", False):
+        return False
+    canvas.manager.resize(*fig.bbox.size)
+    (render or (lambda: FigureCanvasAgg.draw(canvas)))()
+    canvas.syncing_data_url = False
+    try:
+        canvas.blit()               # one full PNG of the buffer just drawn
+    finally:
+        canvas.syncing_data_url = True
+    canvas._first_sent = True
+    return True
+
+
+def _send_first_frames(*_) -> None:
+    """After each cell: the first image of every figure the cell displayed (plt.show())."""
+    # Gcf, not plt.figure(num): that would make each figure the current one in turn.
+    for manager in Gcf.get_all_fig_managers():
+        fig = manager.canvas.figure
+        view = getattr(fig.canvas, "_live_view", None)    # a LiveFigure's: shown inside a panel
+        if view is not None:
+            if not view.frames or view.headless:           # made but not shown (yet)
+                continue
+        elif tuple(getattr(fig.canvas, "_size", (0, 0))) == (0, 0):  # never displayed (ipympl sets it then)
+            continue
+        try:
+            send_first_frame(fig, view._render if view is not None else None)
+        except Exception:  # noqa: BLE001, S110 - a figure that cannot draw says so in its own cell
+            pass
 
 
 def _png(rgba) -> bytes:
@@ -195,6 +245,7 @@ class LiveFigure:
             self.widget = self.browser.widget
         elif self.ipympl:
             _full_frames_only(self.fig.canvas)
+            self.fig.canvas._live_view = self   # its first frame goes out after the cell that shows it
             self.fig.canvas.header_visible = False
             self.fig.canvas.toolbar_visible = False   # the lessons' figures are not zoomed
             self.widget = self.fig.canvas
@@ -206,7 +257,14 @@ class LiveFigure:
         """Display the figure (once); later frames update it where it is."""
         display(self.widget)
         self.refresh(force=True)
+        self.send_first_frame()
         return self
+
+    def send_first_frame(self) -> None:
+        """Send the figure to the browser now, before its view asks for it (ipympl; see
+        :func:`send_first_frame`)."""
+        if self.ipympl and not self.headless:
+            send_first_frame(self.fig, self._render)
 
     def refresh(self, force: bool = False, started: float | None = None) -> bool:
         """Draw a frame unless the last one was less than ``min_interval`` ago; True if drawn.
@@ -570,6 +628,7 @@ class SliderPanel:
         from .demos import picker_for
         display(picker_for(self) or self.widget)
         self.view.refresh(force=True)
+        self.view.send_first_frame()
         return self
 
     def settings(self) -> dict:

@@ -82,8 +82,10 @@ class SurfacePlot:
         ]
         self.minima.set_data([m[0] for m in surface.minima], [m[1] for m in surface.minima])
         self.start.set_data([surface.start[0]], [surface.start[1]])
+        # The name above its parameters: an equal-aspect panel of a square window is narrow, and
+        # one long line ran past the panel's corner over its top tick label.
         self.ax.set(xlim=surface.xlim, ylim=surface.ylim, aspect="equal", xlabel="x", ylabel="y",
-                    title=repr(surface))
+                    title=repr(surface).replace("(", "\n(", 1))
         self.ax.title.set_fontsize("medium")
         # Paths on the old surface mean nothing on the new one: no ghosts across a change.
         for line in list(self.ghost_paths.values()) + list(self.paths.values()):
