@@ -271,7 +271,8 @@ class SpectrumExplorer(SliderPanel):
             check_type(f"by_exponent[{a}]", s, SweepResult, where=where)
         self.sweeps = dict(sorted(by_exponent.items()))
         # One fit per language, once: the slider then only redraws.
-        self.fits: dict[float, PowerLawFit] = {a: fit_power_law(s.N, s.loss, n_bootstrap=100)
+        # 50 resamples: error bars to about 10%; the bootstrap is most of a fit's time (one fit per language).
+        self.fits: dict[float, PowerLawFit] = {a: fit_power_law(s.N, s.loss, n_bootstrap=50)
                                                 for a, s in self.sweeps.items()}
         options = list(self.sweeps)
         start = exponent if exponent is not None else (1.0 if 1.0 in options else options[0])
