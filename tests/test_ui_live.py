@@ -440,3 +440,28 @@ def test_the_first_frame_goes_to_displayed_figures_only_and_leaves_other_canvase
         fig.canvas._size = (400, 300)                          # what ipympl sets when it is displayed
         live._send_first_frames()
     assert [m["type"] for m, _ in sent] == ["resize", "binary"]
+
+
+def test_the_growing_curve_equals_smoothing_the_whole_run():
+    # The live plot extends its points and their EMA frame by frame; the oracle is finite_xy and
+    # ema() of the whole run (a NaN and an inf among the losses, chunks of uneven size, then a
+    # new run and a new smoothing, which must start again).
+    from course_lib.curves import ema
+    from course_lib.train import History
+    from course_lib.ui.plotting import _GrowingCurve, finite_xy
+    rng = np.random.default_rng(1)
+    loss = list(np.exp(-np.arange(5000) / 900) + 0.1 * rng.random(5000))
+    loss[17], loss[2500] = float("nan"), float("inf")
+    h, curve = History(), _GrowingCurve()
+    for end in (1, 2, 40, 41, 1000, 2600, 2601, 5000):
+        h.step.extend(range(len(h.step), end)), h.train_loss.extend(loss[len(h.train_loss):end])
+        curve.update(h, 0.9)
+        x, y = finite_xy(h.step, h.train_loss)
+        assert np.array_equal(curve.x, x) and np.array_equal(curve.y, y)
+        np.testing.assert_allclose(curve.smoothed, ema(y, beta=0.9), rtol=1e-12, atol=0)
+    curve.update(h, 0.5)                                     # new smoothing: from the start
+    np.testing.assert_allclose(curve.smoothed, ema(y, beta=0.5), rtol=1e-12, atol=0)
+    h2 = History(step=[0, 1], train_loss=[3.0, 2.0])          # a new run
+    curve.update(h2, 0.5)
+    assert curve.x.tolist() == [0, 1]
+    np.testing.assert_allclose(curve.smoothed, ema([3.0, 2.0], beta=0.5), rtol=1e-12)

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 from matplotlib.axes import Axes
+from scipy.signal import lfilter
 
 from .._validation import check_number, check_type
 from ..curves import ema
@@ -157,6 +158,42 @@ def _decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray
     return x[idx], y[idx]
 
 
+class _GrowingCurve:
+    """The finite (step, loss) points of a run that is still growing, and their EMA, extended by
+    the new points at each frame: O(new points) per frame instead of O(run). (Converting and
+    smoothing the whole run again cost 5 ms a frame at 30,000 steps, more than the rest of a
+    live frame together.) Equal to ``finite_xy`` and :func:`course_lib.curves.ema` of the whole."""
+
+    def __init__(self):
+        self._reset(None, 0.0)
+
+    def _reset(self, history, beta: float) -> None:
+        self.history, self.beta, self.n = history, beta, 0
+        self.x = self.y = self.s = self.smoothed = np.empty(0)     # (n_finite,) each
+        self._count = 0                                           # finite points so far
+
+    def update(self, history, beta: float) -> None:
+        n = min(len(history.step), len(history.train_loss))
+        if history is not self.history or beta != self.beta or n < self.n:
+            self._reset(history, beta)                            # a new run, or new smoothing
+        if n == self.n:
+            return
+        x, y = finite_xy(history.step[self.n:n], history.train_loss[self.n:n])
+        self.n = n
+        if not len(y):
+            return
+        if beta > 0:
+            # s_t = beta * s_{t-1} + (1 - beta) * y_t, continued from the last value (lfilter's
+            # state), then divided by 1 - beta^t as ema() does (t counts finite points).
+            zi = [beta * self.s[-1]] if len(self.s) else [0.0]
+            s, _ = lfilter([1 - beta], [1, -beta], y, zi=zi)
+            t = np.arange(self._count + 1, self._count + len(y) + 1)
+            self.s = np.concatenate([self.s, s])
+            self.smoothed = np.concatenate([self.smoothed, s / (1 - beta ** t)])
+        self._count += len(y)
+        self.x, self.y = np.concatenate([self.x, x]), np.concatenate([self.y, y])
+
+
 class LossCurvesPlot:
     """Training and validation loss of a run that is still going, drawn into one Axes whose
     artists are kept and moved (``update(history)``), plus faded *ghost* runs for comparison.
@@ -180,6 +217,7 @@ class LossCurvesPlot:
         check_type("ax", ax, Axes, where=where, expected="matplotlib Axes or None")
         check_number("smooth", smooth, where=where, low=0.0, high=1.0, high_open=True)
         self.ax, self.smooth, self.max_points, self.max_ghosts = ax, smooth, max_points, max_ghosts
+        self._curve = _GrowingCurve()      # the run's points and their EMA, extended each frame
         self.raw = ax.plot([], [], color=COLORS["train"], alpha=0.25, lw=0.8)[0]
         # A long raw curve is drawn as its band (min and max per bucket of steps, about one per
         # pixel column): the same picture, spikes included, at a 30th of the cost of a faint
@@ -233,7 +271,8 @@ class LossCurvesPlot:
 
     def update(self, history) -> None:
         """Move the curves to ``history`` (a ``History``, possibly still growing)."""
-        steps, loss = finite_xy(history.step, history.train_loss)
+        self._curve.update(history, self.smooth)
+        steps, loss = self._curve.x, self._curve.y
         dense = len(loss) > self.max_points // 2
         self.raw_band.set_visible(bool(self.smooth > 0 and dense))
         if self.smooth > 0 and len(loss):
@@ -242,7 +281,7 @@ class LossCurvesPlot:
                 self.raw_band.set_data(*_envelope(steps, loss, self.max_points // 2))
             else:
                 self.raw.set_data(steps, loss)
-            self.train.set_data(*_decimate(steps, ema(loss, beta=self.smooth), self.max_points))
+            self.train.set_data(*_decimate(steps, self._curve.smoothed, self.max_points))
         else:
             self.raw.set_data([], [])
             self.train.set_data(*_decimate(steps, loss, self.max_points))
