@@ -105,10 +105,10 @@ class TrainingLab:
             ``masking * KL``; the slider changes it while training runs. None: no bottleneck.
         live_settings (dict): extra settings a task reads every step, ``name -> (widget, apply)``
             where ``apply(value)`` makes the change; each change is marked on the curve.
-        min_interval (float): seconds between frames. Default 0.06.
+        min_interval (float): seconds between frames. Default 0.08.
         max_share (float): at most this share of the CPU time goes to drawing. Default 0.08: a
             frame sends only the moving curves, as SVG the page draws (3-4 ms on a quiet
-            machine), so frames come every ``min_interval`` (up to 16 a second) and training keeps
+            machine), so frames come every ``min_interval`` (up to 12 a second) and training keeps
             over 90% of its speed; the axes, redrawn when their limits move (30-50 ms), hold the
             next frames back until that time is paid; a slider change draws at once.
 
@@ -128,7 +128,7 @@ class TrainingLab:
                  train_fraction: float = 0.5, n_samples: int = 400, optimizer: str = "adam",
                  max_steps: int = 3000, eval_every: int = 25, seed: int = 0, device=None,
                  masking: float | None = None, live_settings: dict | None = None,
-                 min_interval: float = 0.06, max_share: float = 0.08,
+                 min_interval: float = 0.08, max_share: float = 0.08,
                  figsize=(8, 3.6)):
         where = "TrainingLab"
         self.max_steps = check_number("max_steps", max_steps, where=where, low=1, integer=True)
