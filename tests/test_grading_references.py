@@ -66,6 +66,43 @@ def test_warming_computes_the_listed_arguments_once_for_every_later_copy_of_the_
     assert child.CALLS == [4]
 
 
+def test_zygotes_split_the_warming_and_exchange_their_shares(tmp_path, monkeypatch):
+    """Two zygotes each compute one of the two warmed results, pickle it, load the other's: every result
+    computed exactly once in all, and a child of either finds both."""
+    monkeypatch.setattr(references, "_WARM", [])
+    dropped, files = [], []
+    for k in (0, 1):
+        monkeypatch.setattr(references, "_RESULTS", {})
+        report = warm_references([_write_course(tmp_path / f"zygote_{k}")], share=(k, 2))
+        dropped.append(sys.modules.get("_course_warm_tests_test_refs_demo") is None)  # the test module is forgotten
+        assert report["computed"] == 1 and len(report["keys"]) == 1
+        files.append(tmp_path / f"share-{k}.pkl")
+        assert references.save_results(files[-1], report["keys"]) == 1
+    assert all(dropped)
+    monkeypatch.setattr(references, "_RESULTS", {})
+    assert references.load_results(files) == 2 and not any(f.exists() for f in files)  # deleted once loaded
+    child = _import(_write_course(tmp_path / "child_copy") / "test_refs_demo.py", "refs_demo_child2")
+    assert child.table(2) == {"k": 2, "rows": [2, 2]} and child.table(3)["rows"] == [3, 3, 3]
+    assert child.CALLS == []
+
+
+def test_a_shared_key_gives_two_helpers_the_same_results():
+    calls = []
+
+    @reference(key="h13.shared_demo")
+    def shipped(rank):
+        calls.append(("shipped", rank))
+        return rank * 10
+
+    @reference(key="h13.shared_demo")
+    def hidden(rank):
+        calls.append(("hidden", rank))
+        return rank * 10
+
+    assert shipped(3) == 30 and hidden(3) == 30 and hidden(4) == 40
+    assert calls == [("shipped", 3), ("hidden", 4)]
+
+
 def test_warming_reports_a_broken_file_or_helper_and_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(references, "_RESULTS", {})
     monkeypatch.setattr(references, "_WARM", [])

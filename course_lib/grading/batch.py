@@ -337,19 +337,23 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
     students = sorted(d for d in subs_dir.iterdir()
                       if d.is_dir() and not d.is_symlink() and not d.name.startswith((".", "__")))
     before = _hash_tree(subs_dir)
-    catalog = _run_collect(root, hidden)
-    ids = None if exercises is None else [str(i) for i in exercises]
-    if ids is not None:
-        catalog = [t for t in catalog if t["exercise"] in ids]
-    if not catalog:
-        raise ValueError(f"grade(): no grading tests in {root / 'grading'}" + (f" for exercises {ids}" if ids else ""))
     if processes not in ("zygote", "fresh"):
         raise ValueError(f"grade(): 'processes' must be 'zygote' or 'fresh', got processes={processes!r}")
+    ids = None if exercises is None else [str(i) for i in exercises]
     iso = sandbox_module.isolation(isolation)
     if verbose:
         print(iso.line(), file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="course-grading-"))
-    local, zygotes, lock = threading.local(), [], threading.Lock()
+    local, zygotes, lock, spare = threading.local(), [], threading.Lock(), []
+
+    def new_zygote(share=(0, 1)):
+        with lock:
+            workdir = tmp / f"worker-{len(zygotes)}"
+            zygotes.append(workdir)
+        z = Zygote(root, workdir, limits, share)
+        with lock:
+            zygotes[zygotes.index(workdir)] = z
+        return z
 
     def this_threads_zygote():
         z = getattr(local, "zygote", None)
@@ -357,11 +361,8 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             if z is not None:
                 z.close()
             with lock:
-                workdir = tmp / f"worker-{len(zygotes)}"
-                zygotes.append(workdir)
-            z = local.zygote = Zygote(root, workdir, limits)
-            with lock:
-                zygotes[zygotes.index(workdir)] = z
+                z = spare.pop() if spare else None
+            z = local.zygote = z if z is not None and z.alive else new_zygote()
             if verbose and z.warm.get("failed"):  # the children compute (or fail on) these themselves
                 print(f"grading tests' reference results not precomputed: {'; '.join(z.warm['failed'])[:2000]}",
                       file=sys.stderr, flush=True)
@@ -369,6 +370,47 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
 
     limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids, iso,
                     (str(subs_dir),), this_threads_zygote if processes == "zygote" else None)
+
+    def start_zygotes(n):
+        """n zygotes at once, each computing 1/n of the reference results, then sharing them: the start-up's
+        trainings are paid once per batch, not once per worker. Any failure: each worker starts its own."""
+        with ThreadPoolExecutor(max_workers=n) as p:
+            started = [p.submit(new_zygote, (k, n)) for k in range(n)]
+        zs = [f.result() for f in started if f.exception() is None]
+        try:
+            if len(zs) < n:
+                raise RuntimeError("a zygote did not start")
+            for z in zs:
+                z.finish([o.exchange for o in zs if o is not z])
+            spare.extend(zs)
+        except Exception:  # noqa: BLE001 - the lazy path below starts (and reports) zygotes one by one
+            for z in zs:
+                z.close()
+
+    n_zygotes = min(workers, len(students))
+    warming = threading.Thread(target=start_zygotes, args=(n_zygotes,), daemon=True)
+    if processes == "zygote" and n_zygotes > 1 and ids is None:
+        warming.start()  # while the tests are collected (with ``exercises``: once the files they need are known)
+    try:
+        catalog = _run_collect(root, hidden)
+        if ids is not None:
+            catalog = [t for t in catalog if t["exercise"] in ids]
+        if not catalog:
+            raise ValueError(f"grade(): no grading tests in {root / 'grading'}" + (f" for exercises {ids}" if ids else ""))
+    except BaseException:
+        if warming.ident:
+            warming.join()
+        for z in zygotes:
+            if isinstance(z, Zygote):
+                z.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if warming.ident:
+        warming.join()
+    if ids is not None:  # the zygotes warm only the references of the files these exercises' tests are in
+        limits.warm_files = {t["nodeid"].split("::")[0] for t in catalog}
+        if processes == "zygote" and n_zygotes > 1:
+            start_zygotes(n_zygotes)
 
     def one(i_d):
         i, d = i_d

@@ -284,6 +284,9 @@ def pytest_args(root: Path, timeout: float | None, tests: list[Path], extra=()) 
     ini = grading_dir / "pytest.ini"
     args = (["-c", str(ini)] if ini.is_file() else []) + [
         "--rootdir", str(grading_dir), "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:xdist",
+        # plugins of other packages that grading tests never use: importing them (hypothesis, anyio's event
+        # loops) cost every grading process about a second of CPU
+        "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:anyio", "-p", "no:platformdirs",
         "--tb=no", "-rN", "--capture=no", "-W", "ignore",
         f"--timeout={timeout or 0:g}", "--timeout-method=signal", "--timeout-disable-debugger-detection",
     ]

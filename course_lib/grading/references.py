@@ -25,12 +25,13 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import pickle
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["reference", "rewrite_once", "use_rewritten", "warm_references"]
+__all__ = ["load_results", "reference", "rewrite_once", "save_results", "use_rewritten", "warm_references"]
 
 _RESULTS: dict = {}  # (file key, qualified name, args) -> result
 _WARM: list = []  # (wrapped function, [args, ...]) registered by the modules imported so far
@@ -44,7 +45,7 @@ def _file_key(fn: Callable) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def reference(fn: Callable | None = None, *, warm: list | None = None) -> Callable:
+def reference(fn: Callable | None = None, *, warm: list | None = None, key: str | None = None) -> Callable:
     """Keep the result of ``fn(*args)`` for the rest of the process (a copy is returned each time, so
     a test that changes it in place cannot change what the next test gets).
 
@@ -52,14 +53,19 @@ def reference(fn: Callable | None = None, *, warm: list | None = None) -> Callab
         fn: a function of hashable positional arguments whose result depends on nothing else
             (fixed seeds, inputs built inside).
         warm (list of tuples): the argument tuples the batch grader computes before forking grading
-            children (``[()]`` for a function of no arguments). Default: none.
+            children (``[()]`` for a function of no arguments). Only arguments whose result is no
+            test's expected answer: a run the student's answer must predict is computed by the
+            grading child itself, when its test asks. Default: none.
+        key (str, optional): share the results with every helper of the same ``key`` (a shipped and a
+            hidden test file that train the same runs; their functions must compute the same thing).
+            Default: None, results of this function only.
 
     Example:
         ``@reference(warm=[(1,), (2,), (4,), (8,)])`` on ``def _accuracy(K): ...`` in a grading test.
     """
     if fn is None:
-        return functools.partial(reference, warm=warm)
-    key = (_file_key(fn), fn.__qualname__)
+        return functools.partial(reference, warm=warm, key=key)
+    key = ("shared", key) if key else (_file_key(fn), fn.__qualname__)
 
     @functools.wraps(fn)
     def wrapper(*args):
@@ -68,18 +74,25 @@ def reference(fn: Callable | None = None, *, warm: list | None = None) -> Callab
             _RESULTS[k] = fn(*args)
         return copy.deepcopy(_RESULTS[k])
 
+    wrapper.reference_key = key
     if warm:
         _WARM.append((wrapper, [tuple(a) for a in warm]))
     return wrapper
 
 
-def warm_references(folders: list) -> dict:
+def warm_references(folders: list, share: tuple = (0, 1)) -> dict:
     """Import every ``test_*.py`` of ``folders`` under a private name, run each :func:`reference` helper
     with its ``warm`` arguments, then drop the modules (the results stay). A module or helper that fails
     is skipped: the grading child computes it then, or reports the error in its own test.
 
+    Args:
+        folders (list of paths): the grading tests' folders.
+        share (tuple): ``(k, n)``: compute only every n-th result from the k-th (the batch grader's n
+            zygotes split the work, then exchange results with :func:`save_results` and :func:`load_results`).
+            Default: ``(0, 1)``, all of them.
+
     Returns:
-        ``{"computed": n, "failed": [...], "seconds": s}`` for the log.
+        ``{"computed": n, "failed": [...], "seconds": s, "keys": [...]}`` (``keys``: the results computed here).
     """
     t0, failed, n = time.perf_counter(), [], 0
     for folder in folders:
@@ -94,15 +107,51 @@ def warm_references(folders: list) -> dict:
                 failed.append(f"{path.name}: {e!r}")
             finally:
                 sys.modules.pop(name, None)
+    jobs = {}  # one job per result: a shared key or a test file imported twice asks for it twice
     for wrapper, arg_list in _WARM:
         for args in arg_list:
-            try:
-                wrapper(*args)
-                n += 1
-            except Exception as e:  # noqa: BLE001 - idem
-                failed.append(f"{wrapper.__qualname__}{args}: {e!r}")
+            jobs.setdefault(wrapper.reference_key + (args,), (wrapper, args))
+    k, every = share
+    keys = list(jobs)[k::every]
+    for key in keys:
+        wrapper, args = jobs[key]
+        try:
+            wrapper(*args)
+            n += 1
+        except Exception as e:  # noqa: BLE001 - idem
+            failed.append(f"{wrapper.__qualname__}{args}: {e!r}")
     _WARM.clear()
-    return {"computed": n, "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
+    return {"computed": n, "failed": failed, "seconds": round(time.perf_counter() - t0, 2),
+            "keys": [key for key in keys if key in _RESULTS]}
+
+
+def save_results(path, keys: list) -> int:
+    """Pickle the results of ``keys`` to ``path`` (for the other zygotes of a batch). Returns how many:
+    a result that cannot be pickled is left out (the children that need it compute it themselves)."""
+    out = {}
+    for key in keys:
+        try:
+            out[key] = pickle.dumps(_RESULTS[key])
+        except Exception:  # noqa: BLE001, S112 - best effort
+            continue
+    Path(path).write_bytes(pickle.dumps(out))
+    return len(out)
+
+
+def load_results(paths: list) -> int:
+    """Add the results pickled by :func:`save_results` in ``paths`` (written by this batch's other zygotes,
+    before any submission's code ran), then delete the files. Returns how many results were added."""
+    n = 0
+    for path in paths:
+        try:
+            for key, blob in pickle.loads(Path(path).read_bytes()).items():
+                _RESULTS.setdefault(key, pickle.loads(blob))  # written by the grader's own zygotes
+                n += 1
+        except Exception:  # noqa: BLE001, S112 - best effort: the children compute what is missing
+            continue
+        finally:
+            Path(path).unlink(missing_ok=True)
+    return n
 
 
 def rewrite_once(folders: list) -> int:

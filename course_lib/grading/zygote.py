@@ -7,7 +7,10 @@ at a time) and asks it for a child per grading run. Each child is the same gradi
 process (``sandbox.child_main``): limits, audit hook, stubs and timeouts are applied after the fork.
 
 Before it says it is ready, the zygote runs the grading tests' reference helpers once (references.py;
-``--warm FOLDER``: a copy of the grading tests the parent made, deleted right after).
+``--warm FOLDER``: a copy of the grading tests the parent made, deleted right after). With
+``--share k/n --exchange FILE`` the batch's n zygotes split that work: each computes its share, pickles it
+to FILE, says ``{"warmed": pid}`` and waits for ``{"load": [files]}`` (the others' shares, copied into
+its folder by the parent), all before any child exists.
 
 Protocol (JSON lines; the zygote reads stdin, writes stdout):
   -> ``{"argv": [...], "env": {...}, "cwd": ..., "stdout": path, "stderr": path}``  <- ``{"pid": n}``
@@ -111,15 +114,15 @@ def _not_dumpable() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
 
 
-def _warm(folder: str) -> dict:
-    """The grading tests' reference results and their assertion-rewritten code (references.py), computed
-    once for every child this zygote forks; then the copy of the tests is deleted (hidden ones included)
-    before any child exists."""
+def _warm(folder: str, share: tuple) -> dict:
+    """The grading tests' reference results (this zygote's ``share`` of them) and their assertion-rewritten
+    code (references.py), computed once for every child this zygote forks; then the copy of the tests is
+    deleted (hidden ones included) before any child exists."""
     from .references import rewrite_once, warm_references
     folders = [os.path.join(folder, "grading", "tests"), os.path.join(folder, "grading", "hidden")]
     try:
         with contextlib.suppress(Exception):
-            return {**warm_references(folders), "rewritten": rewrite_once(folders)}
+            return {**warm_references(folders, share), "rewritten": rewrite_once(folders)}
         return {}
     finally:
         import gc
@@ -134,10 +137,24 @@ def zygote_main(argv: list[str]) -> None:
             __import__(name)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-    warmed = _warm(argv[argv.index("--warm") + 1]) if "--warm" in argv else {}
-    _not_dumpable()
-    me, sandboxed = os.getpid(), "--sandboxed" in argv
+    share = tuple(int(v) for v in argv[argv.index("--share") + 1].split("/")) if "--share" in argv else (0, 1)
+    warmed = _warm(argv[argv.index("--warm") + 1], share) if "--warm" in argv else {}
     lines = _Lines(0)
+    keys = warmed.pop("keys", [])
+    if "--exchange" in argv:  # the batch's zygotes split the reference runs: hand ours over, take theirs
+        from .references import load_results, save_results
+        mine = argv[argv.index("--exchange") + 1]
+        warmed["shared"] = save_results(mine, keys)
+        _say({"warmed": os.getpid()})
+        req = lines.get(None) or {}
+        warmed["loaded"] = load_results(req.get("load", []))
+        with contextlib.suppress(OSError):
+            os.unlink(mine)  # the parent copied it before sending "load"; no child may find it
+    _not_dumpable()
+    import gc
+    gc.collect()
+    gc.freeze()  # what is here now is never collected: a child's collections skip it (and leave its pages shared)
+    me, sandboxed = os.getpid(), "--sandboxed" in argv
     import resource
     usage = resource.getrusage(resource.RUSAGE_SELF)
     _say({"ready": me, "warm": warmed, "cpu_s": usage.ru_utime + usage.ru_stime})
