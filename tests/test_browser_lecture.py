@@ -160,7 +160,7 @@ for _num in plt.get_fignums():      # every figure on the page, found by its num
 _ask.on_click(lambda _: setattr(_report, "value", json.dumps(
     {"lecture": _sizes(lab.view.fig), "laptop": _sizes(laptop_lab.view.fig),
      "all": {n: _sizes(plt.figure(n)) for n in plt.get_fignums() if plt.figure(n).axes},
-     "laptop_num": laptop_lab.view.fig.number})))
+     "laptop_num": getattr(laptop_lab.view.fig, "number", None)})))   # a lab's figure is not pyplot's
 ipywidgets.VBox([_ask, _report])
 """
 

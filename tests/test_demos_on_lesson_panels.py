@@ -103,10 +103,10 @@ def _lesson_11_sweeps():
     import course_lib as cl
     _in_notebook("11", 'grid, by_exponent = cl.course_sweeps(device="cpu")',
                  "lang = cl.MarkovLanguage(vocab_size=64, exponent=1.0, seed=0)", "H, U = lang.entropy_rate,",
-                 "joint = cl.fit_chinchilla(grid.N, grid.D, grid.loss)",
+                 "joint = cl.fit_chinchilla(grid.N, grid.D, grid.loss, n_bootstrap=50)",
                  "C_lo, C_hi = 6 * grid.N.min() * grid.D.min(), 6 * grid.N.max() * grid.D.max()")
     grid, by_exponent = cl.course_sweeps(device="cpu", progress=False)
-    return grid, by_exponent, cl.fit_chinchilla(grid.N, grid.D, grid.loss)
+    return grid, by_exponent, cl.fit_chinchilla(grid.N, grid.D, grid.loss, n_bootstrap=50)
 
 
 def _lesson_11_budget():
