@@ -45,7 +45,7 @@ from ..models import MLP
 from ..train import History, fit
 from .demos import DemoPicker
 from .live import LiveFigure, controls_row, panel, same_setting, watch
-from .plotting import LossCurvesPlot
+from .plotting import LossCurvesPlot, nice_ceil
 
 __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS", "parse_settings"]
 
@@ -83,6 +83,16 @@ def _log_label_rise(ax) -> float:
     probe = Text(0, 0, r"$\mathdefault{10^{-10}}$", fontproperties=font, figure=fig)
     height = probe.get_window_extent(fig.canvas.get_renderer()).height
     return height / 2 / fig.bbox.height
+
+
+def _step_label_overhang(ax, max_steps: int) -> float:
+    """How far the step axis's last tick label (the widest the run can reach, centred on the
+    axis's right end) sticks out to the right of the axes, as a fraction of the figure's width,
+    measured in the axis's own font (in the lecture theme a "5000" was clipped by 6 px)."""
+    fig = ax.figure
+    font = ax.xaxis.get_major_ticks()[0].label1.get_fontproperties()
+    probe = Text(0, 0, str(int(nice_ceil(max(max_steps, 50)))), fontproperties=font, figure=fig)
+    return probe.get_window_extent(fig.canvas.get_renderer()).width / 2 / fig.bbox.width
 
 
 class TrainingLab:
@@ -180,7 +190,8 @@ class TrainingLab:
         engine = self.view.fig.get_layout_engine()
         if engine is not None and hasattr(engine, "set"):
             top = _log_label_rise(self.view.axes)
-            engine.set(rect=(0.015, 0, 0.965, 1 - top))   # (left, bottom, width, height) of the figure
+            right = max(0.02, _step_label_overhang(self.view.axes, self.max_steps) + 0.005)
+            engine.set(rect=(0.015, 0, 1 - 0.015 - right, 1 - top))   # (left, bottom, width, height)
         self._build_widgets()
         self._new_run()
 

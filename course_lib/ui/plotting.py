@@ -18,7 +18,7 @@ from .._validation import check_number, check_type
 from ..curves import ema
 from .theme import set_course_theme  # the theme lives in ui.theme; re-exported for old imports
 
-__all__ = ["COLORS", "set_course_theme", "plot_loss_curves", "LossCurvesPlot"]
+__all__ = ["COLORS", "set_course_theme", "plot_loss_curves", "LossCurvesPlot", "nice_ceil"]
 
 
 # One palette for the whole course: train is always blue, validation always orange, so a
@@ -122,7 +122,7 @@ def _draw_events(ax: Axes, history) -> None:
                         va="top", ha="right", fontsize="x-small", color=COLORS["event"])
 
 
-def _nice_ceil(x: float) -> float:
+def nice_ceil(x: float) -> float:
     """The smallest of 1, 2, 5 (x 10^k) that is >= ``x`` > 0: three steps a decade, so the run in
     progress fills 40-100% of the width. (Six steps a decade kept it above 60%, but each step
     redraws the axes, 30-50 ms: in a run's first seconds that was a redraw a second, which the
@@ -365,7 +365,7 @@ class LossCurvesPlot:
         # (With quarter decades, a falling loss changed the limits between most frames: every
         # frame redrew the background, 25-35 ms instead of 3-6, and the time share then allowed
         # under 2 frames a second.)
-        self.ax.set_xlim(0, _nice_ceil(max(1, xmax)))
+        self.ax.set_xlim(0, nice_ceil(max(1, xmax)))
         if len(ys):
             lo, hi = float(ys.min()), float(ys.max())
             if self.ax.get_yscale() == "log":
