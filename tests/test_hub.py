@@ -100,6 +100,10 @@ def _run_cells(base: str, user: str, token: str, kernel_id: str, cells: list[str
             while True:
                 raw = await asyncio.wait_for(ws.read_message(), timeout=300)
                 assert raw is not None, "the kernel websocket closed"
+                if isinstance(raw, bytes):
+                    # A message with binary buffers (a widget's image, such as a lab's still
+                    # picture): never an error or a reply, which carry no buffers.
+                    continue
                 msg = json.loads(raw)
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
