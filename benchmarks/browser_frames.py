@@ -13,7 +13,6 @@ the page draws from the SVG the kernel sends. Counted during the live windows.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -117,7 +116,7 @@ def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
     import tempfile
 
     from playwright.sync_api import sync_playwright
-    from test_browser import _RUN_ALL_DONE, CHROMIUM, CHROMIUM_ARGS, KERNEL, LabServer
+    from test_browser import _RUN_ALL_DONE, CHROMIUM, CHROMIUM_ARGS, KERNEL, LabServer, open_notebook, run_all
 
     with tempfile.TemporaryDirectory() as tmp:
         server = LabServer(Path(tmp))
@@ -129,12 +128,8 @@ def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
                 page.add_init_script(_COUNT_FRAMES)
-                page.goto(f"{server.base}/lab/tree/{rel}?reset&token={server.token}", wait_until="domcontentloaded",
-                          timeout=30_000)
-                page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=45_000)
-                server.wait_kernel_idle(rel)
-                page.locator(".lm-MenuBar-itemLabel").filter(has_text=re.compile(r"^Run$")).click()
-                page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Run All Cells$")).click()
+                open_notebook(page, server, rel)
+                run_all(page)
                 page.wait_for_function(_RUN_ALL_DONE, timeout=120_000, polling=250)
                 phase = page.locator(".bench-phase").first
                 phase.wait_for(timeout=30_000)

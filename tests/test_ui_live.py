@@ -356,6 +356,43 @@ def test_the_page_frame_is_a_small_svg_and_the_still_picture_is_sent_only_when_i
     assert bytes(live.browser.still.value) != still and live.background_draws == 2
 
 
+def test_a_frame_reuses_the_text_of_unchanged_points_and_says_the_same_as_formatting_all():
+    # The kept text must be exactly what formatting every point gives (one 'x y' pair per point,
+    # in SVG units), whatever changed: points added at the end (a growing curve), in the middle
+    # (a band's polygon), removed, or all new (the axes rescaled). A wrong cut would shift, drop
+    # or repeat points.
+    from course_lib.ui.live_svg import _PathText
+
+    def formatted(pts):
+        return " ".join(f"{x} {y}" for x, y in np.rint(pts * 10).astype(np.int64).tolist())
+
+    rng = np.random.default_rng(0)
+    text, pts = _PathText(), rng.random((40, 2)) * 300
+    for trial in range(2000):
+        op = trial % 5
+        if op == 0:
+            pts = np.concatenate([pts, rng.random((int(rng.integers(0, 6)), 2)) * 300])
+        elif op == 1:
+            i = int(rng.integers(0, len(pts) + 1))
+            pts = np.concatenate([pts[:i], rng.random((int(rng.integers(0, 4)), 2)) * 300,
+                                  pts[i + int(rng.integers(0, 3)):]])
+        elif op == 2:
+            pts = pts[:int(rng.integers(0, len(pts) + 1))]
+        elif op == 3 and trial % 15 == 3:
+            pts = rng.random((int(rng.integers(0, 30)), 2)) * 300
+        assert text(pts).rstrip() == formatted(pts), trial
+    # And in a figure: the SVG after many frames equals a fresh view's SVG of the same state.
+    live, plot, h = _browser_view(2000)
+    for _ in range(4):
+        n = len(h.step)
+        h.step.extend(range(n, n + 90)), h.train_loss.extend(list(0.5 + 0.1 * rng.random(90)))
+        plot.update(h), plot.legend(), live.refresh(force=True)
+    fresh = type(live.browser)(live.fig, live.browser.uid)
+    assert live.browser.curves.value == fresh.svg(
+        sorted((a for a in plot.moving() if a is not None and ui.live_svg.drawn_in_browser(a)),
+               key=lambda a: a.get_zorder()))
+
+
 def test_drawing_takes_at_most_its_share_of_the_cpu_over_a_run(monkeypatch):
     # A costly frame now and then (the still picture after a rescale) among cheap ones: over the
     # run, drawing stays within max_share of the CPU (the budget lends at most _BURST ahead), and

@@ -319,7 +319,7 @@ class LiveFigure:
         return True
 
     _BURST = 0.03   # at most this much drawing time is saved up (a few frames in a row, no more)
-    _DEBT = 0.05    # and at most this much owed (at max_share 0.08: 0.6 s of other work)
+    _DEBT = 0.05    # and at most this much owed (at max_share 0.06: 0.8 s of other work to pay it)
 
     # -- blitting: redraw only what moves ---------------------------------------------------------
     #

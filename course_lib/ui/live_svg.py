@@ -42,6 +42,41 @@ def _ints(points: np.ndarray) -> str:
     return " ".join(map(str, np.rint(points * _SCALE).astype(np.int64).ravel().tolist()))
 
 
+class _PathText:
+    """The 'x y ' text of one path's points, kept from frame to frame.
+
+    Why: formatting numbers as text was a quarter of a frame's cost, and almost all of it was the
+    same text again: a growing curve changes only at its end, and the band around it (a polygon
+    that runs along the top and back along the bottom) only in its middle. So the points equal to
+    last frame's at the start and at the end keep their text, and only the others are formatted.
+    The result is the same text as formatting every point (the points are compared, not assumed).
+    """
+
+    def __init__(self):
+        self.ints = np.empty((0, 2), dtype=np.int64)   # (M, 2) last frame's points, in SVG units
+        self.lens = np.zeros(0, dtype=np.int64)        # (M,) characters of each point's 'x y '
+        self.text = ""
+
+    def __call__(self, pts: np.ndarray) -> str:
+        ints = np.rint(pts * _SCALE).astype(np.int64)  # (N, 2)
+        old, n, m = self.ints, len(ints), len(self.ints)
+        # 1. How many points are the same as last frame's, from the start and from the end.
+        k = min(n, m)
+        diff = np.flatnonzero((ints[:k] != old[:k]).any(axis=1))
+        head = int(diff[0]) if len(diff) else k
+        k = min(n, m) - head
+        diff = np.flatnonzero((ints[n - k:] != old[m - k:]).any(axis=1)[::-1]) if k else diff[:0]
+        tail = int(diff[0]) if len(diff) else k
+        # 2. Text for the points in between only.
+        mid = [f"{x} {y} " for x, y in ints[head:n - tail].tolist()]
+        cut_head, cut_tail = int(self.lens[:head].sum()), int(self.lens[m - tail:].sum())
+        self.text = self.text[:cut_head] + "".join(mid) + (self.text[len(self.text) - cut_tail:] if tail else "")
+        self.lens = np.concatenate([self.lens[:head], np.fromiter(map(len, mid), np.int64, len(mid)),
+                                    self.lens[m - tail:]])
+        self.ints = ints
+        return self.text
+
+
 def _to_svg_xy(artist, xy: np.ndarray, height: float) -> np.ndarray:
     pts = artist.get_transform().transform(np.asarray(xy, dtype=float))   # (N, 2), origin bottom-left
     pts = pts[np.isfinite(pts).all(axis=1)]
@@ -54,13 +89,13 @@ def _paint(color, alpha) -> tuple[str, float]:
     return to_hex((r, g, b)), round(a, 3)
 
 
-def _line_svg(line: Line2D, height: float, px_per_pt: float) -> str:
+def _line_svg(line: Line2D, height: float, px_per_pt: float, text: _PathText) -> str:
     pts = _to_svg_xy(line, line.get_xydata(), height)
     if not len(pts):
         return ""
     color, alpha = _paint(line.get_color(), line.get_alpha())
     width = line.get_linewidth() * px_per_pt * _SCALE
-    out = [f'<path d="M{_ints(pts[:1])}L{_ints(pts)}" fill="none" stroke="{color}" stroke-opacity="{alpha}" '
+    out = [f'<path d="M{_ints(pts[:1])}L{text(pts)}" fill="none" stroke="{color}" stroke-opacity="{alpha}" '
            f'stroke-width="{width:.0f}" stroke-linejoin="round" stroke-linecap="round"/>']
     if line.get_marker() == "o":
         r = (line.get_markersize() / 2 + line.get_markeredgewidth() / 2) * px_per_pt * _SCALE
@@ -71,7 +106,7 @@ def _line_svg(line: Line2D, height: float, px_per_pt: float) -> str:
     return "".join(out)
 
 
-def _poly_svg(coll: PolyCollection, height: float) -> str:
+def _poly_svg(coll: PolyCollection, height: float, texts) -> str:
     colors = coll.get_facecolor()
     out = []
     for i, path in enumerate(coll.get_paths()):
@@ -79,7 +114,7 @@ def _poly_svg(coll: PolyCollection, height: float) -> str:
         if len(pts) < 3:
             continue
         color, alpha = _paint(colors[i % len(colors)], coll.get_alpha())
-        out.append(f'<path d="M{_ints(pts[:1])}L{_ints(pts)}Z" fill="{color}" fill-opacity="{alpha}" stroke="none"/>')
+        out.append(f'<path d="M{_ints(pts[:1])}L{texts(i)(pts)}Z" fill="{color}" fill-opacity="{alpha}" stroke="none"/>')
     return "".join(out)
 
 
@@ -107,6 +142,12 @@ class BrowserCurves:
                                                 grid_template_rows="auto"))
         self.widget.add_class("course-live")
         self.frames_sent = 0
+        self._texts: dict[tuple[int, int], _PathText] = {}   # (artist id, path index) -> its text
+
+    def _text(self, used: dict, artist_id: int, i: int) -> _PathText:
+        key = (artist_id, i)
+        used[key] = self._texts.get(key) or _PathText()
+        return used[key]
 
     def send_still(self, png: bytes, over_png: bytes | None) -> None:
         """A new still picture, and a new overlay picture unless ``over_png`` is None."""
@@ -119,11 +160,14 @@ class BrowserCurves:
         fig = self.fig
         w, h = fig.canvas.get_width_height()
         px_per_pt = fig.dpi / 72
-        clips, body = {}, []
+        clips, body, used = {}, [], {}
         for a in artists:
             if not a.get_visible():
                 continue
-            part = _line_svg(a, h, px_per_pt) if isinstance(a, Line2D) else _poly_svg(a, h)
+            if isinstance(a, Line2D):
+                part = _line_svg(a, h, px_per_pt, self._text(used, id(a), 0))
+            else:
+                part = _poly_svg(a, h, lambda i, a=a: self._text(used, id(a), i))
             if not part:
                 continue
             ax = a.axes
@@ -135,6 +179,7 @@ class BrowserCurves:
                                      f'width="{(x1 - x0) * _SCALE:.0f}" height="{(y1 - y0) * _SCALE:.0f}"/>')
                 part = f'<g clip-path="url(#{clips[id(ax)][0]})">{part}</g>'
             body.append(part)
+        self._texts = used            # forget the paths of artists no longer drawn (a ghost removed)
         defs = "".join(f'<clipPath id="{cid}">{rect}</clipPath>' for cid, rect in clips.values())
         return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * _SCALE} {h * _SCALE}" width="100%" '
                 f'preserveAspectRatio="none" style="display:block"><defs>{defs}</defs>{"".join(body)}</svg>')

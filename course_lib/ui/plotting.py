@@ -154,7 +154,11 @@ def _decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray
     rows = y[:m].reshape(-1, size)                 # (buckets, size)
     base = np.arange(0, m, size)
     lo, hi = base + rows.argmin(axis=1), base + rows.argmax(axis=1)
-    idx = np.unique(np.concatenate([lo, hi, np.arange(m, n), [n - 1]]))
+    # Each bucket's two indices in step order, then the tail: already sorted, so duplicates (a
+    # bucket whose min and max are one point) sit side by side (np.unique would sort and hash).
+    pair = np.sort(np.stack([lo, hi], axis=1), axis=1).ravel()                   # (2 * buckets,)
+    idx = np.concatenate([pair, np.arange(m, n), [n - 1]])      # the last point always
+    idx = idx[np.concatenate([[True], idx[1:] != idx[:-1]])]
     return x[idx], y[idx]
 
 
