@@ -177,10 +177,10 @@ def test_settings_strings_name_the_key_and_keep_to_the_sliders(lab, text, error,
 
 def test_the_lab_table_has_the_sliders_ranges():
     import ipywidgets as W
-    from course_lib.ui.lab import _LAB_PARAMS
+    from course_lib.ui.lab_settings import SETTING_RULES
     lab = _lab()
     for name, w in lab.sliders.items():
-        rule = _LAB_PARAMS[name]
+        rule = SETTING_RULES[name]
         if isinstance(w, W.Dropdown):
             assert tuple(w.options) == rule.choices
         elif isinstance(w, W.FloatLogSlider):

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import course_lib as cl
-from course_lib.ui.lab import parse_settings
+from course_lib.ui.lab_settings import parse_settings
 
 NAN, INF = float("nan"), float("inf")
 

@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from typing import Callable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import ipywidgets as W
 import numpy as np
@@ -34,8 +34,7 @@ from matplotlib.text import Text
 import torch
 import torch.nn.functional as F
 
-from .._validation import (SEED_MAX, Interval, Options, check_choice, check_number, check_relation, check_type,
-                           validate_params)
+from .._validation import Interval, check_choice, check_number, check_relation, validate_params
 from ..bottleneck import BottleneckMLP
 from ..curves import diagnose
 from ..data import make_classification, make_regression
@@ -44,34 +43,16 @@ from ..metrics import CLASSIFICATION_METRICS
 from ..models import MLP
 from ..train import History, fit
 from .demos import DemoPicker
+from .lab_settings import (DEFAULT_SETTINGS, LAB_TASKS, LIVE_SETTINGS, MASKING_RULE, RESET_SETTINGS, SETTING_RULES,
+                           parse_settings)
 from .live import LiveFigure, controls_row, panel, same_setting, watch
 from .plotting import LossCurvesPlot, nice_ceil
 
 __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS", "parse_settings"]
 
-LAB_TASKS = ("spirals", "moons", "circles", "regression")
-LIVE_SETTINGS = ("lr", "weight_decay", "l1", "dropout")            # change mid-run
-RESET_SETTINGS = ("task", "optimizer", "width", "depth", "noise", "batch_size", "train_fraction", "n_samples", "seed")
 _REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]  # 0, then 1e-6 .. 10, 3 per decade
 
 SETTLE_S = 0.25   # a live change from the browser waits this long for the next one (one drag, one change)
-
-# What each setting may be: the sliders' ranges (a run never uses a value its slider cannot show).
-# The constructor, the settings string and scheduled changes are all checked against this table.
-_LAB_PARAMS = {
-    "task": Options(LAB_TASKS), "optimizer": Options(("adam", "adamw", "sgd", "momentum")),
-    "lr": Interval(float, 1e-5, 10.0), "weight_decay": Interval(float, 0.0, 10.0), "l1": Interval(float, 0.0, 10.0),
-    "dropout": Interval(float, 0.0, 0.9), "width": Interval(int, 1, 256), "depth": Interval(int, 0, 6),
-    "noise": Interval(float, 0.0, 1.0), "batch_size": Interval(int, 1, 256),
-    "train_fraction": Interval(float, 0.1, 0.9),
-    "n_samples": Interval(int, 20, 100_000),          # no slider; 100,000 points still build in a second
-    "seed": Interval(int, 0, SEED_MAX),
-}
-_MASKING = Interval(float, 1e-3, 10.0)
-MAX_SETTINGS_CHARS = 20_000   # a long session's changes fit; a pasted document does not
-
-_DEFAULTS = dict(task="spirals", optimizer="adam", lr=0.01, weight_decay=0.0, l1=0.0, dropout=0.0, width=32, depth=2, noise=0.2,
-                 batch_size=32, train_fraction=0.5, n_samples=400, seed=0)
 
 
 def _log_label_rise(ax) -> float:
@@ -155,7 +136,7 @@ class TrainingLab:
         self.live_settings = dict(live_settings or {})
         self.error: BaseException | None = None          # what stopped the last run, if an error did
         if masking is not None:
-            _MASKING.check("masking", masking, where=where)
+            MASKING_RULE.check("masking", masking, where=where)
             self.masking = float(masking)
             slider = W.FloatLogSlider(value=masking, base=10, min=-3, max=1, description="masking strength",
                                       readout_format=".1e", style={"description_width": "110px"})
@@ -200,15 +181,15 @@ class TrainingLab:
 
     @staticmethod
     def _check(s: dict, where: str = "TrainingLab") -> dict:
-        validate_params(_LAB_PARAMS, s, where=where)
+        validate_params(SETTING_RULES, s, where=where)
         return dict(s)
 
     def _live_rule(self, name: str):
         """What a live setting may be: its slider's range (a task's own control: its min and max)."""
-        if name in _LAB_PARAMS:
-            return _LAB_PARAMS[name]
+        if name in SETTING_RULES:
+            return SETTING_RULES[name]
         if name == "masking" and self.masking is not None:
-            return _MASKING
+            return MASKING_RULE
         w = self.live_settings[name][0]
         if isinstance(w, W.FloatLogSlider):
             return Interval(float, w.base ** w.min, w.base ** w.max)
@@ -243,9 +224,9 @@ class TrainingLab:
             check_relation(False, "the settings string has unknown keys", where=where, unknown=["masking"])
         masking = parsed.pop("masking", self.masking)
         if masking is not None:
-            _MASKING.check("masking", masking, where=where)
+            MASKING_RULE.check("masking", masking, where=where)
         changes = parsed.pop("changes", [])
-        new = self._check({**_DEFAULTS, **parsed}, where)   # a missing key means its default, not "as now"
+        new = self._check({**DEFAULT_SETTINGS, **parsed}, where)   # a missing key means its default, not "as now"
         scheduled: dict[int, dict] = {}
         for step, name, value in changes:
             self._check_change(step, name, value, where)
@@ -718,73 +699,3 @@ def _nearest(options: list[float], value: float) -> float:
 
 def _evidence(d) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.evidence.items())
-
-
-def parse_settings(text: str, *, live=LIVE_SETTINGS, where: str = "parse_settings") -> dict:
-    """Read a lab settings string (``"task=moons&lr=0.1&changes=100:lr=0.01"``) into values.
-
-    Each value is converted to its setting's type with a message that names the key, and
-    checked against its slider's range; ``changes`` becomes a list of ``(step, name, value)``
-    (names from ``live``; their steps and ranges are the lab's to check, it knows ``max_steps``).
-
-    Args:
-        text (str): ``key=value`` pairs joined by ``&``, at most ``MAX_SETTINGS_CHARS`` characters.
-        live (tuple of str): the settings a change may name.
-        where (str): the function named in messages.
-
-    Returns:
-        dict: the keys given, with their values (``masking`` as a float, unchecked).
-
-    Example:
-        >>> parse_settings("width=32&changes=40:lr=0.05")
-        {'width': 32, 'changes': [(40, 'lr', 0.05)]}
-        >>> parse_settings("width=32.0")
-        Traceback (most recent call last):
-        ...
-        TypeError: parse_settings(): 'width' must be an int in [1, 256], got width='32.0' of type str
-    """
-    check_type("text", text, str, where=where)
-    check_relation(len(text) <= MAX_SETTINGS_CHARS, f"'text' must be at most {MAX_SETTINGS_CHARS} characters",
-                   where=where, **{"len(text)": len(text)})
-    body = text.strip().lstrip("?#")
-    try:
-        pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body))
-    except ValueError:
-        pairs = None                                  # a part without '=': reported below, never skipped
-    check_relation(pairs is not None, "'text' must be key=value pairs joined by '&'", where=where,
-                   text=text if len(text) <= 60 else text[:57] + "...")
-    keys = [k for k, _ in pairs]
-    unknown = sorted(set(keys) - set(_DEFAULTS) - {"changes", "masking"})
-    check_relation(not unknown, "the settings string has unknown keys", where=where, unknown=unknown)
-    twice = sorted({k for k in keys if keys.count(k) > 1})
-    check_relation(not twice, "each key may appear once in the settings string", where=where, repeated=twice)
-    out: dict = {}
-    for key, raw in pairs:
-        if key == "changes":
-            out[key] = [_parse_change(part, live, where) for part in filter(None, raw.split(";"))]
-        elif key in ("task", "optimizer"):
-            out[key] = raw
-        else:
-            rule = _MASKING if key == "masking" else _LAB_PARAMS[key]
-            out[key] = _convert(key, raw, rule, where)
-            if key != "masking":
-                rule.check(key, out[key], where=where)
-    return out
-
-
-def _convert(name: str, raw: str, rule: Interval, where: str):
-    """``raw`` as the rule's number type, or the rule's own TypeError naming ``name`` and ``raw``."""
-    try:
-        return int(raw) if rule.kind is int else float(raw)
-    except ValueError:
-        rule.check(name, raw, where=where)        # a string: raises "'width' must be an int ..., got width='32.0'"
-        raise
-
-
-def _parse_change(part: str, live, where: str) -> tuple[int, str, float]:
-    step, colon, assign = part.partition(":")
-    name, eq, value = assign.partition("=")
-    check_relation(bool(colon and eq), "each change must read step:name=value", where=where, change=part)
-    check_choice("change", name, tuple(live), where=where)
-    return (_convert("step", step, Interval(int, 1), where), name,
-            _convert(name, value, _LAB_PARAMS.get(name, Interval(float)), where))
