@@ -287,3 +287,34 @@ def test_figure_checks_skip_the_axes_of_an_axes_drawn_without_them():
     ax.text(0.5, 1.0, "over the title", transform=ax.transAxes, va="bottom")
     assert any("overlaps" in p for p in text_problems(fig))
     plt.close(fig)
+
+
+@pytest.mark.parametrize("theme", ["default", "lecture"])
+def test_a_change_label_at_the_right_edge_is_not_hidden_under_the_legend(theme):
+    # A change a learner makes now is drawn at the current step, the right edge of the axes, where
+    # the (opaque) legend sits. Its label must start below the legend; one far from the legend
+    # stays at the top. The oracle is matplotlib's own boxes of the drawn label and legend.
+    from course_lib.ui.plotting import LossCurvesPlot
+    set_course_theme(theme)
+    try:
+        fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+        plot = LossCurvesPlot(ax)
+        n = 1000
+        h = History(step=list(range(n)), train_loss=list(np.exp(-np.arange(n) / 400) + 0.1), lr=[0.01] * n,
+                    val_step=list(range(0, n, 25)), val_loss=list(np.exp(-np.arange(0, n, 25) / 400) + 0.15))
+        h.add_event(100, "change", "lr 0.01 -> 0.03")
+        h.add_event(n - 2, "change", "weight_decay 0 -> 0.001")
+        plot.update(h), plot.legend(), plot.update(h)          # as a live frame: update, legend, next frame
+        fig.canvas.draw()
+        legend = ax.get_legend().get_window_extent()
+        labels = {t.xy[0]: t for t in ax.texts if t.get_text().startswith(("lr", "weight"))}
+        right = labels[n - 2].get_window_extent()
+        assert not right.overlaps(legend), f"the label {right} is under the legend {legend}"
+        # It stays inside the axes (shortened if it must: the lecture theme's label is longer than
+        # the room below the legend), and says which setting changed.
+        assert right.y1 < legend.y0 and right.y0 >= ax.bbox.y0 - 1, "the label left the axes"
+        text = labels[n - 2].get_text()
+        assert text == "weight_decay 0 -> 0.001" or (text.endswith("\u2026") and text.startswith("weight_decay"))
+        assert labels[100].xy[1] == pytest.approx(0.98) and labels[100].get_text() == "lr 0.01 -> 0.03"
+    finally:
+        set_course_theme("default")

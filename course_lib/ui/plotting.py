@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.text import Text
 from scipy.signal import lfilter
 
 from .._validation import check_number, check_type
@@ -245,6 +246,7 @@ class LossCurvesPlot:
         self._n_events = 0
         self._ylim: tuple[float, float] | None = None
         self._legend_handles: list | None = None
+        self._legend_box: tuple | None = None      # (key, left px, right px, bottom fraction), see _label_top
         ax.set_xlabel("step")
         self.set_log_y(log_y)
 
@@ -336,14 +338,47 @@ class LossCurvesPlot:
                 new = last.rpartition("-> ")[2]
                 text = (f"{name} {old.partition(' ->')[0]} -> {new} ({len(g)} changes)" if same
                         else f"{len(g)} changes, last: {last}")
-            wanted.append((g[0][0], text))
-        if wanted == [(a.xy[0], a.get_text()) for a in self._event_labels]:
+            top = self._label_top((g[0][0] - x0) * px_per_step, gap_px)
+            if top < 0.98:                  # below the legend: shortened if it would leave the axes
+                text = self._shorten(text, (top - 0.02) * self.ax.bbox.height)
+            wanted.append((g[0][0], text, top))
+        if wanted == [(a.xy[0], a.get_text(), a.xy[1]) for a in self._event_labels]:
             return                          # unchanged: no artists removed or added (cheaper, no races)
         for art in self._event_labels:
             art.remove()
         self._event_labels = [self.ax.annotate(
-            text, (x, 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-            fontsize="x-small", color=COLORS["event"], annotation_clip=True) for x, text in wanted]
+            text, (x, top), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+            fontsize="x-small", color=COLORS["event"], annotation_clip=True) for x, text, top in wanted]
+
+    def _label_top(self, x_px: float, width_px: float) -> float:
+        """Where a change label starts (axes fraction, its top): at the top of the axes, or just
+        below the legend when the label (``width_px`` wide, its right edge ``x_px`` from the axes'
+        left) would sit under it. A change made now is at the right edge, where the legend is,
+        and the legend is opaque: the label of the change a learner just made was hidden."""
+        legend = self.ax.get_legend()
+        if legend is None:
+            return 0.98
+        key = (id(legend), tuple(self.ax.bbox.bounds))
+        if self._legend_box is None or self._legend_box[0] != key:
+            canvas = self.ax.figure.canvas
+            renderer = canvas.get_renderer() if hasattr(canvas, "get_renderer") else None
+            box = legend.get_window_extent(renderer)
+            ax = self.ax.bbox
+            self._legend_box = (key, box.x0 - ax.x0, box.x1 - ax.x0, (box.y0 - ax.y0) / max(ax.height, 1e-9))
+        _, left, right, bottom = self._legend_box
+        under = left - 2 <= x_px <= right + width_px
+        return round(bottom - 0.02, 4) if under else 0.98
+
+    def _shorten(self, text: str, room_px: float) -> str:
+        """``text`` cut to fit ``room_px`` (ending with an ellipsis), in the labels' font."""
+        fig = self.ax.figure
+        renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+        probe = Text(0, 0, text, fontsize="x-small", figure=fig)     # its width is the rotated label's height
+        length = probe.get_window_extent(renderer).width
+        if length <= room_px:
+            return text
+        keep = max(4, int(len(text) * room_px / length) - 1)
+        return text[:keep].rstrip() + "\u2026"
 
     MIN_SPAN = 50   # steps shown at least, so a new run's first steps do not fill the width
 
