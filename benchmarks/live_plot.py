@@ -51,11 +51,11 @@ SETTINGS = dict(task="spirals", width=64, depth=2, noise=0.05, n_samples=1000, t
 def _lab(steps: int) -> TrainingLab:
     # Built as in a notebook (not headless): every frame makes the SVG and, when the axes
     # change, the still picture that the page would receive.
-    real, live._outside_kernel = live._outside_kernel, lambda: False
+    real, live.outside_kernel = live.outside_kernel, lambda: False
     try:
         return TrainingLab(**SETTINGS, max_steps=steps, eval_every=25, device="cpu")
     finally:
-        live._outside_kernel = real
+        live.outside_kernel = real
 
 
 def _off(lab: TrainingLab, steps: int) -> float:

@@ -14,7 +14,7 @@ import pytest
 from course_lib.ui import demos
 from course_lib.ui.demos import DEMOS, end_state, keyframes, replay
 from course_lib.ui.lab import LIVE_SETTINGS, TrainingLab
-from course_lib.ui.live import same_setting
+from course_lib.ui.panels import same_setting
 
 LAB_DEMOS = [d for d in DEMOS if d.target == "TrainingLab"]
 # A panel demo that presses a train button trains in every replay (seconds): those are slow.

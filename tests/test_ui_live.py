@@ -153,7 +153,7 @@ def test_compute_modules_do_not_import_widgets_or_matplotlib():
 
 def test_snap_and_same_setting_follow_the_slider_grid():
     import ipywidgets as W
-    from course_lib.ui.live import same_setting, snap
+    from course_lib.ui.panels import same_setting, snap
     log = W.FloatLogSlider(min=-5, max=1, step=0.1)
     lin = W.FloatSlider(min=0.1, max=0.9, step=0.05)
     assert snap(log, 0.3) == pytest.approx(0.316227766) and snap(log, 0.01) == 0.01 and snap(lin, 0.81) == 0.8

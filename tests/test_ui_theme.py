@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from course_lib.train import History
-from course_lib.ui import live, setup_notebook
+from course_lib.ui import panels, setup_notebook
 from course_lib.ui.plotting import plot_loss_curves
 from course_lib.ui.theme import OKABE_ITO, lecture_mode, set_course_theme
 
@@ -109,7 +109,7 @@ def test_theme_choice_and_switches(theme, monkeypatch):
     theme(True)
     assert lecture_mode()
     theme("default")
-    box = live.panel(live.controls_row(), live.controls_row())
+    box = panels.panel(panels.controls_row(), panels.controls_row())
     assert "course-lecture" not in box._dom_classes
     monkeypatch.setenv("COURSE_LECTURE", "1")
     setup_notebook(seed=0, threads=None, verbose=False)

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from . import (bottleneck, ewc, hypergrad, lab, live, local_learning, loss_shapes, lr_finder, masking, matryoshka, plotting,
                scaling, schedules, surfaces)
-from . import demos, recording, theme
+from . import demos, panels, recording, theme
 from .lab import TrainingLab
-from .live import LiveFigure, SliderPanel, use_live_backend
+from .live import LiveFigure, use_live_backend
+from .panels import SliderPanel
 from .plotting import plot_loss_curves
 from .recording import record
 from .theme import set_course_theme
@@ -33,4 +34,4 @@ from .setup import setup_notebook
 __all__ = ["setup_notebook", "set_course_theme", "plot_loss_curves", "LiveFigure", "SliderPanel", "TrainingLab",
            "use_live_backend",
            "bottleneck", "ewc", "hypergrad", "lab", "live", "local_learning", "loss_shapes", "lr_finder", "masking", "matryoshka", "plotting", "scaling",
-           "schedules", "surfaces", "demos", "recording", "theme", "record"]
+           "schedules", "surfaces", "demos", "panels", "recording", "theme", "record"]

@@ -18,7 +18,8 @@ from matplotlib.axes import Axes
 from .._validation import check_number, check_relation, check_type
 from ..bottleneck import BottleneckHistory
 from ..curves import ema
-from .live import LiveFigure, SliderPanel, controls_row, panel
+from .live import LiveFigure
+from .panels import SliderPanel, controls_row, panel
 
 __all__ = ["STRENGTH_COLORS", "REFERENCE_STYLES", "BottleneckPlot", "plot_bottleneck_run", "plot_masking_tradeoff",
            "StrengthExplorer"]

@@ -37,7 +37,7 @@ import ipywidgets as W
 from IPython.display import display
 
 from .._validation import check_choice, check_number, check_relation
-from .live import controls_row
+from .panels import controls_row
 from .theme import lecture_mode
 
 __all__ = ["Demo", "DEMOS", "demos_for", "keyframes", "panel_settings_string", "apply_keyframe", "replay",

@@ -23,7 +23,8 @@ from matplotlib.axes import Axes
 from .._validation import check_choice, check_number, check_relation, check_seed, check_type
 from ..data import DataSplit
 from ..ewc import FISHER_KINDS, ContinualHistory, ContinualState, train_sequential
-from .live import LiveFigure, SliderPanel, error_html
+from .live import LiveFigure
+from .panels import SliderPanel, error_html
 from .plotting import COLORS
 
 __all__ = ["TASK_COLORS", "LAM_STEPS", "plot_accuracy", "plot_fisher", "EWCLab"]

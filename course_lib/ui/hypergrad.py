@@ -24,7 +24,8 @@ from matplotlib.axes import Axes
 from .. import hypergrad as hg
 from .._validation import check_number, check_type
 from .plotting import COLORS
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure
+from .panels import SliderPanel
 
 __all__ = ["plot_response", "plot_hyper_losses", "plot_mode_costs", "HyperStepExplorer"]
 

@@ -45,7 +45,8 @@ from ..train import History, fit
 from .demos import DemoPicker
 from .lab_settings import (DEFAULT_SETTINGS, LAB_TASKS, LIVE_SETTINGS, MASKING_RULE, RESET_SETTINGS, SETTING_RULES,
                            parse_settings)
-from .live import LiveFigure, controls_row, panel, same_setting, watch
+from .live import LiveFigure
+from .panels import controls_row, panel, same_setting, watch
 from .plotting import LossCurvesPlot, nice_ceil
 
 __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS", "parse_settings"]
@@ -332,7 +333,7 @@ class TrainingLab:
         live_names = list(LIVE_SETTINGS) + list(self.live_settings)
         reset_names = [n for n in self.sliders if n not in live_names]
         # Controls in wrapping columns above the plot, never beside or under it (the plot shrinks
-        # with the output area; see ui.live.panel).
+        # with the output area; see ui.panels.panel).
         self.demos = DemoPicker(self)                 # prepared demos and the Save GIF button
         self.widget = panel(
             W.VBox([

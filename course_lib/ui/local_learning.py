@@ -21,7 +21,8 @@ from .._validation import check_number, check_type
 from ..curves import ema
 from ..data import DataSplit
 from ..local_learning import LocalHistory, cost_table, train_local
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure
+from .panels import SliderPanel
 
 __all__ = ["depth_color", "plot_checkerboard", "plot_gradient_reach", "LocalRunPlot", "plot_local_run",
            "plot_probes", "plot_accuracy_by_k", "LocalLearningLab"]

@@ -4,7 +4,7 @@ and line fits under an outlier (MSE, MAE, Huber).
 Each plot is a small class that draws once and keeps its artists; ``update(...)`` moves them,
 so the panels redraw in place. Each ``plot_*`` function wraps its class for a one-off figure;
 all take ``ax=None`` and return the Axes. The numbers come from :mod:`course_lib.loss_shapes`.
-Each panel follows :class:`course_lib.ui.live.SliderPanel`: a ``sliders`` dict that a test or a
+Each panel follows :class:`course_lib.ui.panels.SliderPanel`: a ``sliders`` dict that a test or a
 notebook drives from Python, a CSS class on every control for browser tests, and a ``status``
 line where a setting the library refuses shows the library's message instead of a traceback."""
 
@@ -16,7 +16,8 @@ from matplotlib.axes import Axes
 
 from .._validation import check_choice, check_number, check_seed, check_type
 from ..loss_shapes import FIT_LOSSES, LOSS_CURVES, fit_line, loss_curve, make_outlier_data
-from .live import LiveFigure, SliderPanel, controls_row, panel
+from .live import LiveFigure
+from .panels import SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
 __all__ = ["LOSS_STYLES", "LossCurvePlot", "plot_loss_curve", "OutlierFitPlot", "plot_outlier_fits", "LossExplorer",

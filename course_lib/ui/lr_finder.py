@@ -19,7 +19,8 @@ from matplotlib.axes import Axes
 
 from .._validation import check_type
 from ..lr_finder import lr_range_test
-from .live import LiveFigure, panel
+from .live import LiveFigure
+from .panels import panel
 from .plotting import COLORS, finite_xy
 
 __all__ = ["RULE_STYLES", "LRFinderPlot", "plot_lr_finder", "LiveLRFinder"]

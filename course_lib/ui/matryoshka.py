@@ -24,7 +24,8 @@ from matplotlib.ticker import MaxNLocator
 
 from .._validation import check_choice, check_number, check_tensor, check_type
 from ..matryoshka import METHODS, OPTIMIZERS, MatryoshkaHistory, train_matryoshka
-from .live import LiveFigure, SliderPanel
+from .live import LiveFigure
+from .panels import SliderPanel
 
 __all__ = ["SLICE_COLORS", "METHOD_STYLES", "SIZE_CHOICES", "GradientSizePlot", "plot_gradient_size",
            "MatryoshkaPanel"]

@@ -6,7 +6,7 @@ them, so figures compose and tests can count artists. The exact entropy rate ``H
 the same way in every figure (black, dotted): the floor no model can go below.
 
 Both panels answer at once: the sweeps are run (or read from the cache) before the panel is
-built, so moving a slider only redraws. They follow :class:`course_lib.ui.live.SliderPanel`:
+built, so moving a slider only redraws. They follow :class:`course_lib.ui.panels.SliderPanel`:
 a ``sliders`` dict a test drives from Python, a CSS class per control, a status line."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from matplotlib.colors import LogNorm, TwoSlopeNorm
 from .._validation import check_number, check_relation, check_type
 from ..scaling import CHINCHILLA_TOKENS_PER_PARAM, ChinchillaFit, PowerLawFit, fit_power_law
 from ..sweep import SweepResult
-from .live import LiveFigure, SliderPanel, panel
+from .live import LiveFigure
+from .panels import SliderPanel, panel
 
 __all__ = ["FLOOR_STYLE", "plot_loss_vs_params", "plot_loss_vs_tokens", "plot_excess_vs_params",
            "plot_compute_frontier", "plot_fit_residuals", "plot_extrapolation", "SpectrumExplorer",

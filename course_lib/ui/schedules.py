@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 
 from .._validation import check_choice, check_number, check_type
 from ..schedules import cyclic_schedule, one_cycle_schedule
-from .live import LiveFigure, controls_row, panel
+from .live import LiveFigure
+from .panels import controls_row, panel
 from .plotting import COLORS
 
 __all__ = ["SchedulePlot", "preview_schedule", "SchedulePreviewer"]

@@ -8,7 +8,8 @@ import torch
 
 from .._validation import check_number, check_seed, check_type
 from ..device import default_device, fast_mode, seed_everything
-from .live import show_page_style, use_live_backend
+from .live import use_live_backend
+from .panels import show_page_style
 from .plotting import set_course_theme
 
 __all__ = ["setup_notebook"]

@@ -2,7 +2,7 @@
 learning rates at which gradient descent turns slow, oscillating or divergent.
 
 :class:`SurfacePlot` draws the contours once and moves the paths; :class:`DescentExplorer`
-follows :class:`course_lib.ui.live.SliderPanel`. The numbers come from :mod:`course_lib.surfaces`."""
+follows :class:`course_lib.ui.panels.SliderPanel`. The numbers come from :mod:`course_lib.surfaces`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from matplotlib.colors import LogNorm
 
 from .._validation import check_choice, check_number, check_type
 from ..surfaces import PATH_OPTIMIZERS, SURFACES, OptimizerPath, Surface, gd_thresholds, get_surface, optimizer_path
-from .live import LiveFigure, SliderPanel, controls_row, panel
+from .live import LiveFigure
+from .panels import SliderPanel, controls_row, panel
 from .plotting import COLORS, new_axes
 
 __all__ = ["OPTIMIZER_STYLES", "SurfacePlot", "plot_surface", "DescentExplorer"]

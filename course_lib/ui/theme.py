@@ -13,7 +13,7 @@ contrast, and colours that a colour-blind viewer tells apart. The lecture theme 
    use (``tab10``) become their Okabe-Ito counterparts. The pass runs on every figure that
    pyplot creates (matplotlib's ``figure.hooks``), so every lesson's plots and panels follow the
    theme without each plot choosing its widths and colours twice;
-4. panels (``ui.live.panel``) get the CSS class ``course-lecture``: their controls are drawn
+4. panels (``ui.panels.panel``) get the CSS class ``course-lecture``: their controls are drawn
    1.3x larger (sliders, readouts, buttons).
 
 Example:
