@@ -16,6 +16,12 @@ Run: ``.venv/bin/python benchmarks/grading.py [--n 30] [--workers W] [--timeout-
 Also the CPU seconds of both runs (``fresh_cpu_s``, ``cpu_s``: the grading processes, the zygotes'
 imports and reference trainings included; ``cpu_speedup_vs_fresh_process`` is their ratio, which a busy
 machine changes far less than the wall clock) and the median CPU seconds of one submission in each mode.
+Where the zygote mode's time goes: ``zygote_startup_cpu_s`` (the zygotes' imports and reference runs, paid
+once per worker), ``cpu_speedup_without_startup`` (the CPU ratio once that start-up is spread over a large
+class of this mix), ``cpu_by_kind`` (median CPU of one submission of each kind, fresh -> zygote, start-up
+excluded) and ``zygote_cpu_by_exercise`` (CPU seconds of each exercise's tests per submission in a zygote's
+child, largest first: the trainings with the student's own values). ``load_avg_*``: the machine's 1-minute load
+before and after each mode (the wall-clock figures only mean something next to it).
 Last lines: ``submissions_per_minute: X`` (zygote), ``fresh_submissions_per_minute: F``,
 ``speedup_vs_fresh_process: X/F`` (wall clock), ``max_rss_mb: M`` (peak resident memory of the largest grading
 process; ``median_rss_mb`` is the typical one, ``grader_rss_mb`` the parent's) and ``isolation: ...``.
@@ -64,17 +70,29 @@ def main(argv: list[str] | None = None) -> dict:
         for i, kind in enumerate(kinds):
             ms.make_submission(kind, masters, tmp / "subs" / f"s{i:02d}_{kind}", victim=lasts[i % len(lasts)],
                                decoy=tmp / "decoy.txt")
-        walls, cpus, books, runs = {}, {}, {}, {}
+        walls, cpus, books, runs, loads = {}, {}, {}, {}, {}
         for mode in ("fresh", "zygote"):
-            t0 = time.perf_counter()
+            load0, t0 = os.getloadavg()[0], time.perf_counter()
             runs[mode] = grading.grade(tmp / "subs", tmp / f"gradebook-{mode}.csv", tmp / f"feedback-{mode}",
                                        workers=args.workers, timeout_per_test=args.timeout_per_test, root=root,
                                        processes=mode, verbose=False)
             walls[mode] = time.perf_counter() - t0
+            loads[mode] = f"{load0:.1f} -> {os.getloadavg()[0]:.1f}"
             cpus[mode] = sum(r.cpu_s for r in runs[mode])  # the grading processes (zygotes' start-up included)
             books[mode] = (tmp / f"gradebook-{mode}.csv").read_text()
     results, fresh = runs["zygote"], runs["fresh"]
     n_tests = len(results[0].tests) if results else 0
+    startup = sum(r.startup_cpu_s for r in results)
+    by_kind = {}
+    for kind in dict.fromkeys(kinds):
+        f = [r.cpu_s for r in fresh if r.student.split("_", 1)[1] == kind]  # folders are s00_<kind>, ...
+        z = [r.cpu_s - r.startup_cpu_s for r in results if r.student.split("_", 1)[1] == kind]
+        by_kind[kind] = f"{statistics.median(f):.1f} -> {statistics.median(z):.1f}"
+    by_exercise = {}
+    for r in results:
+        for t in r.tests:
+            by_exercise[t["exercise"]] = by_exercise.get(t["exercise"], 0.0) + t.get("cpu_s", 0.0) / len(results)
+    top = sorted(by_exercise.items(), key=lambda kv: -kv[1])[:8]
     out = {
         "fresh_wall_s": round(walls["fresh"], 1),
         "wall_s": round(walls["zygote"], 1),
@@ -84,6 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
         "fresh_cpu_s": round(cpus["fresh"], 1),
         "cpu_s": round(cpus["zygote"], 1),
         "cpu_speedup_vs_fresh_process": round(cpus["fresh"] / cpus["zygote"], 2),
+        "zygote_startup_cpu_s": round(startup, 1),
+        "cpu_speedup_without_startup": round(cpus["fresh"] / max(cpus["zygote"] - startup, 1e-9), 2),
+        "cpu_by_kind": ", ".join(f"{k} {v}" for k, v in by_kind.items()),
+        "zygote_cpu_by_exercise": ", ".join(f"{k} {v:.2f}" for k, v in top),
+        "load_avg_fresh": loads["fresh"],
+        "load_avg_zygote": loads["zygote"],
         "median_rss_mb": round(statistics.median(r.max_rss_mb for r in results), 1),
         "grader_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "same_gradebook": books["fresh"] == books["zygote"],
