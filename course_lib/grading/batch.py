@@ -44,6 +44,7 @@ class SubmissionResult(PointTotals):
         wall_s: seconds spent on this submission; max_rss_mb: peak memory of its grading process(es);
         cpu_s: CPU seconds its grading process(es) used (what a busy machine does not change); with
             ``processes="zygote"`` the first submission of each worker also carries its zygote's start-up.
+        startup_cpu_s: the part of ``cpu_s`` that is that start-up (imports, reference runs); 0 for the others.
         isolation: how its grading processes were isolated (``"bubblewrap"`` or ``"audit-hook"``).
     """
 
@@ -56,6 +57,7 @@ class SubmissionResult(PointTotals):
     max_rss_mb: float = 0.0
     isolation: str = ""
     cpu_s: float = 0.0
+    startup_cpu_s: float = 0.0
 
 
 def _copy_notebooks(src: Path, dst: Path, notes: list) -> int:
@@ -422,7 +424,8 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             res = grade_folder(d, d.name, base, root, catalog, limits)
             if processes == "zygote":
                 z = this_threads_zygote()
-                res.cpu_s = round(res.cpu_s + getattr(z, "startup_cpu_s", 0.0), 2)
+                res.startup_cpu_s = round(getattr(z, "startup_cpu_s", 0.0), 2)
+                res.cpu_s = round(res.cpu_s + res.startup_cpu_s, 2)
                 z.startup_cpu_s = 0.0  # counted once
         except Exception as e:  # e.g. an unreadable file: this row gets zeros, the batch goes on
             tests = [_failed(t, "crash", f"not graded: the grader failed on this submission ({e!r})") for t in catalog]
