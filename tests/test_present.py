@@ -63,19 +63,6 @@ def test_voila_listens_on_localhost_only_with_a_token_and_no_code():
     assert "--preheat_kernel=True" not in present.voila_command(ROOT, 9123, preheat=True)  # a folder: no pool
 
 
-def test_the_spare_kernels_refill_delay_is_an_option_voila_has():
-    """traitlets ignores a misspelt ``--Class.option``: check that Voila's pooling kernel manager is named so and has it."""
-    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-    from voila.voila_kernel_manager import voila_kernel_manager_factory
-
-    cmd = present.voila_command(ROOT / "notebooks" / "03_reading_loss_curves.ipynb", 9123, preheat=True)
-    (flag,) = [a for a in cmd if "fill_delay" in a]
-    section, option = flag.removeprefix("--").split("=")[0].split(".")
-    pooling = voila_kernel_manager_factory(AsyncMappingKernelManager, True, 1)
-    assert pooling.__name__ == section and option in pooling.class_trait_names(config=True)
-    assert float(flag.split("=")[1]) == present.REFILL_DELAY_S >= 30
-
-
 def test_make_present_runs_the_module_and_is_in_the_help():
     mk = (ROOT / "Makefile").read_text()
     target = mk.split("\npresent:")[1].split("\n\n")[0]

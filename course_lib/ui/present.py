@@ -25,9 +25,6 @@ __all__ = ["gallery_notebook", "lesson_path", "main", "voila_command"]
 COURSE_ROOT = Path(__file__).resolve().parents[2]
 GALLERY = Path("build") / "present" / "gallery.ipynb"  # generated at start, under the course root (build/ is ignored)
 DEFAULT_PORT = 8866  # Voila's own default; `make present PORT=...` overrides it
-# Voila refills its spare kernel 1 s after a page takes it: on 2 cores the refill's run of the lesson halved
-# the speed of the page being shown. A minute later the lecturer's page has finished and sits idle.
-REFILL_DELAY_S = 60
 # A code cell that shows a live panel: a panel's .show() (not matplotlib's plt.show() / fig.show()) or a lab.
 _PANEL = re.compile(r"(?<!plt)(?<!fig)\.show\(|Lab\(")
 
@@ -128,15 +125,13 @@ def voila_command(target: Path, port: int = DEFAULT_PORT, *, preheat: bool = Fal
     The token is not on the command line (other users could read it there): Voila's ``--token``
     flag turns authentication on, and the token comes from ``JUPYTER_TOKEN`` (see :func:`main`).
     ``preheat`` (one notebook only) runs the lesson in a spare kernel as soon as the server starts
-    and again a minute (``REFILL_DELAY_S``) after each page load, so the next visitor gets a page that is
-    ready at once.
+    and again after each page load, so the next visitor gets a page that is ready at once.
 
     Example:
         >>> voila_command(Path("notebooks/03_reading_loss_curves.ipynb"), 9000)[-4:]
         ['--port=9000', '--Voila.ip=127.0.0.1', '--no-browser', '--token']
     """
-    extra = ["--preheat_kernel=True", "--pool_size=1", f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}"]
-    extra = extra if preheat and Path(target).suffix == ".ipynb" else []
+    extra = ["--preheat_kernel=True", "--pool_size=1"] if preheat and Path(target).suffix == ".ipynb" else []
     return [sys.executable, "-m", "voila", str(target), "--theme=light", "--strip_sources=True", *extra,
             f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser", "--token"]
 
