@@ -6,6 +6,8 @@
    included) on a free port; headless Chromium opens the page at once and waits for the lab's
    slider (``first_page_s``, from the command's start); then, once the server has run the lesson
    again in its spare kernel, a second visitor's page (``next_page_s``, from that page's request).
+   Lesson 03's example runs are read from the cache (``ui.example_runs``) where it has them: pass
+   ``--cache-dir`` an empty folder for a first launch, the same one again for a later launch.
 
 Run: ``.venv/bin/python benchmarks/present_startup.py [--fast] [--nb 03] [--skip-cells]``.
 Prints ``key: value`` lines and the machine's load average (timings on a busy machine stretch).
@@ -107,12 +109,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nb", default="03")
     parser.add_argument("--fast", action="store_true", help="COURSE_FAST=1 (the test suite's quick run)")
     parser.add_argument("--skip-cells", action="store_true", help="only the page timings")
+    parser.add_argument("--cache-dir", help="COURSE_CACHE_DIR for the lesson's kernels (default: the course's own)")
     args = parser.parse_args(argv)
     from course_lib.ui.present import lesson_path
 
     (ROOT / "test-artifacts" / "bench").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, COURSE_LECTURE="1", PYTHONPATH=str(ROOT))
     env.pop("MPLBACKEND", None)
+    if args.cache_dir:
+        env["COURSE_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
     if args.fast:
         env["COURSE_FAST"] = "1"
     else:

@@ -318,8 +318,9 @@ class DemoPicker:
         name = type(target).__name__
         self.demos = [d for d in DEMOS if d.target == name and (not self.is_lab or _lab_fits(d, target))
                       and (self.is_lab or _fits(target, keyframes(d.settings)))]
+        # index=0: ipywidgets 8.1.2 (the pinned one) selects nothing, a blank box, when the first value is None.
         self.choice = W.Dropdown(options=[("choose a demo", None)] + [(f"{d.lesson}: {d.name}", d) for d in self.demos],
-                                 description="demo", layout=W.Layout(width="420px"))
+                                 index=0, description="demo", layout=W.Layout(width="420px"))
         self.script = W.HTML("")
         self.buttons = {"play": W.Button(description="Play demo", layout=W.Layout(width="100px"))}
         if not self.is_lab:
