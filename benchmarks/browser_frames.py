@@ -13,6 +13,7 @@ the page draws from the SVG the kernel sends. Counted during the live windows.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,45 @@ _COUNT_FRAMES = """
 """
 
 _PHASE = "document.querySelector('.bench-phase').innerText"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _group(pid: int, cmdline: str) -> str:
+    """Which part of the set-up a process belongs to (by its command line)."""
+    if "ipykernel" in cmdline:
+        return "kernel"
+    if "jupyter-lab" in cmdline or "jupyterlab" in cmdline or "jupyter_server" in cmdline or "jupyter-server" in cmdline:
+        return "server"
+    if "chrom" in cmdline:
+        return "chromium"
+    if pid == os.getpid() or "playwright" in cmdline or "node" in cmdline.split(" ")[0]:
+        return "harness"
+    return "other"
+
+
+def _cpu_by_group() -> tuple[float, dict]:
+    """(now, {group: CPU seconds used so far}) of every process on the machine (Linux /proc)."""
+    out: dict = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        group = _group(int(entry), cmd)
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+    return time.perf_counter(), out
+
+
+def _cores(a: tuple, b: tuple) -> dict:
+    """CPU cores each group used between two samples of :func:`_cpu_by_group` (a process that ended in
+    between is left out of the later sample: its group can look smaller, never larger)."""
+    wall = max(b[0] - a[0], 1e-9)
+    return {g: (b[1].get(g, 0.0) - a[1].get(g, 0.0)) / wall for g in sorted(set(a[1]) | set(b[1]))}
 
 _SETUP = """\
 from course_lib import ui
@@ -111,7 +151,9 @@ def _notebook(settings: dict, repeats: int, window: float, kernel: str) -> Path:
 
 
 def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
-    """``{"browser_frames_per_second": [...], "on": [...], "off": [...]}`` per live window."""
+    """``{"browser_frames_per_second": [...], "on": [...], "off": [...], "cores_on": [...], "cores_off": [...]}``
+    per live window (``cores_*``: CPU cores each group of processes used in that window: the kernel, the
+    Jupyter server, Chromium, this harness, the rest of the machine)."""
     sys.path.insert(0, str(ROOT / "tests"))
     import tempfile
 
@@ -134,22 +176,29 @@ def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
                 phase = page.locator(".bench-phase").first
                 phase.wait_for(timeout=30_000)
                 page.locator(".course-live, .jupyter-matplotlib-figure canvas").first.scroll_into_view_if_needed()
-                fps = []
+                fps, cores_on, cores_off, off_start = [], [], [], None
                 for i in range(repeats):
                     page.wait_for_function(f"() => /^(on {i}|failed)/.test({_PHASE})", timeout=60_000, polling=20)
                     if phase.inner_text().startswith("failed"):
                         raise RuntimeError(f"the measurement in the kernel {phase.inner_text()}")
+                    on_start = _cpu_by_group()
+                    if off_start is not None:
+                        cores_off.append(_cores(off_start, on_start))
                     n0, t0 = page.evaluate("[window.__frames.length, performance.now()]")
                     page.wait_for_function(f"() => !{_PHASE}.startsWith('on {i}')", timeout=60_000, polling=20)
                     n1, t1 = page.evaluate("[window.__frames.length, performance.now()]")
+                    off_start = _cpu_by_group()
+                    cores_on.append(_cores(on_start, off_start))
                     fps.append((n1 - n0) / ((t1 - t0) / 1000))
-                page.wait_for_function(f"() => {_PHASE}.startsWith('done')", timeout=120_000, polling=100)
+                page.wait_for_function(f"() => {_PHASE}.startsWith('done')", timeout=120_000, polling=20)
+                cores_off.append(_cores(off_start, _cpu_by_group()))
                 result = json.loads(phase.inner_text().split("done", 1)[1])
                 page.screenshot(path=str(OUT / "live_bench.png"))
                 browser.close()
         finally:
             server.stop()
     result["browser_frames_per_second"] = fps
+    result["cores_on"], result["cores_off"] = cores_on, cores_off
     return result
 
 

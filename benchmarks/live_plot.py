@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"browser: live steps/s {[round(x) for x in br['on']]}, no plot {[round(x) for x in br['off']]}, "
               f"frames/s per live window {[round(x, 1) for x in br['browser_frames_per_second']]} "
               f"(kernel sent {[round(x, 1) for x in br['kernel_frames_per_second']]})")
+        for phase in ("on", "off"):  # where the machine's CPU went: is the page's work on training's core?
+            groups = sorted({g for w in br[f"cores_{phase}"] for g in w})
+            med = {g: statistics.median(w.get(g, 0.0) for w in br[f"cores_{phase}"]) for g in groups}
+            print(f"cpu_cores_{'live' if phase == 'on' else 'no_plot'}_windows_median: "
+                  + ", ".join(f"{g} {v:.2f}" for g, v in med.items()) + f" (total {sum(med.values()):.2f})")
         out["browser_frames_per_second"] = statistics.median(br["browser_frames_per_second"])
         out["throughput_ratio_live_over_off_browser"] = statistics.median(br["on"]) / statistics.median(br["off"])
         print(f"browser_frames_per_second: {out['browser_frames_per_second']:.1f}")

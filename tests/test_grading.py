@@ -600,3 +600,34 @@ def test_budgets_are_cpu_time_and_a_timeout_is_retried_alone(demo, tmp_path):
     loop = next(t for t in results["loops"].tests if t["name"] == "test_mean_square")
     assert loop["kind"] == "timeout" and "did not finish within 1 s of CPU time" in loop["message"] and loop["retried"]
     assert all(t["cpu_s"] < 1.5 for r in results.values() for t in r.tests if "cpu_s" in t)
+
+
+@pytest.mark.slow
+def test_after_a_timeout_the_exercises_other_tests_wait_for_its_retry(demo, tmp_path):
+    """A loop that never ends costs two budgets per exercise, not two per test: once `test_double` (1.1)
+    timed out, `test_double_negative` (1.1) is not run; `test_double` is run again alone, times out again,
+    and both count as timeouts. A function slow only the first time passes on the retry, and then the
+    test that waited runs after all. ``skip_after_timeout=False`` runs (and retries) every test."""
+    subs = tmp_path / "subs"
+    _demo_submission(demo, subs / "loops", "1.1", ["while True:", "    pass"])
+    _demo_submission(demo, subs / "slow_once", "1.1", [
+        "import os", "if not os.path.exists('slow_once.flag'):", "    open('slow_once.flag', 'w').close()",
+        "    while True:", "        pass", "return 2 * x"])
+    results = {r.student: r for r in grading.grade(subs, tmp_path / "gb.csv", tmp_path / "fb", timeout_per_test=1,
+                                                   exercises=["1.1"], root=demo, verbose=False)}
+    first, second = (next(t for t in results["loops"].tests if t["name"] == n)
+                     for n in ("test_double", "test_double_negative"))
+    assert first["kind"] == "timeout" and first["retried"] and "did not finish within 1 s of CPU time" in first["message"]
+    assert second["kind"] == "timeout" and second["after_timeout"] == first["nodeid"] and not second.get("retried")
+    assert second["message"].startswith("not run: `test_double` of this exercise did not finish within 1 s")
+    assert second["cpu_s"] < 0.5 and results["loops"].points == {"1.1": 0.0}
+    text = (tmp_path / "fb" / "loops.md").read_text()
+    assert "not run: `test_double`" in text and "did not finish within 1 s of CPU time" in text
+    assert results["slow_once"].points == {"1.1": 3.0}
+    assert [t["name"] for t in results["slow_once"].tests if t.get("retried")] == ["test_double"]
+    assert not any(t.get("after_timeout") for t in results["slow_once"].tests)
+    every = grading.grade(subs, tmp_path / "gb2.csv", tmp_path / "fb2", timeout_per_test=1, exercises=["1.1"],
+                          root=demo, verbose=False, skip_after_timeout=False)
+    loops = next(r for r in every if r.student == "loops")
+    assert [(t["kind"], bool(t.get("retried"))) for t in loops.tests] == [("timeout", True), ("timeout", True)]
+    assert not any(t.get("after_timeout") for t in loops.tests)

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--isolation", choices=("auto", "bwrap", "audit"), default=None,
                    help="bubblewrap sandbox or the weaker audit hook (default: $COURSE_GRADING_ISOLATION, else auto: "
                         "bubblewrap when it works here); the one used is printed")
+    g.add_argument("--run-every-test", action="store_true",
+                   help="run every test of an exercise even after one ran out of time (slower with loops; for a "
+                        "function that loops on some inputs only)")
     g.add_argument("--fresh-processes", action="store_true",
                    help="start a fresh Python for every grading child instead of forking it from a warm zygote (slower)")
     sub.add_parser("assign", add_help=False, help="write exercises/ from solutions/ (--check: only compare)")
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                             timeout_per_test=args.timeout_per_test, timeout_per_submission=args.timeout_per_submission,
                             hidden=not args.no_hidden, root=args.root,
                             exercises=args.exercises.split(",") if args.exercises else None,
-                            isolation=args.isolation, processes="fresh" if args.fresh_processes else "zygote")
+                            isolation=args.isolation, processes="fresh" if args.fresh_processes else "zygote",
+                            skip_after_timeout=not args.run_every_test)
         except SubmissionsModifiedError as e:
             print(e, file=sys.stderr)
             return 3

@@ -94,23 +94,52 @@ def _failed(meta: dict, kind: str, message: str) -> dict:
             "where": "", "notes": [], "duration": 0.0, "hint": DEFAULT_HINTS.get(kind, meta.get("hint", ""))}
 
 
+def _timed_out(done: dict) -> dict:
+    """``{exercise id: node id}`` of the tests that ran out of time themselves (not those failed after one)."""
+    out = {}
+    for nodeid, r in done.items():
+        if r.get("kind") == "timeout" and not r.get("after_timeout"):
+            out.setdefault(r["exercise"], nodeid)
+    return out
+
+
 def _retry_timeouts(root: Path, base: Path, limits: Limits, deadline: float, skip: dict, catalog: list, done: dict,
                     attempt: int) -> float:
     """Run every test that timed out once more, alone, in a fresh child, before it is scored as a
     timeout: a test slowed down by what else ran (its neighbours, the machine) gets a second,
     quiet chance; a loop that never ends costs its budget twice. The second result is final.
+
+    With ``limits.skip_after_timeout`` the exercise's later tests were failed at once ("not run") when
+    the first one timed out. If the retried test passes now, they are run after all (in one child);
+    if it times out again they keep "not run": a loop costs two budgets per exercise, not two per test.
     Returns the CPU seconds these children used."""
     cpu = 0.0
-    for nodeid in [t["nodeid"] for t in catalog if done.get(t["nodeid"], {}).get("kind") == "timeout"]:
+    queue = [t["nodeid"] for t in catalog
+             if done.get(t["nodeid"], {}).get("kind") == "timeout" and not done[t["nodeid"]].get("after_timeout")]
+    everything = [t["nodeid"] for t in catalog]
+    while queue:
+        nodeid = queue.pop(0)
         if time.monotonic() >= deadline:
             break
-        alone = {"tests": sorted(t["nodeid"] for t in catalog if t["nodeid"] != nodeid), "cells": skip["cells"]}
+        alone = {"tests": sorted(n for n in everything if n != nodeid), "cells": skip["cells"]}
         run = run_child(root, base, attempt, limits, deadline, alone)
         attempt, cpu = attempt + 1, cpu + run["cpu_s"]
         again = next((e for e in run["events"] if e["event"] == "result" and e["nodeid"] == nodeid), None)
         if again is None:  # the child died or was killed again: still a timeout, with the first reason
             again = dict(done[nodeid])
         done[nodeid] = {**again, "retried": True}
+        waiting = [n for n in everything if done.get(n, {}).get("after_timeout") == nodeid]
+        if not waiting or done[nodeid].get("kind") == "timeout" or time.monotonic() >= deadline:
+            continue
+        # Not a loop after all: the tests that were not run because of it run now.
+        rest = {"tests": sorted(n for n in everything if n not in waiting), "cells": skip["cells"]}
+        run = run_child(root, base, attempt, limits, deadline, rest)
+        attempt, cpu = attempt + 1, cpu + run["cpu_s"]
+        for e in run["events"]:
+            if e["event"] == "result" and e["nodeid"] in waiting:
+                done[e["nodeid"]] = e
+                if e.get("kind") == "timeout" and not e.get("after_timeout"):
+                    queue.append(e["nodeid"])
     return cpu
 
 
@@ -135,7 +164,7 @@ def grade_folder(folder: Path, name: str, base: Path, root: Path, catalog: list 
         if time.monotonic() >= deadline:
             notes.append("the submission used up its time before every test ran")
             break
-        skip["tests"] = sorted(done)
+        skip["tests"], skip["timed_out"] = sorted(done), _timed_out(done)
         run = run_child(root, base, attempt, limits, deadline, skip)
         attempt += 1
         rss, cpu = max(rss, run["rss_mb"]), cpu + run["cpu_s"]
@@ -288,7 +317,7 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
           timeout_per_test: float = 10.0, timeout_per_submission: float | None = None, hidden: bool = True,
           memory_mb: float = 1536, file_size_mb: float = 16, root: str | os.PathLike | None = None,
           exercises: list | None = None, isolation: str | None = None, processes: str = "zygote",
-          verbose: bool = True) -> list[SubmissionResult]:
+          skip_after_timeout: bool = True, verbose: bool = True) -> list[SubmissionResult]:
     """Grade every submission folder and write the gradebook and one feedback file per student.
 
     Args:
@@ -312,6 +341,11 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
             inside the same isolation) that forks a grading child per submission; ``"fresh"``: a new Python
             per child (slower: seconds of start-up each). Limits, timeouts and the watchdog are the same.
             Default: ``"zygote"``.
+        skip_after_timeout (bool): once a test of an exercise ran out of time, that exercise's later tests
+            are not run (they fail as timeouts, "not run") rather than each waiting out its budget; the
+            test that timed out is run again alone, and if it passes then, the others run after all. A loop
+            that never ends then costs two budgets per exercise instead of two per test. False: every
+            test runs (for a function that loops on some inputs only). Default: True.
 
     Returns:
         one :class:`SubmissionResult` per submission, sorted by student.
@@ -371,7 +405,8 @@ def grade(submissions_dir: str | os.PathLike, out_csv: str | os.PathLike = "grad
         return z
 
     limits = Limits(timeout_per_test, timeout_per_submission, memory_mb, file_size_mb, hidden, ids, iso,
-                    (str(subs_dir),), this_threads_zygote if processes == "zygote" else None)
+                    (str(subs_dir),), this_threads_zygote if processes == "zygote" else None,
+                    skip_after_timeout=bool(skip_after_timeout))
 
     def start_zygotes(n):
         """n zygotes at once, each computing 1/n of the reference results, then sharing them: the start-up's

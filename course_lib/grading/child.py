@@ -81,6 +81,7 @@ class Limits:
     hide: tuple = ()  # folders no child may see besides the course (the submissions, the batch's scratch folder)
     zygote: object = None  # a callable giving this thread's Zygote; None: a fresh process per child
     warm_files: set | None = None  # the test files (``tests/test_ex04.py``) whose references a zygote warms; None: all
+    skip_after_timeout: bool = True  # an exercise's later tests fail at once after one timed out (see batch._retry_timeouts)
 
     def iso(self) -> sandbox_module.Isolation:
         if self.isolation is None:
@@ -233,6 +234,7 @@ def run_child(root: Path, base: Path, attempt: int, limits: Limits, deadline: fl
            "--wall-timeout", f"{limits.wall_per_test:g}", "--base", str(base), "--hide", os.pathsep.join(hide),
            "--memory-mb", f"{limits.memory_mb:g}", "--file-size-mb", f"{limits.file_size_mb:g}", "--cpu-s", f"{cpu_s:.0f}"]
     cmd += (["--hidden"] if limits.hidden else []) + (["--ids", ",".join(limits.ids)] if limits.ids else [])
+    cmd += ["--skip-after-timeout"] if limits.skip_after_timeout else []
     iso = limits.iso()
     env = child_env(course, base / "submission", work, max(min(5.0, limits.timeout_per_test / 2), 0.5))
     zygote = limits.zygote() if limits.zygote else None

@@ -72,6 +72,7 @@ def _first_paragraph(doc: str | None) -> str:
 
 
 _CPU_TIMEOUT = "Timeout (CPU time)"
+_AFTER_TIMEOUT = "Not run after a timeout"  # GradingPlugin(skip_after_timeout=True): "<prefix>: <name of the test>"
 _STUB_MESSAGE = re.compile(r"Exercise \d+(\.\d+)*\b")  # assign's stub: raise NotImplementedError("Exercise 3.2: ...")
 
 
@@ -87,6 +88,10 @@ def _classify(e: BaseException, timeout: float | None) -> tuple[str, str]:
     name = type(e).__name__
     if _is_stub(e):
         return "not_implemented", f"not implemented yet ({name}: {clip(text, 200, 1)})"
+    if name == "Failed" and text.startswith(_AFTER_TIMEOUT):
+        first = text.split(": ", 1)[-1]
+        return "timeout", (f"not run: `{first}` of this exercise did not finish within {timeout:g} s of CPU time, so its "
+                           f"other tests were not run (each would have waited as long)")
     if name == "Failed" and text.startswith(_CPU_TIMEOUT):
         return "timeout", f"did not finish within {timeout:g} s of CPU time" if timeout else "timed out"
     if name == "Failed" and text.startswith("Timeout"):
@@ -151,14 +156,24 @@ class GradingPlugin:
             time, ``ITIMER_PROF``) rather than of wall-clock seconds: a test then needs the same
             budget on a busy machine as on a quiet one. Wall-clock time is left to pytest-timeout
             as a wide backstop (for code that sleeps or blocks). Main thread only.
+        skip_after_timeout: once a test of an exercise timed out, fail that exercise's later tests
+            at once (kind ``timeout``, "not run"; the result's ``after_timeout`` names the test that
+            timed out) instead of letting each wait out its own budget: a loop that never ends then
+            costs one budget per exercise, not one per test. The batch grader runs the timed-out
+            test again alone and, if it passes then, runs the others after all.
+        timed_out (dict): ``{exercise id: node id}`` of tests that timed out in an earlier process
+            of the same submission (with ``skip_after_timeout``).
     """
 
     def __init__(self, sink: Callable[[dict], None], *, ids=None, skip=(), timeout: float | None = None,
-                 contain_interrupts: bool = False, cpu_timeout: bool = False):
+                 contain_interrupts: bool = False, cpu_timeout: bool = False, skip_after_timeout: bool = False,
+                 timed_out: dict | None = None):
         self.sink, self.timeout, self.contain_interrupts = sink, timeout, contain_interrupts
         self.cpu_timeout = bool(cpu_timeout and timeout and threading.current_thread() is threading.main_thread())
         self.ids = {str(i) for i in ids} if ids is not None else None
         self.skip = set(skip)
+        self.skip_after_timeout = skip_after_timeout
+        self.timed_out = {str(k): v for k, v in (timed_out or {}).items()}  # exercise id -> node id
         self.meta: dict = {}
         self._state: dict = {}
 
@@ -199,6 +214,16 @@ class GradingPlugin:
         if self.cpu_timeout:  # setup, call and teardown share the budget, as with pytest-timeout
             signal.signal(signal.SIGPROF, self._on_cpu_timeout)
             signal.setitimer(signal.ITIMER_PROF, self.timeout)
+
+    @hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        ex_id = self.meta.get(item.nodeid, {}).get("exercise")
+        if self.skip_after_timeout and ex_id in self.timed_out:
+            import pytest
+
+            first = self.timed_out[ex_id]
+            self._state.get(item.nodeid, {})["after_timeout"] = first
+            pytest.fail(f"{_AFTER_TIMEOUT}: {self.meta.get(first, {}).get('name', first)}", pytrace=False)
 
     def _on_cpu_timeout(self, signum, frame):
         import pytest
@@ -263,6 +288,10 @@ class GradingPlugin:
                   "where": "" if passed else st["where"], "notes": st["notes"],
                   "duration": round(time.perf_counter() - st["t0"], 3),
                   "cpu_s": round(time.process_time() - st["cpu0"], 3)}
+        if st.get("after_timeout"):
+            result["after_timeout"] = st["after_timeout"]
+        elif result["kind"] == "timeout":
+            self.timed_out.setdefault(meta["exercise"], nodeid)
         if passed:
             result["hint"] = ""
         elif result["kind"] in DEFAULT_HINTS:  # the test's docstring is the hint for wrong answers
@@ -287,6 +316,10 @@ def pytest_args(root: Path, timeout: float | None, tests: list[Path], extra=()) 
         # plugins of other packages that grading tests never use: importing them (hypothesis, anyio's event
         # loops) cost every grading process about a second of CPU
         "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:anyio", "-p", "no:platformdirs",
+        # pytest's log capture adds and removes handlers around every phase of every test (a tenth of a
+        # grading child's own CPU time); no grading test reads logs (caplog), and what the student's code
+        # logs goes to stderr, which the plugin bounds like prints
+        "-p", "no:logging",
         "--tb=no", "-rN", "--capture=no", "-W", "ignore",
         f"--timeout={timeout or 0:g}", "--timeout-method=signal", "--timeout-disable-debugger-detection",
     ]

@@ -303,6 +303,8 @@ def child_main(argv: list[str]) -> None:
     ap.add_argument("--cpu-s", type=float, default=600)
     ap.add_argument("--base", default="", help="this submission's scratch folder (readable and writable)")
     ap.add_argument("--hide", default="", help="folders never readable (os.pathsep-separated)")
+    ap.add_argument("--skip-after-timeout", action="store_true",
+                    help="an exercise's tests after one that timed out fail at once (GradingPlugin)")
     args = ap.parse_args(argv)
     progress = open(args.progress, "a", encoding="utf-8")  # opened before the sandbox closes the door
 
@@ -310,10 +312,10 @@ def child_main(argv: list[str]) -> None:
         progress.write(json.dumps(event, ensure_ascii=False) + "\n")
         progress.flush()
 
-    skip, skip_cells = set(), {}
+    skip, skip_cells, timed_out = set(), {}, {}
     if args.skip_file and os.path.exists(args.skip_file):
         saved = json.loads(Path(args.skip_file).read_text())
-        skip = set(saved.get("tests", []))
+        skip, timed_out = set(saved.get("tests", [])), saved.get("timed_out", {})
         for path, index, why in saved.get("cells", []):
             skip_cells[(path, index)] = why
     root = Path(args.root)
@@ -348,7 +350,8 @@ def child_main(argv: list[str]) -> None:
     import pytest
 
     ids = [i for i in args.ids.split(",") if i] or None
-    plugin = GradingPlugin(sink, ids=ids, skip=skip, timeout=args.timeout, contain_interrupts=True, cpu_timeout=True)
+    plugin = GradingPlugin(sink, ids=ids, skip=skip, timeout=args.timeout, contain_interrupts=True, cpu_timeout=True,
+                           skip_after_timeout=args.skip_after_timeout, timed_out=timed_out)
     extra = ["--collect-only"] if args.collect_only else ["--basetemp", str(Path(args.work) / "pytest-tmp")]
     wall = args.wall_timeout or args.timeout
     plugins = [plugin] + ([_ForgetHiddenTests(root / "grading" / "hidden")] if args.base and args.hidden
