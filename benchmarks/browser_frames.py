@@ -3,8 +3,12 @@
 Called by ``live_plot.py`` when Chromium and Playwright are present. One JupyterLab server and one
 page (the harness of ``tests/test_browser.py``); a notebook written to ``test-artifacts/bench/``
 shows a :class:`~course_lib.ui.lab.TrainingLab` and starts a thread in the kernel that alternates,
-``repeats`` times, a window of training with the live plot (the lab's Play) and the same training
-as a plain ``fit`` with no plot (same data, model, seed), and reports steps/s of both.
+``repeats`` times (default 12), a window of training with the live plot (the lab's Play, ``window``
+seconds, default 3) and the same number of steps as a plain ``fit`` with no plot (same data, model,
+seed), and reports steps/s of both. Many short pairs, in alternating order, rather than a few long
+ones: on this kind of machine the speed of the same training drifts by 10-20% from one second to the
+next (measured with no plot at all: pairs from 0.87 to 1.19), and a ratio of medians over 12 pairs
+moves far less than one over 5.
 
 Frames are counted in the page (see ``_COUNT_FRAMES``): every redraw of the lab's curves, which
 the page draws from the SVG the kernel sends. Counted during the live windows.
@@ -110,14 +114,20 @@ def _off(steps):
 
 def _measure():
     time.sleep(3.0)                                   # the page shows the lab; first frames
-    on, off, sent = [], [], []
+    on, off, sent, steps = [], [], [], None
     for i in range({repeats}):
+        # The order alternates (live first in even pairs, no plot first in odd ones): a machine
+        # that speeds up or slows down during the run favours neither side.
+        off_first = i % 2 == 1
+        if off_first:
+            bench.value = f"before {{i}}"
+            off.append(_off(steps))
         lab.play()
         for _ in range(600):                          # the run's first step (slow on a busy machine)
             if lab.state is not None:
                 break
             time.sleep(0.05)
-        time.sleep(1.5)                               # warm: the first frames of a run lay it out
+        time.sleep(1.5 if i == 0 else 0.5)            # warm: the first frames of a run lay it out
         s0, t0, f0 = lab.state.step, time.perf_counter(), lab.view.frames
         bench.value = f"on {{i}}"
         time.sleep({window})
@@ -126,7 +136,9 @@ def _measure():
         bench.value = f"off {{i}}"
         lab.pause(); lab.wait(10)
         on.append((s1 - s0) / (t1 - t0))
-        off.append(_off(max(200, s1 - s0)))
+        steps = max(200, s1 - s0)                     # the no-plot run: as many steps as this window
+        if not off_first:
+            off.append(_off(steps))
     bench.value = "done " + json.dumps({{"on": on, "off": off, "kernel_frames_per_second": sent}})
 
 def _guarded():
@@ -150,7 +162,7 @@ def _notebook(settings: dict, repeats: int, window: float, kernel: str) -> Path:
     return path
 
 
-def measure(settings: dict, repeats: int = 2, window: float = 8.0) -> dict:
+def measure(settings: dict, repeats: int = 12, window: float = 3.0) -> dict:
     """``{"browser_frames_per_second": [...], "on": [...], "off": [...], "cores_on": [...], "cores_off": [...]}``
     per live window (``cores_*``: CPU cores each group of processes used in that window: the kernel, the
     Jupyter server, Chromium, this harness, the rest of the machine)."""

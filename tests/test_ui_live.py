@@ -248,8 +248,11 @@ def test_the_raw_band_keeps_a_spike_of_a_long_run():
     assert plot.raw_band.get_visible() and not len(plot.raw.get_xdata())
     top = max(p.vertices[:, 1].max() for p in plot.raw_band.get_paths())
     assert top == pytest.approx(40.0)
+    # 10 points in at most 4 buckets: 4 points a bucket (a power of two), the last bucket short
     x, lo, hi = _envelope(np.arange(10.0), np.array([3, 1, 2, 9, 5, 0, 4, 4, 7, 8.0]), buckets=4)
-    assert x.tolist() == [0, 3, 6, 9] and lo.tolist() == [1, 0, 4, 8] and hi.tolist() == [3, 9, 7, 8]
+    assert x.tolist() == [0, 4, 9] and lo.tolist() == [1, 0, 7] and hi.tolist() == [9, 5, 8]
+    x, lo, hi = _envelope(np.arange(8.0), np.array([3, 1, 2, 9, 5, 0, 4, 6.0]), buckets=4)
+    assert x.tolist() == [0, 2, 4, 7] and lo.tolist() == [1, 2, 0, 4] and hi.tolist() == [3, 9, 5, 6]
 
 
 # -- curves drawn by the browser (LiveFigure(curves_in_browser=True), the training lab) ----------

@@ -159,6 +159,7 @@ class TrainingLab:
         self._thread: threading.Thread | None = None
         self._force_frame = False
         self._last_diag = 0.0
+        self._last_status = 0.0
         self._diag_cpu = self._diag_cost = 0.0           # CPU s of the last diagnosis (this frame's / any)
         self.change_latency: list[float] = []             # seconds from slider to applied, measured
 
@@ -660,9 +661,12 @@ class TrainingLab:
         last = next((v for v in reversed(h.train_loss) if math.isfinite(v)), float("nan"))
         val = f", validation {h.val_loss[-1]:.3g}" if h.val_loss else ""
         acc = f", accuracy {h.val_metrics['accuracy'][-1]:.1%}" if h.val_metrics.get("accuracy") else ""
-        if state is not None:
-            self.status.value = f"training: step {step}, loss {last:.3g}{val}{acc}"
         now = time.perf_counter()
+        # The status line at most 4 times a second: nobody reads a number that changes 12 times a
+        # second, and each change is one more message through the kernel, the server and the page.
+        if state is not None and now - self._last_status >= 0.25:
+            self._last_status = now
+            self.status.value = f"training: step {step}, loss {last:.3g}{val}{acc}"
         self._diag_cpu = 0.0
         # diagnose reads the whole run (0.2 s of CPU for 4,000 steps on a busy machine): at most
         # every 2 s and never more than 5% of the time, so it cannot slow training much.

@@ -132,11 +132,20 @@ def nice_ceil(x: float) -> float:
     return next(m * e for m in (1, 2, 5, 10) if m * e >= x * (1 - 1e-12))
 
 
+def _bucket(n: int, buckets: int) -> int:
+    """Points per bucket for ``n`` points in at most ``buckets`` buckets: a power of two, so that a
+    growing run keeps the same buckets until it doubles. Each frame then changes only the last
+    bucket, and the frame's SVG text is mostly kept from the last frame (live_svg._PathText); with
+    ``ceil(n / buckets)`` every bucket moved each time the size grew by one, every few frames."""
+    return 1 << max(0, math.ceil(math.log2(max(n, 1) / buckets)))
+
+
 def _envelope(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, low, high)``: the min and max of ``y`` over at most ``buckets`` runs of equal length
-    (the last may be shorter), at each run's first ``x``; the band they bound keeps every spike."""
+    (a power of two, see :func:`_bucket`; the last may be shorter), at each run's first ``x``; the
+    band they bound keeps every spike."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    size = max(1, math.ceil(len(y) / buckets))
+    size = _bucket(len(y), buckets)
     pad = (-len(y)) % size
     rows = np.concatenate([y, np.full(pad, np.nan)]).reshape(-1, size)    # (buckets, size)
     xs = x[::size].copy()
@@ -150,7 +159,7 @@ def _decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray
     n = len(x)
     if n <= max_points:
         return x, y
-    size = math.ceil(n / (max_points // 2))        # points per bucket
+    size = _bucket(n, max_points // 2)             # points per bucket: half to all of max_points
     m = n // size * size                           # whole buckets; the ragged tail is kept as is
     rows = y[:m].reshape(-1, size)                 # (buckets, size)
     base = np.arange(0, m, size)
