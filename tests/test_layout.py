@@ -50,14 +50,71 @@ def test_the_layout_has_what_the_boundary_test_needs():
     assert not any(m.startswith("course_lib.ui") for m in COMPUTE)
 
 
+# One fresh interpreter imports the heavy third-party libraries once (torch alone is about 2 s),
+# checks that they brought no drawing code, then forks a child per compute module: each child
+# imports its module alone, on top of that clean state, and reports what drawing code is loaded.
+_FORKED = """
+import json, os, sys
+import numpy, scipy.signal, torch
+DRAWING, MODULES = {drawing!r}, {modules!r}
+out = {{"_preloaded": [m for m in sys.modules if m.startswith(DRAWING)]}}
+for module in MODULES:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            __import__(module)
+            msg = [m for m in sys.modules if m.startswith(DRAWING)]
+        except BaseException as e:
+            msg = {{"error": repr(e)}}
+        os.write(w, json.dumps(msg).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    out[module] = json.loads(data) if data else {{"error": "the child died"}}
+print(json.dumps(out))
+"""
+
+
+def _drawing_modules_each_alone(modules: list[str]) -> dict:
+    """``{module: [drawing modules in sys.modules after importing it alone]}`` (see _FORKED); without
+    fork (Windows), one new interpreter per module, two at a time."""
+    import os
+    if not hasattr(os, "fork"):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(zip(modules, pool.map(_drawing_modules_after_import, modules)))
+    code = _FORKED.format(drawing=DRAWING, modules=list(modules))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, f"the import check failed:\n{out.stderr[-2000:]}"
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found.pop("_preloaded") == [], "numpy, scipy or torch brought drawing code: the check below would be void"
+    errors = {m: v["error"] for m, v in found.items() if isinstance(v, dict)}
+    assert not errors, f"import failed: {errors}"
+    return found
+
+
 def test_no_compute_module_imports_drawing_code_in_a_fresh_interpreter():
     """Each compute module imported alone, in a new Python process, leaves matplotlib, ipywidgets,
-    ipympl, seaborn and course_lib.ui out of sys.modules (two processes at a time: torch's import
-    dominates, about 2 s each)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        found = dict(zip(COMPUTE, pool.map(_drawing_modules_after_import, COMPUTE)))
+    ipympl, seaborn and course_lib.ui out of sys.modules."""
+    found = _drawing_modules_each_alone(COMPUTE)
+    assert set(found) == set(COMPUTE)
     bad = {m: mods for m, mods in found.items() if mods}
     assert not bad, f"compute modules that import drawing code (move that code to course_lib/ui/): {bad}"
+
+
+def test_the_import_check_sees_a_module_that_draws():
+    """The check above can fail: a drawing module and a compute module imported after it, each alone."""
+    found = _drawing_modules_each_alone(["course_lib.ui.plotting", "course_lib.losses"])
+    assert "matplotlib" in found["course_lib.ui.plotting"] and "course_lib.ui" in found["course_lib.ui.plotting"]
+    assert found["course_lib.losses"] == []
 
 
 def _imports(path: Path):
