@@ -328,6 +328,32 @@ def _open_slideshow(browser, lab, errors: list):
     return page
 
 
+def _present_index(page) -> int:
+    return page.evaluate("() => [...document.querySelectorAll('.reveal .slides > section')]"
+                         ".findIndex(s => s.classList.contains('present'))")
+
+
+def _turn_to_next_slide(page, tries: int = 3) -> None:
+    """Press the right arrow as a lecturer does, once reveal.js has started, and wait until the next slide shows.
+
+    A key pressed before reveal.js has installed its keyboard handler is lost (the deck stays on its title
+    slide), so wait for its `ready` class first, and press again if the slide still did not turn."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.locator(".reveal.ready").first.wait_for(state="attached", timeout=60_000)
+    start = _present_index(page)
+    for _ in range(tries):
+        page.locator(".reveal").first.click(position={"x": 640, "y": 600})
+        page.keyboard.press("ArrowRight")
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(f"() => [...document.querySelectorAll('.reveal .slides > section')]"
+                                   f".findIndex(s => s.classList.contains('present')) > {start}", timeout=5_000)
+            return
+    page.screenshot(path=str(OUT / "rise-slide-did-not-turn.png"))
+    raise AssertionError(f"the deck stayed on slide {start + 1} after {tries} presses of the right arrow "
+                         "(see rise-slide-did-not-turn.png)")
+
+
 def test_rise_slideshow_opens_with_a_slide_per_section(browser, jupyterlab):
     cells = json.loads(SLIDES.read_text())["cells"]
     wanted = sum(c["metadata"]["slideshow"]["slide_type"] == "slide" for c in cells)
@@ -351,8 +377,7 @@ def test_rise_slider_on_a_slide_changes_its_figure(browser, jupyterlab):
     errors: list[str] = []
     page = _open_slideshow(browser, jupyterlab, errors)
     try:
-        page.locator(".reveal").first.click(position={"x": 640, "y": 600})
-        page.keyboard.press("ArrowRight")  # slide 2: the panel's code cell
+        _turn_to_next_slide(page)  # slide 2: the panel's code cell
         page.locator(".jp-CodeCell .cm-content").first.click()
         page.keyboard.press("Control+Enter")  # run it, stay on the slide
         page.wait_for_function(f"() => document.querySelector('{HANDLE}') || "
