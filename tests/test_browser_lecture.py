@@ -401,6 +401,17 @@ def test_rise_slider_on_a_slide_changes_its_figure(browser, jupyterlab):
         assert page.locator(".reveal .slides section.present").first.inner_text()[:40] == slide, "the slide changed"
         assert readout.inner_text() != old, f"the lr readout stayed at {old!r} after a drag of its handle"
         assert after != before, f"the figure did not change after the lr slider moved {old} -> {readout.inner_text()}"
+        # 1280x720: the slide with the run panel is taller than the screen. It scrolls (the course's page
+        # style), so the lecturer can bring the whole figure into view; it is not cut off at the bottom.
+        slide_js = "document.querySelector('.reveal .slides section.present:not(.stack)')"
+        page.evaluate(f"() => {{ const s = {slide_js}; s.scrollTop = s.scrollHeight; }}")
+        time.sleep(0.3)
+        bottom = page.evaluate(f"() => {{ const s = {slide_js}; return Math.max(...[...s.querySelectorAll("
+                               f"'{PLOT}')].map(e => e.getBoundingClientRect().bottom)); }}")
+        page.screenshot(path=str(OUT / "rise-panel-slide-scrolled.png"))
+        assert bottom <= VIEWPORT["height"] + 1, (
+            f"the panel's figure ends at y = {bottom:.0f} px, below the {VIEWPORT['height']} px screen, even with the "
+            "slide scrolled to its end (see rise-panel-slide-scrolled.png)")
     finally:
         with contextlib.suppress(Exception):
             page.screenshot(path=str(OUT / "rise-panel-slide-end.png"))

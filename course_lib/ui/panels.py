@@ -29,7 +29,9 @@ __all__ = ["PAGE_CSS", "SliderPanel", "controls_row", "error_html", "page_style"
 # Figures that fit the notebook: ipympl gives every canvas a fixed size in pixels (the figure's
 # inches x dpi), wider than the output area of a 1280 px window for many figures. These rules
 # let a canvas shrink with its output area (keeping its aspect ratio; it never grows past its
-# own size), hide ipympl's "Figure N" header, and let panels' control rows wrap.
+# own size), hide ipympl's "Figure N" header, and let panels' control rows wrap. On a slide (RISE), a
+# panel run there is taller than a 720 px projector screen: the slide scrolls instead of cutting off
+# the figure (RISE's own `scroll` option only looks when the slide changes, before the output exists).
 PAGE_CSS = """
 .jp-OutputArea-output .jupyter-matplotlib, .jp-OutputArea-output .jupyter-matplotlib-figure { max-width: 100%; min-width: 0; }
 .jp-OutputArea-output .jupyter-matplotlib-canvas-container { overflow: hidden !important; max-width: 100%; }
@@ -40,6 +42,7 @@ PAGE_CSS = """
 .jp-OutputArea-output .course-panel, .jp-OutputArea-output .course-panel .widget-vbox { min-width: 0; max-width: 100%; }
 .jp-OutputArea-output .widget-image { max-width: 100%; height: auto !important; object-fit: contain; }
 .course-lecture .course-controls, .course-demos.course-lecture { zoom: 1.3; }
+.reveal .slides section.present { max-height: 100%; overflow-y: auto; }
 """
 
 
