@@ -4,6 +4,7 @@ asserted (noisy machines); what is asserted is what does not depend on the clock
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,19 @@ def test_live_plot_benchmark_prints_its_three_lines(capsys):
     assert [ln.split(":")[0] for ln in lines[-3:]] == [
         "throughput_ratio_live_over_off", "slider_to_first_frame_ms_median", "frame_ms_5000_points_median"]
     assert all(v > 0 for v in out.values())
+
+
+def test_the_browser_ratio_interval_brackets_the_ratio_and_narrows_with_agreeing_pairs():
+    interval = _load("live_plot").ratio_interval
+    assert interval([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]) == (2.0, 2.0)      # every pair says 2: nothing to doubt
+    rng = np.random.default_rng(3)
+    off = list(1000 + 100 * rng.standard_normal(12))
+    on = [0.9 * x * (1 + 0.12 * e) for x, e in zip(off, rng.standard_normal(12))]
+    lo, hi = interval(on, off)
+    point = float(np.median(on) / np.median(off))
+    assert lo < point < hi and hi - lo > 0.05                            # pairs that disagree: a wide interval
+    lo2, hi2 = interval(on * 8, off * 8)                                  # 8x the pairs: narrower
+    assert hi2 - lo2 < 0.6 * (hi - lo)
 
 
 @pytest.mark.slow
