@@ -328,9 +328,8 @@ def _open_slideshow(browser, lab, errors: list):
     return page
 
 
-def _present_index(page) -> int:
-    return page.evaluate("() => [...document.querySelectorAll('.reveal .slides > section')]"
-                         ".findIndex(s => s.classList.contains('present'))")
+# The index of the slide the deck shows (reveal.js marks it "present").
+_PRESENT_INDEX = "[...document.querySelectorAll('.reveal .slides > section')].findIndex(s => s.classList.contains('present'))"
 
 
 def _turn_to_next_slide(page, tries: int = 3) -> None:
@@ -341,13 +340,12 @@ def _turn_to_next_slide(page, tries: int = 3) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.locator(".reveal.ready").first.wait_for(state="attached", timeout=60_000)
-    start = _present_index(page)
+    start = page.evaluate(f"() => {_PRESENT_INDEX}")
     for _ in range(tries):
         page.locator(".reveal").first.click(position={"x": 640, "y": 600})
         page.keyboard.press("ArrowRight")
         with contextlib.suppress(PlaywrightTimeout):
-            page.wait_for_function(f"() => [...document.querySelectorAll('.reveal .slides > section')]"
-                                   f".findIndex(s => s.classList.contains('present')) > {start}", timeout=5_000)
+            page.wait_for_function(f"() => {_PRESENT_INDEX} > {start}", timeout=5_000)
             return
     page.screenshot(path=str(OUT / "rise-slide-did-not-turn.png"))
     raise AssertionError(f"the deck stayed on slide {start + 1} after {tries} presses of the right arrow "

@@ -183,16 +183,8 @@ class _GrowingCurve:
 
     def _reset(self, history, beta: float) -> None:
         self.history, self.beta, self.n = history, beta, 0
-        self._buf = np.empty((4, 1024))                           # rows: x, y, s, smoothed; grown by doubling
+        self.x = self.y = self.s = self.smoothed = np.empty(0)     # (n_finite,) each
         self._count = 0                                           # finite points so far
-        self.lo, self.hi = math.inf, -math.inf                    # min and max of y so far
-
-    # Views of the points so far, (n_finite,) each. The buffer doubles when full, so appending costs
-    # O(new points) (np.concatenate copied the whole run, four arrays, at every frame).
-    x = property(lambda self: self._buf[0, :self._count])
-    y = property(lambda self: self._buf[1, :self._count])
-    s = property(lambda self: self._buf[2, :self._count])
-    smoothed = property(lambda self: self._buf[3, :self._count])
 
     def update(self, history, beta: float) -> None:
         n = min(len(history.step), len(history.train_loss))
@@ -204,22 +196,16 @@ class _GrowingCurve:
         self.n = n
         if not len(y):
             return
-        c, k = self._count, len(y)
-        if c + k > self._buf.shape[1]:
-            grown = np.empty((4, max(2 * self._buf.shape[1], c + k)))
-            grown[:, :c] = self._buf[:, :c]
-            self._buf = grown
-        buf = self._buf
-        buf[0, c:c + k], buf[1, c:c + k] = x, y
         if beta > 0:
             # s_t = beta * s_{t-1} + (1 - beta) * y_t, continued from the last value (lfilter's
             # state), then divided by 1 - beta^t as ema() does (t counts finite points).
-            zi = [beta * buf[2, c - 1]] if c else [0.0]
+            zi = [beta * self.s[-1]] if len(self.s) else [0.0]
             s, _ = lfilter([1 - beta], [1, -beta], y, zi=zi)
-            t = np.arange(c + 1, c + k + 1)
-            buf[2, c:c + k], buf[3, c:c + k] = s, s / (1 - beta ** t)
-        self._count = c + k
-        self.lo, self.hi = min(self.lo, float(y.min())), max(self.hi, float(y.max()))
+            t = np.arange(self._count + 1, self._count + len(y) + 1)
+            self.s = np.concatenate([self.s, s])
+            self.smoothed = np.concatenate([self.smoothed, s / (1 - beta ** t)])
+        self._count += len(y)
+        self.x, self.y = np.concatenate([self.x, x]), np.concatenate([self.y, y])
 
 
 class LossCurvesPlot:
@@ -415,10 +401,7 @@ class LossCurvesPlot:
             xmax = max(float(steps[-1]), self.MIN_SPAN)
         else:
             xmax = max(ghost_ends + [1])
-        # The run's own extremes are kept as it grows (the curve's lo and hi: O(1) a frame, not a
-        # pass over every point); ghosts are clipped to the x-axis; the decimated validation curve
-        # keeps every bucket's min and max, so its extremes are the run's.
-        ys = [np.array([self._curve.lo, self._curve.hi]) if len(loss) else np.empty(0)]
+        ys = [loss]
         for g in self.ghosts:
             x, y = np.asarray(g[0].get_xdata(), dtype=float), np.asarray(g[0].get_ydata(), dtype=float)
             if len(y):
