@@ -206,3 +206,22 @@ def test_plots_draw_into_given_axes():
     plot.update({"momentum": S.optimizer_path("two_minima", optimizer="momentum")})
     assert len(fig.axes) == 3 and len(plot.paths["momentum"].get_xdata()) == 151
     assert plot.loss_ax is None and axes[2].get_legend() is not None
+
+
+@pytest.mark.parametrize("theme", ["default", "lecture"])
+def test_descent_explorer_lays_out_again_when_the_loss_labels_widen(theme):
+    # The layout is frozen after the first frame. At lr 0.01 the loss spans less than a decade and
+    # its axis gains labels like "6x10^0": with the first frame's layout, the loss panel's y-label
+    # sat on the contour panel (2 px into it in the default theme, 15 px in the lecture theme).
+    from course_lib.ui.plotting import set_course_theme
+    with matplotlib.rc_context():
+        set_course_theme(theme)
+        p = ui.surfaces.DescentExplorer(surface="quadratic", optimizer="gd")
+        p.sliders["lr"].value = 0.01
+        fig = p.view.fig
+        renderer = fig.canvas.get_renderer()
+        contour, loss = p.view.axes
+        label = loss.yaxis.label.get_window_extent(renderer)
+        assert any("times" in t.get_text() for t in loss.get_yticklabels(which="both"))   # the wide labels
+        assert label.x0 > contour.get_tightbbox(renderer).x1, (label, contour.get_tightbbox(renderer))
+        assert p.view.relayout_if_ticks_changed() is False     # the same labels again: no new layout

@@ -431,6 +431,21 @@ class LiveFigure:
         """Recompute the layout at the next frame (after titles, labels or axes changed)."""
         self._needs_layout = True
 
+    def relayout_if_ticks_changed(self) -> bool:
+        """:meth:`relayout` if the longest tick label of some axis changed since the last call
+        (True then). The layout is frozen after the first frame; a log axis whose range shrinks
+        below a decade gains labels such as "6x10^0", wider than the first frame's "10^1", and in
+        the descent explorer the loss panel's y-label then sat on the contour panel. Computing the
+        ticks costs about a millisecond an axes: for frames a slider asks for, not for every frame
+        of a training run."""
+        key = tuple(max((len(t.get_text()) for t in axis.get_ticklabels(which="both")), default=0)
+                    for ax in self.fig.axes for axis in (ax.xaxis, ax.yaxis))
+        changed = key != getattr(self, "_tick_key", key)
+        self._tick_key = key
+        if changed:
+            self.relayout()
+        return changed
+
     def due(self) -> bool:
         """True if a ``refresh()`` now would draw (lets callers skip preparing a frame)."""
         wall = time.perf_counter() - self._last
