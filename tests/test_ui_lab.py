@@ -277,3 +277,23 @@ def test_the_frozen_layout_keeps_every_tick_label_the_loss_axis_can_show_inside_
         for low, high in [(1e-3, 1e7), (1e-12, 1e12), (0.05, 0.2)]:
             lab.plot.ax.set_ylim(low, high)
             assert text_problems(lab.view.fig) == [], (low, high)
+
+
+def test_the_step_axis_ends_where_the_run_does_and_moves_in_a_few_coarse_steps():
+    # Each new limit redraws the still picture (20-40 ms): a 3,000-step run's axis went 50, 100,
+    # 200, 500, 1000, 2000, 5000 (ending with the run at 60% of its width); with the run's length
+    # known it starts at a tenth of it and stops at its end.
+    lab = _lab(max_steps=600, eval_every=20)
+    seen = []
+    refresh = lab.view.refresh
+
+    def watch(*args, **kwargs):
+        seen.append(lab.plot.ax.get_xlim()[1])
+        return refresh(*args, **kwargs)
+
+    lab.view.refresh = watch
+    lab.run()
+    lab._draw(force=True)
+    during = [x for x in seen if x > 1]                   # before the first step: an empty axis
+    assert during[-1] == 600, seen
+    assert set(during) <= {100, 200, 500, 600}, sorted(set(seen))

@@ -426,6 +426,43 @@ def test_drawing_takes_at_most_its_share_of_the_cpu_over_a_run(monkeypatch):
     assert drawn / total >= 0.12, f"drawing took only {drawn / total:.1%}: frames were held back too long"
 
 
+
+def test_still_redraws_have_their_own_allowance_and_do_not_stall_the_plot(monkeypatch):
+    # A run's few redraws of the still picture (its axes' limits moving) must not silence the plot:
+    # charged to the frames' budget, each 20-40 ms redraw owed 0.4-0.6 s of training before the
+    # next frame, and a 3,000-step lab run showed 2 frames a second. A figure whose every frame
+    # redraws the still picture is still held to a share: max_share for the frames plus
+    # max_share for the redraws.
+    live = ui.live.LiveFigure(min_interval=0.0, max_share=0.2, headless=True)
+    live.refresh(force=True)                              # layout: not counted
+
+    def burn(seconds):
+        t = time.process_time()
+        while time.process_time() - t < seconds:
+            pass
+
+    def still_redraw():
+        burn(0.03)
+        live.background_draws += 1
+
+    monkeypatch.setattr(live, "_render", still_redraw)
+    burn(0.002)
+    assert live.refresh() and live._wait == 0.0, "a still redraw within the allowance held the next frame back"
+    drawn = 0.0
+    frames = 0
+    start = time.process_time()
+    while frames < 60:
+        burn(0.002)                                       # a training step
+        t = time.process_time()
+        if live.refresh():
+            frames += 1
+            drawn += time.process_time() - t
+    total = time.process_time() - start
+    bursts = (live._BURST + live._STILL_BURST) / total
+    assert drawn / total <= 2 * 0.2 + bursts + 0.02, f"still redraws took {drawn / total:.1%} of the CPU"
+    assert live._wait > 0.0, "still redraws beyond the allowance were never charged"
+
+
 # ---- the first frame of an ipympl figure, sent before its browser view asks for it -----------
 
 def _ipympl_figure(sent: list):

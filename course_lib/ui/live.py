@@ -211,6 +211,7 @@ class LiveFigure:
         self.max_wait = 1.0
         self._wait = 0.0                   # CPU seconds to spend on other work before the next frame
         self._budget = 0.0                 # CPU seconds of drawing earned and not spent (< 0: owed)
+        self._stills = self._STILL_BURST   # the same for still redraws (see refresh), never owed
         self._last_cpu = time.process_time()
         # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
         # surface, frames are still counted) but skip the encoding.
@@ -286,6 +287,7 @@ class LiveFigure:
         self.fig.set_layout_engine("none")
         self._needs_layout = False
         canvas = self.fig.canvas
+        stills = self.background_draws
         if self.browser is not None:
             self._render_for_browser()
         elif self.ipympl and canvas.syncing_data_url:
@@ -301,13 +303,26 @@ class LiveFigure:
         now = time.process_time()
         # A budget of drawing time (a token bucket): other work (training) earns max_share of its
         # CPU time, a frame spends (1 - max_share) of its own; a frame is due when the budget is
-        # not negative. So drawing takes at most max_share of the CPU over any stretch of frames,
+        # not negative. So frames take at most max_share of the CPU over any stretch of frames
+        # (still redraws have their own allowance, below),
         # and a one-off costly frame (the figure laid out again after a rescale, 35-55 ms) is paid
         # back by the next frames' savings, instead of holding the plot still for half a second.
         # The first frame (layout, font caches) is not counted: it would stall the plot.
-        self._budget = min(self._budget + self.max_share * max(0.0, cpu - self._last_cpu), self._BURST)
+        earned = self.max_share * max(0.0, cpu - self._last_cpu)
+        self._budget = min(self._budget + earned, self._BURST)
+        # Redraws of the still background (blitting, or the browser's still picture) have an
+        # allowance of their own, at the same share, saved up to _STILL_BURST. They happen when the
+        # axes' limits move (coarse steps that only grow during a run) or the learner changes
+        # something: a few per run (4-6 for 3,000 steps), which it pays without stalling the plot.
+        # Charged to the frames' budget, each 20-40 ms redraw owed 0.4-0.6 s of silence, and a
+        # 3,000-step run showed 2 frames a second. Beyond the allowance they are charged as before.
+        self._stills = min(self._stills + earned, self._STILL_BURST)
         if not relayout:
             cost = now - (cpu if started is None else min(started, cpu))
+            if self.background_draws != stills:
+                covered = min(cost, max(0.0, self._stills))
+                self._stills -= covered
+                cost -= covered
             # Owed at most _DEBT: frames forced by a change or by max_wait (a slow machine) must
             # not push the next frames back without end.
             self._budget = max(self._budget - (1 - self.max_share) * cost, -self._DEBT)
@@ -317,6 +332,7 @@ class LiveFigure:
 
     _BURST = 0.03   # at most this much drawing time is saved up (a few frames in a row, no more)
     _DEBT = 0.05    # and at most this much owed (at max_share 0.06: 0.8 s of other work to pay it)
+    _STILL_BURST = 0.15   # still redraws saved up: a run's first 4-6 at 20-40 ms each
 
     # -- blitting: redraw only what moves ---------------------------------------------------------
     #

@@ -409,13 +409,19 @@ class LossCurvesPlot:
         return text[:keep].rstrip() + "\u2026"
 
     MIN_SPAN = 50   # steps shown at least, so a new run's first steps do not fill the width
+    run_length: int | None = None   # a run's last step, when known (TrainingLab: max_steps)
 
     def _autoscale(self, steps, loss) -> None:
         # The x-axis follows the current run; ghosts are clipped to it (a long earlier run must
         # not squeeze the run in progress to the left). Before a run starts, the ghosts set it.
+        # With a known run length, the axis starts at a tenth of it (at most 1,000 steps) and stops
+        # at its end (not at the next 1-2-5 limit: a 3,000-step run ended at 60% of an axis to
+        # 5,000). Each new limit redraws the still picture (20-40 ms): 50, 100, 200, 500, 1000,
+        # 2000, 5000 for a 3,000-step run; now 500, 1000, 2000, 3000.
         ghost_ends = [g[0].get_xdata()[-1] for g in self.ghosts if len(g[0].get_xdata())]
+        span = self.MIN_SPAN if self.run_length is None else max(self.MIN_SPAN, min(self.run_length / 10, 1000))
         if len(steps):
-            xmax = max(float(steps[-1]), self.MIN_SPAN)
+            xmax = max(float(steps[-1]), span)
         else:
             xmax = max(ghost_ends + [1])
         ys = [loss]
@@ -432,7 +438,10 @@ class LossCurvesPlot:
         # (With quarter decades, a falling loss changed the limits between most frames: every
         # frame redrew the background, 25-35 ms instead of 3-6, and the time share then allowed
         # under 2 frames a second.)
-        self._set_lim("x", (0, nice_ceil(max(1, xmax))))
+        xlim = nice_ceil(max(1, xmax))
+        if self.run_length is not None:
+            xlim = min(xlim, max(self.run_length, 1))
+        self._set_lim("x", (0, xlim))
         if len(ys):
             lo, hi = float(ys.min()), float(ys.max())
             if self.ax.get_yscale() == "log":
