@@ -121,9 +121,11 @@ def _run_cells(base: str, user: str, token: str, kernel_id: str, cells: list[str
 def hub(tmp_path_factory):
     proxy = _proxy()
     if proxy is None or shutil.which("git") is None:
+        missing = " and ".join(n for n, absent in (("configurable-http-proxy (make hub-proxy)", proxy is None),
+                                                   ("git", shutil.which("git") is None)) if absent)
         if os.environ.get("REQUIRE_HUB") == "1":
-            pytest.fail("REQUIRE_HUB=1 but configurable-http-proxy (make hub-proxy) or git is missing")
-        pytest.skip("configurable-http-proxy missing: run make hub-proxy")
+            pytest.fail(f"REQUIRE_HUB=1 but {missing} is missing")
+        pytest.skip(f"{missing} is missing")
     state = tmp_path_factory.mktemp("hub")
     port, token = _free_port_block(), secrets.token_hex(16)
     env = {**os.environ, "COURSE_HUB_PORT": str(port), "COURSE_HUB_STATE": str(state),

@@ -166,8 +166,7 @@ class TrainingLab:
         # The figure and its artists, made once.
         self.view = LiveFigure(figsize=figsize, min_interval=min_interval, max_share=max_share,
                                curves_in_browser=True)   # the page draws the curves: 10+ frames/s
-        self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3)
-        self.plot.run_length = self.max_steps     # the step axis ends where a run does
+        self.plot = LossCurvesPlot(self.view.axes, log_y=True, smooth=0.9, max_ghosts=3, run_length=self.max_steps)
         self.view.set_moving(self.plot.moving, self.plot.overlays)   # frames redraw the curves only
         # The layout is computed once, with the first frame's tick labels ("0.0" ... "1.0"); keep
         # room for the wider ones that come later ("20000" at the right, "10^-1" at the left) and

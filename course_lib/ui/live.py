@@ -212,6 +212,7 @@ class LiveFigure:
         self._wait = 0.0                   # CPU seconds to spend on other work before the next frame
         self._budget = 0.0                 # CPU seconds of drawing earned and not spent (< 0: owed)
         self._stills = self._STILL_BURST   # the same for still redraws (see refresh), never owed
+        self._tick_key: tuple | None = None  # longest tick labels at the last relayout_if_ticks_changed
         self._last_cpu = time.process_time()
         # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
         # surface, frames are still counted) but skip the encoding.
@@ -456,7 +457,7 @@ class LiveFigure:
         of a training run."""
         key = tuple(max((len(t.get_text()) for t in axis.get_ticklabels(which="both")), default=0)
                     for ax in self.fig.axes for axis in (ax.xaxis, ax.yaxis))
-        changed = key != getattr(self, "_tick_key", key)
+        changed = self._tick_key is not None and key != self._tick_key
         self._tick_key = key
         if changed:
             self.relayout()

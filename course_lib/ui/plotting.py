@@ -226,17 +226,22 @@ class LossCurvesPlot:
             each point is work for the browser in every live frame (with 1,500, Chromium's renderer
             used 0.28 of a core at 12 frames a second).
         max_ghosts (int): earlier runs kept on the plot. Default 3.
+        run_length (int or None): a run's last step, when known (a lab's ``max_steps``): the step
+            axis then starts at a tenth of it and ends there (see ``_autoscale``). Default None.
     """
 
     def __init__(self, ax: Axes | None = None, *, log_y: bool = True, smooth: float = 0.9,
                  baseline: float | None = None, floor: float | None = None, max_points: int = 1000,
-                 max_ghosts: int = 3):
+                 max_ghosts: int = 3, run_length: int | None = None):
         where = "LossCurvesPlot"
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
         check_type("ax", ax, Axes, where=where, expected="matplotlib Axes or None")
         check_number("smooth", smooth, where=where, low=0.0, high=1.0, high_open=True)
         self.ax, self.smooth, self.max_points, self.max_ghosts = ax, smooth, max_points, max_ghosts
+        if run_length is not None:
+            check_number("run_length", run_length, where=where, low=1, integer=True)
+        self.run_length = run_length
         self._curve = _GrowingCurve()      # the run's points and their EMA, extended each frame
         self._val = _GrowingCurve("val_step", "val_loss")   # its evaluations (a list of 2,400 at step
         # 60,000: converting it again each frame was a tenth of the frame)
@@ -409,7 +414,6 @@ class LossCurvesPlot:
         return text[:keep].rstrip() + "\u2026"
 
     MIN_SPAN = 50   # steps shown at least, so a new run's first steps do not fill the width
-    run_length: int | None = None   # a run's last step, when known (TrainingLab: max_steps)
 
     def _autoscale(self, steps, loss) -> None:
         # The x-axis follows the current run; ghosts are clipped to it (a long earlier run must
@@ -440,7 +444,7 @@ class LossCurvesPlot:
         # under 2 frames a second.)
         xlim = nice_ceil(max(1, xmax))
         if self.run_length is not None:
-            xlim = min(xlim, max(self.run_length, 1))
+            xlim = min(xlim, self.run_length)
         self._set_lim("x", (0, xlim))
         if len(ys):
             lo, hi = float(ys.min()), float(ys.max())
