@@ -153,7 +153,7 @@ class TrainingLab:
         self._lock = threading.Lock()                     # guards _pending
         self._draw_lock = threading.Lock()                # one drawer at a time
         self._go = threading.Event()                      # set = the thread may train
-        self._paused = threading.Event()                  # set = the thread is waiting, all drawn
+        self._paused = threading.Event()                  # set = the thread is waiting or done, all drawn
         self._step_budget: int | None = None              # Step button: steps left before pausing
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -562,7 +562,10 @@ class TrainingLab:
             self._record_error(err)
         finally:
             self._go.clear()
-            self._finish()
+            try:
+                self._finish()
+            finally:
+                self._paused.set()                    # wait() returns now, not at its next 0.2 s look
 
     def _record_error(self, err: Exception) -> None:
         """An error in the training thread ends the run as a recorded result: ``stop_reason``
