@@ -553,6 +553,7 @@ class TrainingLab:
         s = self._start_settings
         self.status.value = "training..."
         self.error = None
+        self.view.rest()                              # full drawing allowances for this run
         try:
             fit(self.model, self.data, loss_fn=self.loss_fn, optimizer=s["optimizer"], lr=s["lr"],
                 weight_decay=s["weight_decay"], l1=s["l1"], dropout=s["dropout"], batch_size=s["batch_size"],
@@ -628,6 +629,7 @@ class TrainingLab:
             while not self._go.is_set():
                 self._go.wait(0.05)
             self._paused.clear()
+            self.view.rest()
             if self._stop:
                 state.request_stop("callback")
 

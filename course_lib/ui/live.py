@@ -331,6 +331,17 @@ class LiveFigure:
         self._last_cpu = now
         return True
 
+    def rest(self) -> None:
+        """Start the next stretch of work with full allowances and nothing owed (a lab's run starting
+        or resuming). The time share protects the work in progress; while nothing ran, the budget
+        earned nothing (it is counted in CPU time), so a run that followed another at once started
+        with the last one's still redraws to pay off: 7-10 frames a second, against 11-12 after a
+        pause."""
+        self._budget = max(self._budget, 0.0)
+        self._stills = self._STILL_BURST
+        self._wait = 0.0
+        self._last_cpu = time.process_time()
+
     _BURST = 0.03   # at most this much drawing time is saved up (a few frames in a row, no more)
     _DEBT = 0.05    # and at most this much owed (at max_share 0.06: 0.8 s of other work to pay it)
     _STILL_BURST = 0.15   # still redraws saved up: a run's first 4-6 at 20-40 ms each
