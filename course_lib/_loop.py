@@ -68,6 +68,14 @@ def tensor_batches(X: torch.Tensor, y: torch.Tensor, batch_size: int,
 # Optimizers
 # ---------------------------------------------------------------------------------------------
 
+def import_optimizer_machinery() -> None:
+    """Import now what the first optimizer of a process imports: ``torch._dynamo`` (torch.optim
+    loads it when the first optimizer is built), 1.5-1.9 s of CPU on a laptop-class core. Called
+    while a lesson or a lab is being set up; otherwise a lab's first Play sat still for about two
+    seconds before its first step and frame. Later calls cost nothing."""
+    import torch._dynamo  # noqa: F401
+
+
 def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
     """One of :data:`OPTIMIZERS` over ``params`` (``name`` is checked by the caller).
 

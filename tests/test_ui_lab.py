@@ -3,7 +3,10 @@ at its extremes and mid-range, changes while training runs (in the background th
 curves, divergence as an event, Play / Pause / Step / Reset, and replay from a settings string."""
 
 import math
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -175,6 +178,23 @@ def test_a_run_starts_with_its_full_drawing_allowance_even_right_after_another()
         lab.wait(30)
         lab.view.refresh = refresh
         assert seen and seen[0][0] >= 0 and seen[0][1] == lab.view._STILL_BURST, (resume, seen[:3])
+
+
+@pytest.mark.parametrize("how", ["setup_notebook", "TrainingLab"])
+def test_what_the_first_optimizer_imports_is_imported_while_setting_up(how):
+    # torch.optim imports torch._dynamo when a process builds its first optimizer (1.5-1.9 s of
+    # CPU): a fresh kernel's first lab run showed nothing for about 2 s, then 7 frames a second
+    # over its 3,000 steps. A fresh process, since this one has built optimizers already.
+    code = ("import sys, matplotlib; matplotlib.use('Agg')\n"
+            "from course_lib import ui\n"
+            "assert 'torch._dynamo' not in sys.modules, 'imported already: the check below proves nothing'\n"
+            + ("ui.setup_notebook(verbose=False)\n" if how == "setup_notebook" else
+               "from course_lib.ui.lab import TrainingLab\nTrainingLab('moons', max_steps=10, device='cpu')\n")
+            + "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "True", f"{how} left torch._dynamo to the first run's optimizer"
 
 
 def test_settings_string_replays_the_same_seeded_run():

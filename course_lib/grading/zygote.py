@@ -34,7 +34,7 @@ __all__: list[str] = []  # started by child.py as `python -m course_lib.grading 
 
 _real_exit = os._exit  # the child patches os._exit (student code must not call it); the zygote's own exits use this
 
-# torch._dynamo: the first optimizer step of a process imports it (about 1.2 s of CPU, 3-6 s on a busy machine):
+# torch._dynamo: the first optimizer a process builds imports it (about 1.2-1.9 s of CPU, 3-6 s on a busy machine):
 # every grading child would pay that again.
 PRELOAD = ("numpy", "pandas", "torch", "torch.nn", "torch.nn.functional", "torch._dynamo", "pytest", "_pytest.main",
            "_pytest.python", "_pytest.fixtures", "_pytest.terminal", "pytest_timeout", "pluggy", "course_lib",

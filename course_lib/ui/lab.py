@@ -34,6 +34,7 @@ from matplotlib.text import Text
 import torch
 import torch.nn.functional as F
 
+from .._loop import import_optimizer_machinery
 from .._validation import Interval, check_choice, check_number, check_relation, validate_params
 from ..bottleneck import BottleneckMLP
 from ..curves import diagnose
@@ -131,6 +132,7 @@ class TrainingLab:
             # Small models: one thread is as fast as two, and leaves a core for the browser
             # and the Jupyter server (with two threads busy-waiting, steps got 10x slower).
             torch.set_num_threads(1)
+        import_optimizer_machinery()                  # not at the first Play (about 2 s; see there)
         self.settings = self._check(dict(task=task, optimizer=optimizer, lr=lr, weight_decay=weight_decay, l1=l1, dropout=dropout,
                                          width=width, depth=depth, noise=noise, batch_size=batch_size,
                                          train_fraction=train_fraction, n_samples=n_samples, seed=seed))
