@@ -73,7 +73,10 @@ def import_optimizer_machinery() -> None:
     loads it when the first optimizer is built), 1.5-1.9 s of CPU on a laptop-class core. Called
     while a lesson or a lab is being set up; otherwise a lab's first Play sat still for about two
     seconds before its first step and frame. Later calls cost nothing."""
-    import torch._dynamo  # noqa: F401
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception:  # noqa: BLE001, S110 - only a head start: torch.optim imports (or reports) it itself
+        pass
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
