@@ -140,3 +140,16 @@ def test_lab_messages(trained):
         EWCLab(model, tasks, lam=5)
     with pytest.raises(ValueError, match=r"EWCLab\(\): 'tasks' must hold task A and at least one more"):
         EWCLab(model, tasks[:1])
+
+
+def test_lab_a_run_starts_with_its_full_drawing_allowance_even_right_after_another(trained):
+    # As in the training lab: drawing time is earned in CPU time, so a run that followed another
+    # at once would start paying off the last one's redraws (fewer frames at its start).
+    lab = _lab(trained)
+    lab.run()
+    lab.view._budget, lab.view._stills = -lab.view._DEBT, 0.0    # what a run of many redraws leaves
+    seen = []
+    due = lab.view.due
+    lab.view.due = lambda *a, **k: seen.append((lab.view._budget, lab.view._stills)) or due(*a, **k)
+    lab.run()
+    assert seen and seen[0][0] >= 0 and seen[0][1] == lab.view._STILL_BURST, seen[:3]

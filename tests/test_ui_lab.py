@@ -322,6 +322,19 @@ def test_change_labels_that_would_overlap_are_merged_and_the_x_axis_follows_the_
     assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
+def test_before_the_first_run_the_step_axis_is_the_one_the_first_frames_use():
+    # The empty plot showed matplotlib's 0.0-1.0 (fractional "steps") until Play; now it already
+    # spans what a 3,000-step run's first frames show, so the first frame moves nothing.
+    lab = _lab(max_steps=3000)
+    before = lab.plot.ax.get_xlim()
+    lab.view.fig.canvas.draw()
+    labels = [t.get_text() for t in lab.plot.ax.get_xticklabels() if t.get_text()]
+    assert before == (0, 500) and all("." not in s for s in labels), (before, labels)
+    lab.run(20)
+    lab._draw(force=True)
+    assert lab.plot.ax.get_xlim() == before
+
+
 @pytest.mark.parametrize("theme", ["default", "lecture"])
 def test_the_frozen_layout_keeps_every_tick_label_the_loss_axis_can_show_inside_the_figure(theme):
     # The layout is computed for the first frame and then frozen (blitting needs a fixed

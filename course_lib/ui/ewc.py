@@ -253,6 +253,7 @@ class EWCLab(SliderPanel):
             check_number("step", step, where="EWCLab.run", low=0, integer=True)
             check_number("lam", value, where="EWCLab.run", low=0.0)
         self.running = True
+        self.view.rest()        # a run right after another starts with full drawing allowances (see LiveFigure.rest)
         if self.history is not None:
             self._add_ghost(self.history)
         self.history = None

@@ -275,6 +275,9 @@ class LossCurvesPlot:
         self._legend_handles: list | None = None
         self._legend_box: tuple | None = None      # (key, left px, right px, bottom fraction), see _label_top
         ax.set_xlabel("step")
+        # Before the first frame the step axis already spans what a run's first frames will show
+        # (0-500 for a 3,000-step lab), not matplotlib's empty 0.0-1.0 (fractional steps).
+        ax.set_xlim(0, self._x_limit(self._span()))
         self.set_log_y(log_y)
 
     def set_log_y(self, log_y: bool) -> None:
@@ -415,6 +418,15 @@ class LossCurvesPlot:
 
     MIN_SPAN = 50   # steps shown at least, so a new run's first steps do not fill the width
 
+    def _span(self) -> float:
+        """Steps the axis shows at least: a tenth of a known run length (at most 1,000), else MIN_SPAN."""
+        return self.MIN_SPAN if self.run_length is None else max(self.MIN_SPAN, min(self.run_length / 10, 1000))
+
+    def _x_limit(self, xmax: float) -> float:
+        """The step axis' right end for a last step ``xmax``: the next 1-2-5 limit, never past the run's end."""
+        xlim = nice_ceil(max(1, xmax))
+        return xlim if self.run_length is None else min(xlim, self.run_length)
+
     def _autoscale(self, steps, loss) -> None:
         # The x-axis follows the current run; ghosts are clipped to it (a long earlier run must
         # not squeeze the run in progress to the left). Before a run starts, the ghosts set it.
@@ -423,11 +435,11 @@ class LossCurvesPlot:
         # 5,000). Each new limit redraws the still picture (20-40 ms): 50, 100, 200, 500, 1000,
         # 2000, 5000 for a 3,000-step run; now 500, 1000, 2000, 3000.
         ghost_ends = [g[0].get_xdata()[-1] for g in self.ghosts if len(g[0].get_xdata())]
-        span = self.MIN_SPAN if self.run_length is None else max(self.MIN_SPAN, min(self.run_length / 10, 1000))
+        span = self._span()
         if len(steps):
             xmax = max(float(steps[-1]), span)
         else:
-            xmax = max(ghost_ends + [1])
+            xmax = max(ghost_ends) if ghost_ends else span
         ys = [loss]
         for g in self.ghosts:
             x, y = np.asarray(g[0].get_xdata(), dtype=float), np.asarray(g[0].get_ydata(), dtype=float)
@@ -442,10 +454,7 @@ class LossCurvesPlot:
         # (With quarter decades, a falling loss changed the limits between most frames: every
         # frame redrew the background, 25-35 ms instead of 3-6, and the time share then allowed
         # under 2 frames a second.)
-        xlim = nice_ceil(max(1, xmax))
-        if self.run_length is not None:
-            xlim = min(xlim, self.run_length)
-        self._set_lim("x", (0, xlim))
+        self._set_lim("x", (0, self._x_limit(xmax)))
         if len(ys):
             lo, hi = float(ys.min()), float(ys.max())
             if self.ax.get_yscale() == "log":
