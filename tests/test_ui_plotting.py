@@ -318,3 +318,12 @@ def test_a_change_label_at_the_right_edge_is_not_hidden_under_the_legend(theme):
         assert labels[100].xy[1] == pytest.approx(0.98) and labels[100].get_text() == "lr 0.01 -> 0.03"
     finally:
         set_course_theme("default")
+
+
+def test_step_ticks_are_whole_numbers_even_for_a_two_step_run():
+    # A run that diverged at step 1 (03's gallery) had ticks 0.0, 0.2, ... 1.0 on its step axis.
+    h = History(step=[0, 1], train_loss=[2.0, 1e6])
+    ax = plot_loss_curves(h, log_y=True)
+    ax.figure.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -99,6 +99,8 @@ def plot_loss_curves(
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("step")
+    # Steps are whole numbers: a run that diverged at step 1 showed ticks 0.0, 0.2, ... 1.0.
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("loss (log scale)" if log_y else "loss")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small")
