@@ -327,3 +327,10 @@ def test_step_ticks_are_whole_numbers_even_for_a_two_step_run():
     ax.figure.canvas.draw()
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    # Longer runs keep matplotlib's default ticks (integer=True alone packed 0, 80, 160, ... into 600 steps).
+    for n in (600, 1500):
+        ax = plot_loss_curves(History(step=list(range(n + 1)), train_loss=[1.0] * (n + 1)))
+        ax.figure.canvas.draw()
+        got = list(ax.get_xticks())
+        ax.xaxis.set_major_locator(matplotlib.ticker.AutoLocator())
+        assert got == list(ax.get_xticks()), (n, got)

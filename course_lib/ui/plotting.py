@@ -99,8 +99,9 @@ def plot_loss_curves(
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    # Steps are whole numbers: a run that diverged at step 1 showed ticks 0.0, 0.2, ... 1.0.
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    # Steps are whole numbers: a run that diverged at step 1 showed ticks 0.0, 0.2, ... 1.0. Otherwise
+    # matplotlib's default ticks (AutoLocator's bins and steps; plain integer=True packs in 10 bins).
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))
     ax.set_ylabel("loss (log scale)" if log_y else "loss")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small")
