@@ -105,7 +105,9 @@ class LabServer:
         self.port, self.token = _free_port(), secrets.token_urlsafe(24)
         self.base = f"http://127.0.0.1:{self.port}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.log_path = ARTIFACTS / "jupyter-server.log"
+        # One log per server: under `make test` each of the two workers may start one.
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        self.log_path = ARTIFACTS / (f"jupyter-server-{worker}.log" if worker else "jupyter-server.log")
         # User settings of this server only: autosave off (the browser's copy of the notebook holds
         # outputs, and a save would write them into the repository, where notebooks are committed
         # without outputs); start the notebook's kernel without asking (JupyterLab 4.6 otherwise

@@ -47,9 +47,17 @@ def _sha(png: bytes) -> str:
     return hashlib.sha1(png).hexdigest()[:12]
 
 
-def _settled(locator, every: float = 0.7, tries: int = 20) -> bytes:
-    """The element's screenshot once two in a row are identical (a redraw has finished)."""
+def _settled(locator, every: float = 0.7, tries: int = 20, changed_from: bytes | None = None) -> bytes:
+    """The element's screenshot once two in a row are identical (a redraw has finished).
+
+    With ``changed_from``, first wait (up to 30 s) for a picture other than that one: on a busy machine
+    the kernel's redraw can take longer than ``every``, and two identical pictures of the figure before
+    the change would pass for a finished redraw. A figure that never changes is still returned as is."""
     last = locator.screenshot(animations="disabled")
+    end = time.perf_counter() + 30
+    while changed_from is not None and last == changed_from and time.perf_counter() < end:
+        time.sleep(0.2)
+        last = locator.screenshot(animations="disabled")
     for _ in range(tries):
         time.sleep(every)
         now = locator.screenshot(animations="disabled")
@@ -394,7 +402,7 @@ def test_rise_slider_on_a_slide_changes_its_figure(browser, jupyterlab):
         page.mouse.down()
         page.mouse.move(x - 40, y, steps=5)
         page.mouse.up()
-        after = _settled(plot)
+        after = _settled(plot, changed_from=before)
         page.screenshot(path=str(OUT / "rise-panel-slide-after-drag.png"))
         assert page.locator(".reveal .slides section.present").first.inner_text()[:40] == slide, "the slide changed"
         assert readout.inner_text() != old, f"the lr readout stayed at {old!r} after a drag of its handle"
