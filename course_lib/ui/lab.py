@@ -29,7 +29,6 @@ from typing import Callable
 from urllib.parse import urlencode
 
 import ipywidgets as W
-import numpy as np
 from matplotlib.text import Text
 import torch
 import torch.nn.functional as F
@@ -44,6 +43,7 @@ from ..metrics import CLASSIFICATION_METRICS
 from ..models import MLP
 from ..train import History, fit
 from .demos import DemoPicker
+from .lab_controls import REG_STEPS, nearest, setting_controls, transport_buttons
 from .lab_settings import (DEFAULT_SETTINGS, LAB_TASKS, LIVE_SETTINGS, MASKING_RULE, RESET_SETTINGS, SETTING_RULES,
                            parse_settings)
 from .live import LiveFigure
@@ -51,8 +51,6 @@ from .panels import controls_row, panel, same_setting, watch
 from .plotting import LossCurvesPlot, nice_ceil
 
 __all__ = ["TrainingLab", "LAB_TASKS", "LIVE_SETTINGS", "RESET_SETTINGS", "parse_settings"]
-
-_REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]  # 0, then 1e-6 .. 10, 3 per decade
 
 SETTLE_S = 0.25   # a live change from the browser waits this long for the next one (one drag, one change)
 
@@ -242,7 +240,7 @@ class TrainingLab:
             for k, v in new.items():
                 if k in self.sliders:
                     w = self.sliders[k]
-                    w.value = _nearest(_REG_STEPS, v) if isinstance(w, W.SelectionSlider) else v
+                    w.value = nearest(REG_STEPS, v) if isinstance(w, W.SelectionSlider) else v
                     self._accepted[k] = w.value
         finally:
             self._quiet = False
@@ -275,52 +273,22 @@ class TrainingLab:
     # -- widgets ------------------------------------------------------------------------------
 
     def _build_widgets(self) -> None:
-        st = {"description_width": "110px"}
-        s = self.settings
-        reg = [(f"{v:g}", v) for v in _REG_STEPS]
-        self.sliders = {
-            "lr": W.FloatLogSlider(value=s["lr"], base=10, min=-5, max=1, description="learning rate",
-                                   readout_format=".1e", style=st),
-            "weight_decay": W.SelectionSlider(options=reg, value=_nearest(_REG_STEPS, s["weight_decay"]),
-                                              description="weight decay", style=st),
-            "l1": W.SelectionSlider(options=reg, value=_nearest(_REG_STEPS, s["l1"]), description="L1", style=st),
-            "dropout": W.FloatSlider(value=s["dropout"], min=0.0, max=0.9, step=0.05, description="dropout", style=st),
-            "width": W.IntSlider(value=s["width"], min=1, max=256, description="width", style=st),
-            "depth": W.IntSlider(value=s["depth"], min=0, max=6, description="depth", style=st),
-            "noise": W.FloatSlider(value=s["noise"], min=0.0, max=1.0, step=0.05, description="data noise", style=st),
-            "batch_size": W.IntSlider(value=s["batch_size"], min=1, max=256, description="batch size", style=st),
-            "train_fraction": W.FloatSlider(value=s["train_fraction"], min=0.1, max=0.9, step=0.05,
-                                            description="train fraction", style=st),
-            "task": W.Dropdown(options=list(LAB_TASKS), value=s["task"], description="task", style=st),
-            "optimizer": W.Dropdown(options=["adam", "adamw", "sgd", "momentum"], value=s["optimizer"],
-                                    description="optimizer", style=st),
-        }
-        for name, (widget, _) in self.live_settings.items():
-            self.sliders[name] = widget
+        # 1. The settings' controls (lab_controls), each wired to _on_slider.
+        self.sliders = setting_controls(self.settings, {n: w for n, (w, _) in self.live_settings.items()})
         self._accepted: dict = {}                     # the value each control stands for now
         for name, w in self.sliders.items():
-            w.layout.width = "330px"                  # room for the label and the readout
-            w.add_class(f"{name.replace('_', '-')}-slider")
-            if hasattr(w, "continuous_update"):
-                # A drag sends its value once, when released; and a slider created off its grid
-                # sends nothing back (with continuous updates the browser answers every value the
-                # kernel sets with its nearest grid point). The lab keeps the exact values it was
-                # given: snapping lr 0.3 to the log grid's 0.316 changed the lessons' example runs
-                # (notebook 03's "oscillating" run no longer oscillated).
-                w.continuous_update = False
             self._accepted[name] = w.value
             watch(w, lambda ch, name=name: self._on_slider(name, ch["new"], ch["from_browser"]))
         self._quiet = False
-        self.buttons = {name: W.Button(description=name.capitalize(), layout=W.Layout(width="80px"))
-                        for name in ("play", "pause", "step", "reset")}
-        for name, b in self.buttons.items():
-            b.add_class(f"lab-{name}")
+        # 2. The buttons, the view's options, the texts.
+        self.buttons = transport_buttons()
         self.buttons["play"].on_click(lambda _: self.play())
         self.buttons["pause"].on_click(lambda _: self.pause())
         self.buttons["step"].on_click(lambda _: self.step(10))
         self.buttons["reset"].on_click(lambda _: self.reset())
         self.log_y = W.Checkbox(value=True, description="log loss axis")
-        self.smooth = W.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="smoothing", style=st)
+        self.smooth = W.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="smoothing",
+                                    style={"description_width": "110px"})
         self.log_y.observe(lambda ch: self._set_view(log_y=ch["new"]), names="value")
         self.smooth.observe(lambda ch: self._set_view(smooth=ch["new"]), names="value")
         self.status = W.HTML("ready")
@@ -329,13 +297,13 @@ class TrainingLab:
         self.status.add_class("lab-status")
         self.diagnosis = W.HTML("")
         self.diagnosis.add_class("lab-diagnosis")
-        self.share = W.Text(description="settings", layout=W.Layout(width="95%"), style=st)
+        self.share = W.Text(description="settings", layout=W.Layout(width="95%"), style={"description_width": "110px"})
         self.share.add_class("lab-settings")
         apply = W.Button(description="Replay", layout=W.Layout(width="80px"))
         apply.on_click(lambda _: self.apply_settings(self.share.value))
         live_names = list(LIVE_SETTINGS) + list(self.live_settings)
         reset_names = [n for n in self.sliders if n not in live_names]
-        # Controls in wrapping columns above the plot, never beside or under it (the plot shrinks
+        # 3. Controls in wrapping columns above the plot, never beside or under it (the plot shrinks
         # with the output area; see ui.panels.panel).
         self.demos = DemoPicker(self)                 # prepared demos and the Save GIF button
         self.widget = panel(
@@ -703,10 +671,6 @@ class TrainingLab:
         elif h.stop_reason == "error":
             self.status.value = f"stopped by an error at step {h.stop_step}: {html.escape(h.events[-1]['text'])}"
         self.share.value = self.settings_string()
-
-
-def _nearest(options: list[float], value: float) -> float:
-    return min(options, key=lambda o: abs(math.log10(o + 1e-12) - math.log10(value + 1e-12)))
 
 
 def _evidence(d) -> str:
