@@ -43,7 +43,7 @@ from ..metrics import CLASSIFICATION_METRICS
 from ..models import MLP
 from ..train import History, fit
 from .demos import DemoPicker
-from .lab_controls import REG_STEPS, nearest, setting_controls, transport_buttons
+from .lab_controls import LABEL_STYLE, REG_STEPS, nearest, setting_controls, transport_buttons
 from .lab_settings import (DEFAULT_SETTINGS, LAB_TASKS, LIVE_SETTINGS, MASKING_RULE, RESET_SETTINGS, SETTING_RULES,
                            parse_settings)
 from .live import LiveFigure
@@ -140,7 +140,7 @@ class TrainingLab:
             MASKING_RULE.check("masking", masking, where=where)
             self.masking = float(masking)
             slider = W.FloatLogSlider(value=masking, base=10, min=-3, max=1, description="masking strength",
-                                      readout_format=".1e", style={"description_width": "110px"})
+                                      readout_format=".1e", style=LABEL_STYLE)
             self.live_settings["masking"] = (slider, lambda v: setattr(self, "masking", float(v)))
         else:
             self.masking = None
@@ -288,7 +288,7 @@ class TrainingLab:
         self.buttons["reset"].on_click(lambda _: self.reset())
         self.log_y = W.Checkbox(value=True, description="log loss axis")
         self.smooth = W.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="smoothing",
-                                    style={"description_width": "110px"})
+                                    style=LABEL_STYLE)
         self.log_y.observe(lambda ch: self._set_view(log_y=ch["new"]), names="value")
         self.smooth.observe(lambda ch: self._set_view(smooth=ch["new"]), names="value")
         self.status = W.HTML("ready")
@@ -297,7 +297,7 @@ class TrainingLab:
         self.status.add_class("lab-status")
         self.diagnosis = W.HTML("")
         self.diagnosis.add_class("lab-diagnosis")
-        self.share = W.Text(description="settings", layout=W.Layout(width="95%"), style={"description_width": "110px"})
+        self.share = W.Text(description="settings", layout=W.Layout(width="95%"), style=LABEL_STYLE)
         self.share.add_class("lab-settings")
         apply = W.Button(description="Replay", layout=W.Layout(width="80px"))
         apply.on_click(lambda _: self.apply_settings(self.share.value))

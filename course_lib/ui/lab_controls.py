@@ -15,12 +15,12 @@ import numpy as np
 
 from .lab_settings import LAB_TASKS
 
-__all__ = ["REG_STEPS", "nearest", "setting_controls", "transport_buttons"]
+__all__ = ["LABEL_STYLE", "REG_STEPS", "nearest", "setting_controls", "transport_buttons"]
 
 # Weight decay and L1: 0, then 1e-6 .. 10 at 3 steps a decade. A log slider cannot reach 0, and
 # "no regularization" is the first value a learner tries.
 REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]
-_STYLE = {"description_width": "110px"}
+LABEL_STYLE = {"description_width": "110px"}   # every labelled control of the lab: labels line up
 _WIDTH = "330px"                  # room for the label and the readout
 
 
@@ -46,7 +46,7 @@ def setting_controls(settings: dict, extra: dict | None = None) -> dict:
     Returns:
         dict: setting name -> widget, the live settings first in the order of ``LIVE_SETTINGS``.
     """
-    s, st = settings, _STYLE
+    s, st = settings, LABEL_STYLE
     reg = [(f"{v:g}", v) for v in REG_STEPS]
     controls = {
         "lr": W.FloatLogSlider(value=s["lr"], base=10, min=-5, max=1, description="learning rate",
