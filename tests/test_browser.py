@@ -482,9 +482,12 @@ _GEOMETRY = """() => {
             if (!figs.length) return;
             const ctl = [...o.querySelectorAll(controls)].filter(e => e.getBoundingClientRect().width > 0
                 && !e.closest('.jupyter-matplotlib-figure') && !e.closest('.course-live'));  // a lab's SVG layer is the figure
+            // cut: a button's or a label's text ends in an ellipsis (its text is wider than its box)
+            const cut = e => (e.matches('.widget-button, .widget-label') && e.scrollWidth > e.clientWidth + 1)
+                ? e.innerText : null;
             out.push({cell: ci, output: oi, area: box(o), figures: figs.map(box),
                       controls: ctl.map(e => ({cls: e.className.split(' ').filter(c => c.startsWith('widget-')
-                          || c.endsWith('-slider')).join(' '), ...box(e)}))});
+                          || c.endsWith('-slider')).join(' '), cut: cut(e), ...box(e)}))});
         });
     });
     return out;
@@ -508,6 +511,9 @@ def _geometry_problems(outputs: list[dict]) -> list[str]:
             for c in o["controls"]:
                 if _overlap(f, c) > 4:
                     problems.append(f"{where}: control '{c['cls']}' overlaps a figure")
+        for c in o["controls"]:
+            if c.get("cut"):
+                problems.append(f"{where}: the text of control '{c['cls']}' is cut: {c['cut']!r}")
     return problems
 
 

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 
 import pytest
 import torch
+from figure_checks import text_problems
 from test_ui_demos import check_panel_end_state
 
 from course_lib.ui.demos import DEMOS, apply_keyframe, keyframes
@@ -231,5 +232,8 @@ def test_demo_replays_to_its_end_state_on_the_lessons_panel(demo):
     for frame in keyframes(demo.settings):                        # what replay(demo, panel) does, one by one
         apply_keyframe(panel, frame)
         statuses.append(panel.status.value)
+        # The figure as the page shows it after this keyframe (its layout frozen since the first
+        # frame, redone when tick labels change width): no text off the figure or on other text.
+        assert text_problems(panel.view.fig) == [], frame
     CLAIMS[demo.name](statuses)
     check_panel_end_state(demo, panel)

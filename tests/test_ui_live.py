@@ -223,6 +223,27 @@ def test_a_blitted_frame_is_the_figure_matplotlib_draws():
     assert legend.sum() < 10, f"{legend.sum()} pixels of the legend differ: the curve is drawn over it"
 
 
+@pytest.mark.parametrize("first, then", [
+    ((0, 150), (0, 500)),               # a label comes to the axis' end ("140" inside -> "500" at the end)
+    ((0, 1), (0, 1e-4)),                # wider labels ("0.2" -> "0.00002")
+])
+def test_draw_now_lays_the_figure_out_again_when_the_tick_labels_need_it(first, then):
+    from figure_checks import text_problems
+    live = ui.live.LiveFigure(figsize=(6, 3), headless=True)
+    live.axes.plot([0, 1], [0, 1])
+    live.axes.set(xlim=first, ylim=first, xlabel="step", ylabel="loss")
+    live.refresh(force=True)                               # laid out for these labels, then frozen
+    live.axes.set(xlim=then, ylim=then)
+    live.refresh(force=True)                               # a training frame keeps the layout (cheap) ...
+    assert text_problems(live.fig) != []                   # ... so the wider or moved labels stick out
+    live.draw_now()                                        # a frame someone waits for: laid out again
+    assert text_problems(live.fig) == []
+    layouts, real = [], live.fig.draw_without_rendering
+    live.fig.draw_without_rendering = lambda: (layouts.append(1), real())[1]
+    live.draw_now()                                        # nothing changed: a frame, no new layout
+    assert layouts == [] and text_problems(live.fig) == []
+
+
 def test_a_new_limit_redraws_the_background():
     from course_lib.ui.plotting import LossCurvesPlot
     h = _growing_history(500)

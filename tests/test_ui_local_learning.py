@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from figure_checks import text_problems  # noqa: E402
 
 from course_lib.local_learning import (LocalHistory, LocalNet, cost_table, gradient_reach,  # noqa: E402
                                        make_checkerboard)
@@ -63,6 +64,8 @@ def test_run_plot_moves_its_artists_and_keeps_ghosts():
     for i in range(3):
         plot.add_ghost(_history(K=2), f"run {i}")
     assert len(plot.ghosts) == 2 and len(a.lines) == 8 + 2  # two ghosts kept, one dropped
+    # The kept runs are named in the probe panel's legend (a label beside the last bar ran off the figure).
+    assert [t.get_text() for t in b.get_legend().get_texts()] == ["chance", "run 1", "run 2"]
 
 
 def test_plot_local_run_and_probes_and_tradeoff():
@@ -90,6 +93,7 @@ def test_lab_waits_for_the_button_and_trains_at_every_extreme():
     lab.sliders["num_chunks"].value = 1  # moving a control: a redraw, no training
     lab.sliders["overlap"].value = True
     assert lab.history is None and "K=1 backprop" in lab.status.value and lab.view.frames > frames
+    assert lab.view.axes[0].get_xlim() == (0, SMALL["num_steps"])   # the steps Train will run, not 0..1
     h = lab.train()
     assert h.config["num_chunks"] == 1 and h.config["mode"] == "backprop" and not h.config["overlap"]
     assert len(lab.plot.head_lines) == 1 and "K=1 backprop" in lab.status.value
@@ -102,4 +106,6 @@ def test_lab_waits_for_the_button_and_trains_at_every_extreme():
     lab.sliders["overlap"].value = False
     lab.train()
     assert [label for label, _ in lab.results] == ["K=1 backprop", "K=8 local + overlap", "K=8 local"]
+    assert lab.view.axes[0].get_xlim() == (0, SMALL["num_steps"])   # fixed while runs come and go
+    assert text_problems(lab.view.fig) == []                        # the runs' names stay inside the figure
     assert not lab.button.disabled

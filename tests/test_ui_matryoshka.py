@@ -96,6 +96,8 @@ def panel(data):
 def test_panel_waits_for_the_button(data):
     fresh = MatryoshkaPanel(*data, num_epochs=1, min_interval=0.0)
     assert fresh.history is None and "press <b>train</b>" in fresh.status.value
+    for ax in fresh.view.axes:   # the epochs the button trains, not an empty axis' -0.045..0.045
+        assert ax.get_xlim() == (-0.5, 0.5) and [t for t in ax.get_xticks() if -0.5 <= t <= 0.5] == [0]
     fresh.sliders["weight"].value = 0.05  # moving a control never trains
     fresh.sliders["optimizer"].value = "sgd"
     assert fresh.history is None

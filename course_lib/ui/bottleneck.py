@@ -229,7 +229,8 @@ class StrengthExplorer(SliderPanel):
         self.sliders = {"strength": W.FloatLogSlider(value=run.strength, base=10, min=-3, max=1, step=0.05,
                                                      description="strength w", readout_format=".3g",
                                                      continuous_update=False, style={"description_width": "80px"})}
-        self.more = W.Button(description=f"train {more_steps} more steps", icon="play")
+        self.more = W.Button(description=f"train {more_steps} more steps", icon="play",
+                             layout=W.Layout(width="auto"))  # as wide as its label (the default cut it)
         self.more.add_class("bottleneck-more")
         self.status = W.HTML()
         self.view = LiveFigure(1, 2, figsize=figsize)
@@ -247,7 +248,7 @@ class StrengthExplorer(SliderPanel):
         # figure says at once which strength the next steps use.
         self.run.strength = change["new"]
         self.view.axes[0].set_title(f"causal-LM loss (next steps: w = {self.run.strength:.3g})")
-        self.view.refresh(force=True)
+        self.view.draw_now()
 
     def _draw(self) -> None:
         self.run.flush()  # copy the recorded losses back from the device
@@ -279,5 +280,5 @@ class StrengthExplorer(SliderPanel):
                 self.view.refresh()
         self.run.train(num_steps, on_step=step)
         self._draw()
-        self.view.refresh(force=True)
+        self.view.draw_now()
         return self.run

@@ -24,7 +24,7 @@ from .._validation import check_choice, check_number, check_relation, check_seed
 from ..data import DataSplit
 from ..ewc import FISHER_KINDS, ContinualHistory, ContinualState, train_sequential
 from .live import LiveFigure
-from .panels import SliderPanel, error_html
+from .panels import SliderPanel, controls_row, error_html, panel
 from .plotting import COLORS
 
 __all__ = ["TASK_COLORS", "LAM_STEPS", "plot_accuracy", "plot_fisher", "EWCLab"]
@@ -176,12 +176,14 @@ class EWCLab(SliderPanel):
             "fisher": W.ToggleButtons(options=list(FISHER_KINDS), value=fisher, description="Fisher",
                                       style={"description_width": "70px", "button_width": "90px"}),
         }
-        self.button = W.Button(description=f"Train on B ({num_steps} steps)", icon="play", button_style="primary")
+        self.button = W.Button(description=f"Train on B ({num_steps} steps)", icon="play", button_style="primary",
+                               layout=W.Layout(width="auto"))  # as wide as its label (the default cut it)
         self.button.add_class("train-b-button")
         self.status = W.HTML("Choose λ, then press <b>Train on B</b>.")
         self.view = LiveFigure(1, 2, figsize=figsize, min_interval=min_interval)
-        self.widget = W.VBox([W.HBox([self.sliders["lam"], self.button]), self.sliders["fisher"], self.status,
-                              self.view.widget])
+        # Controls above the figure, wrapping on a narrow screen (a plain row squeezed the button's label).
+        self.widget = panel(W.VBox([controls_row(self.sliders["lam"], self.button), self.sliders["fisher"],
+                                    self.status]), self.view.widget)
         self._build_figure()
         self._show_next_run()
         self._wire()
@@ -220,7 +222,7 @@ class EWCLab(SliderPanel):
             self.status.value = f"{change['new']} Fisher from the next run on: press <b>Train on B</b>."
         if not self.running:
             self._show_next_run()
-            self.view.refresh(force=True)
+            self.view.draw_now()
 
     def train(self) -> None:
         """Start a run in a background thread (the button), so the slider stays live."""
@@ -278,7 +280,7 @@ class EWCLab(SliderPanel):
         finally:
             self.running = False
         self._draw()
-        self.view.refresh(force=True)
+        self.view.draw_now()
         return self.history
 
     def goal_met(self) -> bool:

@@ -20,7 +20,8 @@ __all__ = ["LABEL_STYLE", "REG_STEPS", "nearest", "setting_controls", "transport
 # Weight decay and L1: 0, then 1e-6 .. 10 at 3 steps a decade. A log slider cannot reach 0, and
 # "no regularization" is the first value a learner tries.
 REG_STEPS = [0.0] + [float(f"{v:.1g}") for v in np.logspace(-6, 1, 22)]
-LABEL_STYLE = {"description_width": "110px"}   # every labelled control of the lab: labels line up
+# Every labelled control of the lab: the labels line up, and "masking strength" shows in full (110 px cut it).
+LABEL_STYLE = {"description_width": "120px"}
 _WIDTH = "330px"                  # room for the label and the readout
 
 

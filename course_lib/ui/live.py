@@ -212,7 +212,7 @@ class LiveFigure:
         self._wait = 0.0                   # CPU seconds to spend on other work before the next frame
         self._budget = 0.0                 # CPU seconds of drawing earned and not spent (< 0: owed)
         self._stills = self._STILL_BURST   # the same for still redraws (see refresh), never owed
-        self._tick_key: tuple | None = None  # longest tick labels at the last relayout_if_ticks_changed
+        self._tick_key: tuple | None = None  # longest tick labels at the last layout or tick check
         self._last_cpu = time.process_time()
         # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
         # surface, frames are still counted) but skip the encoding.
@@ -284,6 +284,7 @@ class LiveFigure:
             # the browser asked for the draw, and axis labels were clipped.)
             self.fig.set_layout_engine(self._layout)
             self.fig.draw_without_rendering()
+            self._tick_key = self._tick_key_now()  # what draw_now() compares with
             self._bg = None
         self.fig.set_layout_engine("none")
         self._needs_layout = False
@@ -459,20 +460,55 @@ class LiveFigure:
         """Recompute the layout at the next frame (after titles, labels or axes changed)."""
         self._needs_layout = True
 
+    def _tick_key_now(self) -> tuple:
+        """What of the tick labels the layout depends on: for each axis the longest label
+        (characters), and for an x-axis the length of a major label that sits at either of its ends
+        (0 if none does). Such a label sticks out sideways past the axes by half its width, and the
+        layout leaves room for that only if a label sat there when it was computed: lesson 02's step
+        axis at 0..150 (last label "140", inside) was laid out to the figure's edge, and at 0..500
+        its "500" then ran off it. ("At an end": within a twentieth of the axis. A y-label at an end
+        sticks out by half a line only, into the room of the x labels or the title; and where inner
+        labels sit is not part of the key: on an autoscaled axis they move with every change of the
+        data, and a layout costs up to a full draw.) Computing the ticks costs a few ms an axes."""
+        key = []
+        for ax in self.fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                longest = max((len(t.get_text()) for t in axis.get_ticklabels(which="both")), default=0)
+                if axis is ax.yaxis:
+                    key.append(longest)
+                    continue
+                lo, hi = sorted(axis.get_view_interval())
+                scale = axis.get_transform()                     # linear, log, ...: places as drawn
+                a, b = (float(v) for v in scale.transform([lo, hi]))
+                shown = [(float(scale.transform([x])[0]), t.get_text())    # (place, text) of each major label
+                         for x, t in zip(axis.get_majorticklocs(), axis.get_majorticklabels()) if lo <= x <= hi]
+                at_start = len(shown[0][1]) if shown and abs(shown[0][0] - a) <= abs(b - a) / 20 else 0
+                at_end = len(shown[-1][1]) if shown and abs(b - shown[-1][0]) <= abs(b - a) / 20 else 0
+                key.append((longest, at_start, at_end))
+        return tuple(key)
+
     def relayout_if_ticks_changed(self) -> bool:
-        """:meth:`relayout` if the longest tick label of some axis changed since the last call
-        (True then). The layout is frozen after the first frame; a log axis whose range shrinks
-        below a decade gains labels such as "6x10^0", wider than the first frame's "10^1", and in
-        the descent explorer the loss panel's y-label then sat on the contour panel. Computing the
-        ticks costs about a millisecond an axes: for frames a slider asks for, not for every frame
-        of a training run."""
-        key = tuple(max((len(t.get_text()) for t in axis.get_ticklabels(which="both")), default=0)
-                    for ax in self.fig.axes for axis in (ax.xaxis, ax.yaxis))
+        """:meth:`relayout` if the tick labels changed since the last layout or the last call in a way
+        the layout depends on (see :meth:`_tick_key_now`; True then). The layout is frozen after the
+        first frame; a log axis whose
+        range shrinks below a decade gains labels such as "6x10^0", wider than the first frame's
+        "10^1", and in the descent explorer the loss panel's y-label then sat on the contour panel.
+        Computing the ticks costs about a millisecond an axes: for frames a slider asks for (see
+        :meth:`draw_now`), not for every frame of a training run."""
+        key = self._tick_key_now()
         changed = self._tick_key is not None and key != self._tick_key
         self._tick_key = key
         if changed:
             self.relayout()
         return changed
+
+    def draw_now(self) -> bool:
+        """The frame a learner waits for (a slider's last position, the end of a run): drawn at
+        once, never throttled, and laid out again first if a tick label changed width. (With the
+        frozen layout, lesson 10's panel lost the "v" of its y-label off the figure's left edge when
+        its steps slider went from 300 to 100: the ticks went from "4.5" to "2.75".)"""
+        self.relayout_if_ticks_changed()
+        return self.refresh(force=True)
 
     def due(self) -> bool:
         """True if a ``refresh()`` now would draw (lets callers skip preparing a frame)."""

@@ -22,7 +22,7 @@ from ..curves import ema
 from ..data import DataSplit
 from ..local_learning import LocalHistory, cost_table, train_local
 from .live import LiveFigure
-from .panels import SliderPanel
+from .panels import SliderPanel, controls_row, panel
 
 __all__ = ["depth_color", "plot_checkerboard", "plot_gradient_reach", "LocalRunPlot", "plot_local_run",
            "plot_probes", "plot_accuracy_by_k", "LocalLearningLab"]
@@ -152,14 +152,15 @@ class LocalRunPlot:
         artists = self.ax_loss.plot(history.step, y, color=_GHOST, lw=1, alpha=0.5, ls="--")
         if history.probe_acc:
             artists += self.ax_probe.plot(range(self.B + 1), history.probe_acc[-1], color=_GHOST, alpha=0.6,
-                                          marker="_", ms=14, ls=":", lw=1)
-            artists.append(self.ax_probe.annotate(label, (self.B, history.probe_acc[-1][-1]), fontsize="x-small",
-                                                  color=_GHOST, xytext=(4, 0), textcoords="offset points",
-                                                  va="center", annotation_clip=False))
+                                          marker="_", ms=14, ls=":", lw=1, label=label)
         self.ghosts.append(artists)
         while len(self.ghosts) > self.max_ghosts:
             for a in self.ghosts.pop(0):
                 a.remove()
+        # The runs are named in a legend inside the axes. (A label written beside each profile's
+        # last bar ran off the figure's right edge, whose layout is fixed before any run, and two
+        # runs that ended at similar accuracies had their labels on top of each other.)
+        self.ax_probe.legend(fontsize="x-small", loc="upper left")
 
 
 def plot_local_run(history: LocalHistory, axes=None, *, chance: float | None = None) -> tuple[Axes, Axes]:
@@ -278,6 +279,9 @@ class LocalLearningLab(SliderPanel):
         self.seed, self.device = seed, device
         self.view = LiveFigure(1, 2, figsize=(10, 3.8), min_interval=min_interval)
         self.plot = LocalRunPlot(*self.view.axes, num_blocks=num_blocks, chance=data.info.get("chance"))
+        # The steps the button trains, fixed (autoscaling only the loss): before a run the empty
+        # axis showed 0..1 "steps", and during one it grew with every frame.
+        self.view.axes[0].set_xlim(0, self.num_steps)
         options = [k for k in (1, 2, 4, 8, 16) if num_blocks % k == 0 and k <= num_blocks]
         style = {"description_width": "90px"}
         self.sliders = {
@@ -290,7 +294,8 @@ class LocalLearningLab(SliderPanel):
         self.status = W.HTML()
         self.history: LocalHistory | None = None
         self.results: list[tuple[str, float]] = []
-        self.widget = W.VBox([W.HBox([*self.sliders.values(), self.button]), self.status, self.view.widget])
+        # Controls above the figure, wrapping on a narrow screen (a plain row squeezed the button's label).
+        self.widget = panel(W.VBox([controls_row(*self.sliders.values(), self.button), self.status]), self.view.widget)
         self._wire()
         self.redraw()
 
@@ -326,7 +331,7 @@ class LocalLearningLab(SliderPanel):
         finally:
             self.button.disabled = False
         self.plot.update(h)
-        self.view.refresh(force=True)
+        self.view.draw_now()
         self.history = h
         acc = h.final_accuracy
         self.results.append((label, acc))

@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from .._validation import check_choice, check_number, check_tensor, check_type
 from ..matryoshka import METHODS, OPTIMIZERS, MatryoshkaHistory, train_matryoshka
 from .live import LiveFigure
-from .panels import SliderPanel
+from .panels import SliderPanel, controls_row, panel
 
 __all__ = ["SLICE_COLORS", "METHOD_STYLES", "SIZE_CHOICES", "GradientSizePlot", "plot_gradient_size",
            "MatryoshkaPanel"]
@@ -61,7 +61,7 @@ def _broken_at_stages(stages, values) -> tuple[np.ndarray, np.ndarray]:
 
 def _integer_epochs(ax: Axes) -> None:
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: the tick 0, not -0.4, -0.2, ...
 
 
 class GradientSizePlot:
@@ -205,7 +205,7 @@ class MatryoshkaPanel(SliderPanel):
         self.X, self.y, self.seed, self.device = X, y, seed, device
         self.history: MatryoshkaHistory | None = None
         self._trained_with: dict | None = None
-        style = {"description_width": "110px"}
+        style = {"description_width": "130px"}   # "weight c (smaller)" in full
         self.sliders = {
             "sizes": W.SelectionSlider(options=list(SIZE_CHOICES), value=sizes, description="nested sizes",
                                        continuous_update=False, style=style, layout=W.Layout(width="380px")),
@@ -220,9 +220,10 @@ class MatryoshkaPanel(SliderPanel):
         self.button.on_click(lambda _: self.train())
         self.status = W.HTML("Choose the settings, then press <b>train</b>.")
         self.view = LiveFigure(1, 2, figsize=(11, 4.2), min_interval=min_interval)
-        self.widget = W.VBox([W.HBox([W.VBox([self.sliders["sizes"], self.sliders["weight"]]),
-                                      W.VBox([self.sliders["optimizer"], self.button])]),
-                              self.status, self.view.widget])
+        # Controls above the figure, wrapping on a narrow screen.
+        self.widget = panel(W.VBox([controls_row(W.VBox([self.sliders["sizes"], self.sliders["weight"]]),
+                                                 W.VBox([self.sliders["optimizer"], self.button])),
+                                    self.status]), self.view.widget)
         self._wire()
         self.redraw()
 
@@ -239,6 +240,9 @@ class MatryoshkaPanel(SliderPanel):
             ax.clear()
             ax.set_yscale("log")
             _integer_epochs(ax)
+            # The epochs the button trains, fixed: before a run an empty axis showed matplotlib's
+            # -0.045..0.045 "epochs", and during one the axis grew epoch by epoch.
+            ax.set_xlim(-0.5, self.num_epochs - 0.5)
         ax_g.set(ylabel="mean |gradient|", title="Raw gradient per slice (what the paper plots)")
         ax_s.set(ylabel="mean |step of W|", title="The optimizer's step per slice")
         b = (0,) + sizes
@@ -286,5 +290,5 @@ class MatryoshkaPanel(SliderPanel):
         finally:
             self.button.disabled = False
         self._update(self.history)
-        self.view.refresh(force=True)
+        self.view.draw_now()
         return self.history

@@ -232,5 +232,5 @@ class SliderPanel:
         except (ValueError, TypeError) as err:  # a setting the library rejects: say why, keep the plot
             self.status.value = error_html(err)
             return False
-        self.view.refresh(force=True)  # a slider's last position must always be drawn: no throttling
+        self.view.draw_now()  # a slider's last position must always be drawn: no throttling
         return True

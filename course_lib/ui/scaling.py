@@ -239,7 +239,7 @@ def plot_extrapolation(sweep: SweepResult, fit: PowerLawFit, held_out: int, ax: 
     return ax
 
 
-_STYLE = {"description_width": "130px"}
+_STYLE = {"description_width": "150px"}  # "spectrum exponent a" in full (130 px cut it)
 
 
 _WIDE = W.Layout(width="420px")
@@ -345,6 +345,9 @@ class ComputeBudgetExplorer(SliderPanel):
         self.N_range = (min(n_lo, lo / (6 * d_lo)) / 10, n_hi * 10)
         self.D_range = (d_lo / 10, d_hi * 10)
         self.view = LiveFigure(1, 2, figsize=(11, 4.2), min_interval=min_interval)
+        # Room between the colour bar and the right panel: their two labels ("predicted L - E",
+        # "predicted loss L") sat a few pixels apart and read as one.
+        self.view.fig.get_layout_engine().set(wspace=0.06)
         self.sliders = {"budget": W.FloatLogSlider(value=C, base=10, min=np.log10(lo), max=np.log10(hi), step=0.05,
                                                    description="compute C (FLOPs)", readout_format=".2e",
                                                    continuous_update=True, style=_STYLE, layout=_WIDE)}
@@ -370,7 +373,7 @@ class ComputeBudgetExplorer(SliderPanel):
         (self._profile_star,) = ax_r.plot([], [], "*", ms=14, color="#D55E00", label="optimum")
         if self.floor is not None:
             ax_r.axhline(self.floor, **FLOOR_STYLE, label=f"entropy rate H = {self.floor:.3f}")
-        ax_r.set(xscale="log", xlabel="parameters N (the rest of the budget is data)", ylabel="predicted loss",
+        ax_r.set(xscale="log", xlabel="parameters N (the rest of the budget is data)", ylabel="predicted loss L (nats)",
                  title="One budget, many splits (iso-FLOP profile)")
         ax_r.legend(fontsize=7)
 

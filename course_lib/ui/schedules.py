@@ -171,7 +171,7 @@ class SchedulePreviewer:
         self.schedule = schedule
         self.plot.update(schedule, self.num_steps if self.kind == "cyclic" else None)
         self.status.value = f"<code>{_describe(schedule)}</code>"
-        self.view.refresh(force=True)
+        self.view.draw_now()
 
 
 def _describe(schedule) -> str:

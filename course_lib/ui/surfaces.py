@@ -274,7 +274,6 @@ class DescentExplorer(SliderPanel):
                  for name in names}
         self.paths = paths
         self.plot.update(paths)
-        self.view.relayout_if_ticks_changed()      # wider loss labels (6x10^0) need room: lay out again
         self.status.value = self._theory(lr, steps, beta, names) + "<br>" + "<br>".join(
             self._outcome(p) for p in paths.values())
 

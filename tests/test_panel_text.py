@@ -1,0 +1,124 @@
+"""Every lesson panel, each control at both ends: no text leaves the figure or lands on other text.
+
+A panel's layout is computed for its first frame and then frozen (a frame costs far less without
+it); the panel lays the figure out again when a tick label changes width (``LiveFigure.draw_now``).
+The figure is checked as the page shows it after each move (``figure_checks.text_problems``: boxes
+from matplotlib, the layout as it stands). The panels are built as their notebooks build them: the
+calls are checked against the notebooks' source (lessons 07-11 share their builders with the
+demo replays).
+
+Found this way: lesson 10's panel lost the "v" of its y-label off the figure's left edge when its
+steps slider went from 300 to 100 (ticks "4.5" -> "2.75"), and lesson 09's name of an earlier run,
+written beside its profile's last bar, ran off the right edge.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import ipywidgets as W  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from figure_checks import text_problems  # noqa: E402
+from test_demos_on_lesson_panels import PANELS, _in_notebook  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_mode_and_a_fresh_cache(tmp_path_factory):
+    # As the notebook tests run the lessons (lesson 11's small sweep grid), with a cache of its own.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_FAST", "1")
+        mp.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+    plt.close("all")
+
+
+def _lesson_01_losses():
+    from course_lib.ui.loss_shapes import LossExplorer
+    _in_notebook("01", "ui.loss_shapes.LossExplorer()")
+    return LossExplorer()
+
+
+def _lesson_01_outliers():
+    from course_lib.ui.loss_shapes import OutlierExplorer
+    _in_notebook("01", 'ui.loss_shapes.OutlierExplorer(model="constant", outlier_y=25.0)')
+    return OutlierExplorer(model="constant", outlier_y=25.0)
+
+
+def _lesson_02_descent():
+    from course_lib.ui.surfaces import DescentExplorer
+    _in_notebook("02", 'ui.surfaces.DescentExplorer(surface="quadratic", optimizer="gd")')
+    return DescentExplorer(surface="quadratic", optimizer="gd")
+
+
+def _lesson_02_landscape():
+    from course_lib.ui.surfaces import DescentExplorer
+    _in_notebook("02", 'ui.surfaces.DescentExplorer(surface="rosenbrock", optimizer="all")')
+    return DescentExplorer(surface="rosenbrock", optimizer="all")
+
+
+def _lesson_05_cyclic():
+    from course_lib.ui.schedules import SchedulePreviewer
+    _in_notebook("05", 'ui.schedules.SchedulePreviewer("cyclic", num_steps=600)')
+    return SchedulePreviewer("cyclic", num_steps=600)
+
+
+def _lesson_05_one_cycle():
+    from course_lib.ui.schedules import SchedulePreviewer
+    _in_notebook("05", 'ui.schedules.SchedulePreviewer("one_cycle", num_steps=NUM_STEPS)',
+                 "NUM_STEPS = 200 if FAST else 600")
+    return SchedulePreviewer("one_cycle", num_steps=200)
+
+
+def _lesson_06b():
+    import course_lib as cl
+    from course_lib.bottleneck import BottleneckRun
+    from course_lib.ui.bottleneck import StrengthExplorer
+    _in_notebook("06b", "lang = cl.MarkovLanguage(vocab_size=32, scale=50.0, seed=0)",
+                 "run = BottleneckRun(lang, strength=0.001, seed=0, device=DEVICE)",
+                 "ui.bottleneck.StrengthExplorer(run, entropy_rate=H, unigram_entropy=U, more_steps=MORE_STEPS)",
+                 "MORE_STEPS = 100 if FAST else 500")
+    lang = cl.MarkovLanguage(vocab_size=32, scale=50.0, seed=0)
+    run = BottleneckRun(lang, strength=0.001, seed=0, device="cpu")
+    return StrengthExplorer(run, entropy_rate=lang.entropy_rate, unigram_entropy=lang.unigram_entropy,
+                            more_steps=100)
+
+
+BUILDERS = {"01 LossExplorer": _lesson_01_losses, "01 OutlierExplorer": _lesson_01_outliers,
+            "02 DescentExplorer quadratic": _lesson_02_descent, "02 DescentExplorer rosenbrock": _lesson_02_landscape,
+            "05 SchedulePreviewer cyclic": _lesson_05_cyclic, "05 SchedulePreviewer one_cycle": _lesson_05_one_cycle,
+            "06b StrengthExplorer": _lesson_06b, **{f"07-11 {k}": v for k, v in PANELS.items()}}
+
+
+def _ends(w) -> list:
+    """The two ends of a control's range (first and last option, min and max), or both states of a
+    checkbox; nothing for a control without a range."""
+    if isinstance(w, W.FloatLogSlider):
+        return [w.base ** w.min, w.base ** w.max]
+    if hasattr(w, "options"):
+        values = [o[1] if isinstance(o, tuple) else o for o in w.options]
+        return [values[0], values[-1]]
+    if hasattr(w, "min") and hasattr(w, "max"):
+        return [w.min, w.max]
+    if isinstance(w.value, bool):
+        return [not w.value, w.value]
+    return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_each_control_at_both_ends_keeps_the_text_inside_the_figure_and_apart(name):
+    panel = BUILDERS[name]()
+    panel.view.refresh(force=True)                        # the first frame, as show() draws it: laid out, frozen
+    assert text_problems(panel.view.fig) == [], "the first frame"
+    moved = 0
+    for key, w in panel.sliders.items():
+        start = w.value
+        for value in _ends(w) + [start]:
+            w.value = value
+            moved += 1
+            assert text_problems(panel.view.fig) == [], f"{name}: {key} = {value!r}"
+    assert moved, f"{name} has no control with a range"
+    plt.close(panel.view.fig)
