@@ -7,12 +7,17 @@ from matplotlib, the layout as it stands). The panels are built as their noteboo
 calls are checked against the notebooks' source (lessons 07-11 share their builders with the
 demo replays).
 
+A second test checks that both ends of every slider lie on its grid of steps (reachable by dragging;
+a start value at an end is kept when the panel snaps it onto the grid).
+
 Found this way: lesson 10's panel lost the "v" of its y-label off the figure's left edge when its
 steps slider went from 300 to 100 (ticks "4.5" -> "2.75"), and lesson 09's name of an earlier run,
 written beside its profile's last bar, ran off the right edge.
 """
 
 from __future__ import annotations
+
+import functools
 
 import matplotlib
 
@@ -23,15 +28,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from figure_checks import text_problems  # noqa: E402
 from test_demos_on_lesson_panels import PANELS, _in_notebook  # noqa: E402
+# As the demo replays build the panels: in fast mode (lesson 11's small sweep grid), with a results
+# cache of their own (an autouse fixture: imported here, it applies to this module too).
+from test_demos_on_lesson_panels import _fast_mode_and_a_fresh_cache  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _fast_mode_and_a_fresh_cache(tmp_path_factory):
-    # As the notebook tests run the lessons (lesson 11's small sweep grid), with a cache of its own.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_FAST", "1")
-        mp.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
+def _close_figures():
+    yield
     plt.close("all")
 
 
@@ -92,6 +96,12 @@ BUILDERS = {"01 LossExplorer": _lesson_01_losses, "01 OutlierExplorer": _lesson_
             "06b StrengthExplorer": _lesson_06b, **{f"07-11 {k}": v for k, v in PANELS.items()}}
 
 
+@functools.cache
+def _panel(name: str):
+    """Each panel built once for this module (lesson 11's fit and lesson 08's first task take seconds)."""
+    return BUILDERS[name]()
+
+
 def _ends(w) -> list:
     """The two ends of a control's range (first and last option, min and max), or both states of a
     checkbox; nothing for a control without a range."""
@@ -110,7 +120,7 @@ def _ends(w) -> list:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_each_control_at_both_ends_keeps_the_text_inside_the_figure_and_apart(name):
-    panel = BUILDERS[name]()
+    panel = _panel(name)
     panel.view.refresh(force=True)                        # the first frame, as show() draws it: laid out, frozen
     assert text_problems(panel.view.fig) == [], "the first frame"
     moved = 0
@@ -121,4 +131,16 @@ def test_each_control_at_both_ends_keeps_the_text_inside_the_figure_and_apart(na
             moved += 1
             assert text_problems(panel.view.fig) == [], f"{name}: {key} = {value!r}"
     assert moved, f"{name} has no control with a range"
-    plt.close(panel.view.fig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_each_sliders_ends_are_on_its_grid(name):
+    """Both ends of every slider can be reached by dragging, and a start value at an end is kept: the
+    start is snapped onto the grid (lesson 07's weight slider started at c = 0.9976, not the plain MRL
+    c = 1 it showed as "1.00"; lesson 11's largest budget was out of reach)."""
+    panel = _panel(name)
+    for key, w in panel.sliders.items():
+        if isinstance(w, (W.FloatSlider, W.FloatLogSlider, W.IntSlider)):
+            steps = (w.max - w.min) / w.step
+            assert steps == pytest.approx(round(steps), abs=1e-6), f"{name}: {key} {w.min}..{w.max} by {w.step}"

@@ -96,6 +96,7 @@ def panel(data):
 def test_panel_waits_for_the_button(data):
     fresh = MatryoshkaPanel(*data, num_epochs=1, min_interval=0.0)
     assert fresh.history is None and "press <b>train</b>" in fresh.status.value
+    assert fresh.settings()["weight"] == 1.0      # the start value is on the slider's grid: plain MRL, c = 1
     for ax in fresh.view.axes:   # the epochs the button trains, not an empty axis' -0.045..0.045
         assert ax.get_xlim() == (-0.5, 0.5) and [t for t in ax.get_xticks() if -0.5 <= t <= 0.5] == [0]
     fresh.sliders["weight"].value = 0.05  # moving a control never trains
@@ -104,8 +105,9 @@ def test_panel_waits_for_the_button(data):
 
 
 # Every choice of sizes, each with the weight and optimizer at one of their extremes.
+LOW = 10 ** -1.3     # the weight slider's lowest point (its 0.05 steps of log10 c end at c = 1)
 @pytest.mark.parametrize("sizes, weight, optimizer", [
-    (s, w, o) for s, (w, o) in zip(SIZE_CHOICES, [(0.05, "adam"), (1.0, "sgd"), (1.0, "adam"), (0.05, "sgd")])])
+    (s, w, o) for s, (w, o) in zip(SIZE_CHOICES, [(LOW, "adam"), (1.0, "sgd"), (1.0, "adam"), (LOW, "sgd")])])
 def test_panel_at_every_controls_extremes(panel, sizes, weight, optimizer):
     panel.sliders["sizes"].value = sizes
     panel.sliders["weight"].value = weight

@@ -209,7 +209,9 @@ class MatryoshkaPanel(SliderPanel):
         self.sliders = {
             "sizes": W.SelectionSlider(options=list(SIZE_CHOICES), value=sizes, description="nested sizes",
                                        continuous_update=False, style=style, layout=W.Layout(width="380px")),
-            "weight": W.FloatLogSlider(value=weight, base=10, min=math.log10(0.05), max=0.0, step=0.05,
+            # min -1.3 (c = 0.0501), not log10(0.05): the grid of 0.05 steps then ends exactly at c = 1,
+            # plain MRL (from log10(0.05) its last point was 0.9976, and the snapped start used that).
+            "weight": W.FloatLogSlider(value=weight, base=10, min=-1.3, max=0.0, step=0.05,
                                        description="weight c (smaller)", readout_format=".2f",
                                        continuous_update=False, style=style, layout=W.Layout(width="380px")),
             "optimizer": W.ToggleButtons(options=list(OPTIMIZERS), value=optimizer, description="optimizer",

@@ -348,7 +348,10 @@ class ComputeBudgetExplorer(SliderPanel):
         # Room between the colour bar and the right panel: their two labels ("predicted L - E",
         # "predicted loss L") sat a few pixels apart and read as one.
         self.view.fig.get_layout_engine().set(wspace=0.06)
-        self.sliders = {"budget": W.FloatLogSlider(value=C, base=10, min=np.log10(lo), max=np.log10(hi), step=0.05,
+        # Steps of about 0.05 decade that end exactly at both budgets (with 0.05 the largest was out of reach).
+        e_lo, e_hi = float(np.log10(lo)), float(np.log10(hi))
+        step = (e_hi - e_lo) / max(1, round((e_hi - e_lo) / 0.05))
+        self.sliders = {"budget": W.FloatLogSlider(value=C, base=10, min=e_lo, max=e_hi, step=step,
                                                    description="compute C (FLOPs)", readout_format=".2e",
                                                    continuous_update=True, style=_STYLE, layout=_WIDE)}
         self.status = W.HTML()
