@@ -117,6 +117,15 @@ def test_compute_budget_explorer_moves_the_optimum():
     assert optima == sorted(optima)  # more compute, bigger model
 
 
+def test_the_budget_slider_reaches_both_budgets():
+    # 4.2 decades: steps of exactly 0.05 decade left the largest budget out of reach by dragging.
+    panel = ComputeBudgetExplorer(LAW, budgets=(3.3e6, 5.2e10))
+    w = panel.sliders["budget"]
+    steps = (w.max - w.min) / w.step
+    assert steps == pytest.approx(round(steps), abs=1e-9) and w.step == pytest.approx(0.05, rel=0.05)
+    assert (10 ** w.min, 10 ** w.max) == pytest.approx((3.3e6, 5.2e10), rel=1e-12)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(budgets=(1e9, 1e8)), r"ComputeBudgetExplorer\(\): 'budgets' must be \(lowest, highest\) with highest > lowest"),
     (dict(budgets=(0, 1e8)), r"'budgets\[0\]' must be a float > 0, got budgets\[0\]=0"),
