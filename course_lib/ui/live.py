@@ -212,7 +212,7 @@ class LiveFigure:
         self._wait = 0.0                   # CPU seconds to spend on other work before the next frame
         self._budget = 0.0                 # CPU seconds of drawing earned and not spent (< 0: owed)
         self._stills = self._STILL_BURST   # the same for still redraws (see refresh), never owed
-        self._tick_key: tuple | None = None  # longest tick labels at the last layout or tick check
+        self._tick_key: tuple | None = None  # _tick_key_now() at the last layout or tick check
         self._last_cpu = time.process_time()
         # Outside a Jupyter kernel nobody sees a PNG: render the figure (drawing errors still
         # surface, frames are still counted) but skip the encoding.
@@ -490,11 +490,10 @@ class LiveFigure:
     def relayout_if_ticks_changed(self) -> bool:
         """:meth:`relayout` if the tick labels changed since the last layout or the last call in a way
         the layout depends on (see :meth:`_tick_key_now`; True then). The layout is frozen after the
-        first frame; a log axis whose
-        range shrinks below a decade gains labels such as "6x10^0", wider than the first frame's
-        "10^1", and in the descent explorer the loss panel's y-label then sat on the contour panel.
-        Computing the ticks costs about a millisecond an axes: for frames a slider asks for (see
-        :meth:`draw_now`), not for every frame of a training run."""
+        first frame; a log axis whose range shrinks below a decade gains labels such as "6x10^0",
+        wider than the first frame's "10^1", and in the descent explorer the loss panel's y-label
+        then sat on the contour panel. Computing the ticks costs a few ms an axes: for frames a
+        slider asks for (see :meth:`draw_now`), not for every frame of a training run."""
         key = self._tick_key_now()
         changed = self._tick_key is not None and key != self._tick_key
         self._tick_key = key
