@@ -15,16 +15,21 @@ torch.set_num_threads(1)
 # suite's time is a notebook kernel, a browser or a grading child doing the work while the test
 # itself waits, so one process leaves a core idle much of the time. Measured on a 2-core machine:
 # 35 min in one process, 22 min on two workers (1.2 cores busy on average).
-# 1. Each file's tests stay together, in order, on one worker (an xdist_group per file): a module's
-#    expensive fixture (a graded batch, a server) is then built once.
+# 1. Each file's tests stay together, in order, on one worker: a module's expensive fixture (a graded
+#    batch, a server) is then built once. The scheduler below does this (`pytest_xdist_make_scheduler`).
+#    xdist's own grouping, an `xdist_group` marker per file, does not work with pytest 9.2: xdist 3.8
+#    writes the group into `item._nodeid`, which pytest 9.2 no longer reads. The files' tests were
+#    spread over both workers, and test_grading.py's two graded batches (~150 s and ~80 s) were each
+#    built on both.
 # 2. Except the notebook runs, which are independent and the longest single tests: spread one by one.
 # 3. The longest work goes first (with --no-loadscope-reorder, xdist keeps this order), so no worker
 #    is left alone with a long file at the end. Seconds of the serial suite on 2 cores, roughly.
 _SPREAD = {"test_browser.py", "test_notebooks.py"}
 _LONG_FIRST = [
-    "test_grading.py",            # ~400 s: two graded batches
-    "test_grading_audit.py",      # ~215 s: the audit, and the same grading under load
-    "test_browser.py",            # ~650 s, in 17 notebook runs of 20-65 s
+    "test_grading.py",            # ~450 s: two graded batches (CPU-bound: both cores)
+    "test_browser.py",            # ~850 s, in 17 notebook runs of 30-130 s (much of it waiting on the page)
+    "test_grading_audit.py",      # ~320 s: the audit, and the same grading under load (after the first
+                                  # browser runs: two grading files at once oversubscribe the cores)
     "test_notebooks.py",          # ~350 s, in 13 notebook runs
     "test_browser_lecture.py",
     "test_scaling.py",
@@ -35,13 +40,30 @@ _LONG_FIRST = [
 ]
 
 
+def _work_unit(nodeid: str) -> str:
+    """What one worker takes whole: a test file (``tests/test_x.py``), or one test of the spread files."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path.rsplit("/", 1)[-1] in _SPREAD else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (make test): whole files per worker (see 1. above), in collection order."""
+    if config.getoption("dist", None) != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return _ByFile(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs CUDA (none on this machine)")
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
-        if item.path.name not in _SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     rank = {name: i for i, name in enumerate(_LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: each file keeps its order
 
