@@ -7,6 +7,7 @@ runs a small suite the way `make test` does and checks where each test ran.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,10 +41,12 @@ def test_make_test_keeps_each_file_on_one_worker_and_spreads_the_notebook_runs(t
         (suite / f"{name}.py").write_text(_PROBE.format(n=n))
     log = tmp_path / "log.jsonl"
     (tmp_path / "pytest.ini").write_text("[pytest]\n")   # none of the course's settings: only the scheduler
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
+    env["PROBE_LOG"] = str(log)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup",
          "--no-loadscope-reorder", "-c", str(tmp_path / "pytest.ini"), str(suite)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**_env(), "PROBE_LOG": str(log)})
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 32
@@ -55,10 +58,3 @@ def test_make_test_keeps_each_file_on_one_worker_and_spreads_the_notebook_runs(t
     for m in ("test_a", "test_b"):
         assert [k for mod, k, _, _ in rows if mod == m] == list(range(12))
 
-
-def _env():
-    import os
-    env = dict(os.environ)
-    env.pop("PYTEST_XDIST_WORKER", None)
-    env.pop("PYTEST_ADDOPTS", None)
-    return env
