@@ -3,7 +3,7 @@
 Called by ``live_plot.py`` when Chromium and Playwright are present. One JupyterLab server and one
 page (the harness of ``tests/test_browser.py``); a notebook written to ``test-artifacts/bench/``
 shows a :class:`~course_lib.ui.lab.TrainingLab` and starts a thread in the kernel that alternates,
-``repeats`` times (default 12), a window of training with the live plot (the lab's Play, ``window``
+``repeats`` times (default 36), a window of training with the live plot (the lab's Play, ``window``
 seconds, default 3) and the same number of steps as a plain ``fit`` with no plot (same data, model,
 seed), and reports steps/s of both. Many short pairs, in alternating order, rather than a few long
 ones: on this kind of machine the speed of the same training drifts by 10-20% from one second to the
@@ -185,7 +185,7 @@ def _notebook(settings: dict, repeats: int, window: float, kernel: str) -> Path:
     return path
 
 
-def measure(settings: dict, repeats: int = 12, window: float = 3.0) -> dict:
+def measure(settings: dict, repeats: int = 36, window: float = 3.0) -> dict:
     """``{"browser_frames_per_second": [...], "on": [...], "off": [...], "cores_on": [...], "cores_off": [...]}``
     per live window (``cores_*``: CPU cores each group of processes used in that window: the kernel, the
     Jupyter server, Chromium, this harness, the rest of the machine)."""
