@@ -117,6 +117,11 @@ FAST, DEVICE = ui.setup_notebook(seed=0)
 lab = TrainingLab(**{settings!r}, max_steps=10**7, device="cpu")
 lab.show()"""
 
+# The lab with its frames switched off (``frames=False``): the same Play, callbacks and widgets, no
+# frame until the window ends. Splits the live windows' cost into the lab's own loop and its frames.
+_NO_FRAMES = """
+lab.view.min_interval = lab.view.max_wait = 3600.0"""
+
 # The kernel's side: windows of live training (Play) and of the same training without a plot.
 _MEASURE = """\
 import json, threading, time, ipywidgets as W
@@ -173,8 +178,9 @@ def _guarded():
 threading.Thread(target=_guarded, daemon=True).start()"""
 
 
-def _notebook(settings: dict, repeats: int, window: float, kernel: str) -> Path:
-    cells = [_SETUP.format(settings=settings), _MEASURE.format(repeats=repeats, window=window)]
+def _notebook(settings: dict, repeats: int, window: float, kernel: str, frames: bool = True) -> Path:
+    setup = _SETUP.format(settings=settings) + ("" if frames else _NO_FRAMES)
+    cells = [setup, _MEASURE.format(repeats=repeats, window=window)]
     nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
                     for c in cells],
           "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
@@ -185,10 +191,11 @@ def _notebook(settings: dict, repeats: int, window: float, kernel: str) -> Path:
     return path
 
 
-def measure(settings: dict, repeats: int = 36, window: float = 3.0) -> dict:
+def measure(settings: dict, repeats: int = 36, window: float = 3.0, frames: bool = True) -> dict:
     """``{"browser_frames_per_second": [...], "on": [...], "off": [...], "cores_on": [...], "cores_off": [...]}``
     per live window (``cores_*``: CPU cores each group of processes used in that window: the kernel, the
-    Jupyter server, Chromium, this harness, the rest of the machine)."""
+    Jupyter server, Chromium, this harness, the rest of the machine). ``frames=False``: the lab draws no
+    frame during the live windows (see ``_NO_FRAMES``)."""
     sys.path.insert(0, str(ROOT / "tests"))
     import tempfile
 
@@ -200,7 +207,7 @@ def measure(settings: dict, repeats: int = 36, window: float = 3.0) -> dict:
         try:
             server.wait_ready()
             kernel = KERNEL if KERNEL in server.api("GET", "/api/kernelspecs")["kernelspecs"] else "python3"
-            rel = _notebook(settings, repeats, window, kernel).relative_to(ROOT).as_posix()
+            rel = _notebook(settings, repeats, window, kernel, frames).relative_to(ROOT).as_posix()
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()

@@ -24,7 +24,8 @@ single timing):
    Beside them, ``cpu_cores_*_windows_median``: the CPU cores the kernel, the Jupyter server and
    Chromium used during the live and the no-plot windows (is the page's work taking training's core?),
    and ``throughput_ratio_browser_90pct_interval``, a bootstrap interval of the ratio over the pairs (how
-   far one run pins it).
+   far one run pins it). ``--browser-split`` adds ``throughput_ratio_lab_without_frames_browser``: the
+   same measurement with the lab's frames off, which splits the gap into the lab's loop and its frames.
 
 Run: ``.venv/bin/python benchmarks/live_plot.py [--repeats R] [--steps N] [--changes K]``
 """
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
     # (0.874-0.980 around 0.913), too wide to say whether a ratio near 0.90 meets it. 36: about 0.09 (0.847-0.941).
     ap.add_argument("--browser-pairs", type=int, default=36, help="live / no-plot pairs in the browser (default 36)")
     ap.add_argument("--browser-window", type=float, default=3.0, help="seconds of each live window (default 3)")
+    ap.add_argument("--browser-split", action="store_true",
+                    help="also measure the lab with its frames off (as many pairs again): how much of the "
+                         "browser ratio's gap is the lab's own loop, how much its frames")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -255,6 +259,12 @@ def main(argv: list[str] | None = None) -> dict:
         lo, hi = ratio_interval(br["on"], br["off"])
         print(f"throughput_ratio_browser_90pct_interval: {lo:.3f} - {hi:.3f} (bootstrap over the pairs)")
         print(f"throughput_ratio_live_over_off_browser: {out['throughput_ratio_live_over_off_browser']:.3f}")
+        if args.browser_split:
+            nf = measure(SETTINGS, repeats=args.browser_pairs, window=args.browser_window, frames=False)
+            out["throughput_ratio_lab_without_frames_browser"] = statistics.median(nf["on"]) / statistics.median(nf["off"])
+            lo, hi = ratio_interval(nf["on"], nf["off"])
+            print(f"throughput_ratio_lab_without_frames_browser: {out['throughput_ratio_lab_without_frames_browser']:.3f} "
+                  f"(90% interval {lo:.3f} - {hi:.3f}; the lab playing with no frame over a plain fit)")
     print(f"throughput_ratio_live_over_off: {out['throughput_ratio_live_over_off']:.3f}")
     print(f"slider_to_first_frame_ms_median: {out['slider_to_first_frame_ms_median']:.1f}")
     print(f"frame_ms_5000_points_median: {out['frame_ms_5000_points_median']:.1f}")
