@@ -259,6 +259,28 @@ def test_a_new_limit_redraws_the_background():
     assert live.axes.get_xlim()[1] >= 2999
 
 
+def test_the_growing_curve_buckets_equal_reducing_the_whole_run():
+    # The band and the decimated lines keep the buckets reduced at earlier frames; the oracle is
+    # _envelope and _decimate of the whole curve at every frame (uneven chunks, across the sizes
+    # where a bucket's length doubles, a spike and a dip among the losses).
+    from course_lib.train import History
+    from course_lib.ui.plotting import _GrowingCurve, _decimate, _envelope
+    rng = np.random.default_rng(2)
+    loss = list(np.exp(-np.arange(9000) / 2000) + 0.1 * rng.random(9000))
+    loss[3001], loss[7777], loss[5] = 40.0, 1e-3, float("nan")
+    h, curve = History(), _GrowingCurve()
+    ends = sorted({int(e) for e in rng.integers(1, 9000, 60)} | {999, 1000, 1001, 2000, 2048, 4096, 9000})
+    for end in ends:
+        h.step.extend(range(len(h.step), end)), h.train_loss.extend(loss[len(h.train_loss):end])
+        curve.update(h, 0.9)
+        for got, want in zip(curve.envelope(500), _envelope(curve.x, curve.y, 500)):
+            assert np.array_equal(got, want), end
+        for smoothed in (True, False):
+            ys = curve.smoothed if smoothed else curve.y
+            for got, want in zip(curve.decimated(smoothed, 1000), _decimate(curve.x, ys, 1000)):
+                assert np.array_equal(got, want), (end, smoothed)
+
+
 def test_the_raw_band_keeps_a_spike_of_a_long_run():
     # One step's loss 40 among losses below 1.1, in a 20,000-step run drawn as a band of ~750
     # buckets: the band must reach 40 (a plain subsample would drop it 29 times out of 30).
@@ -557,6 +579,7 @@ def test_the_growing_curve_equals_smoothing_the_whole_run():
         x, y = finite_xy(h.step, h.train_loss)
         assert np.array_equal(curve.x, x) and np.array_equal(curve.y, y)
         np.testing.assert_allclose(curve.smoothed, ema(y, beta=0.9), rtol=1e-12, atol=0)
+        assert (curve.ymin, curve.ymax) == (y.min(), y.max())
     curve.update(h, 0.5)                                     # new smoothing: from the start
     np.testing.assert_allclose(curve.smoothed, ema(y, beta=0.5), rtol=1e-12, atol=0)
     h2 = History(step=[0, 1], train_loss=[3.0, 2.0])          # a new run

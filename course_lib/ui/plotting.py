@@ -180,7 +180,16 @@ class _GrowingCurve:
     """The finite (step, loss) points of a run that is still growing, and their EMA, extended by
     the new points at each frame: O(new points) per frame instead of O(run). (Converting and
     smoothing the whole run again cost 5 ms a frame at 30,000 steps, more than the rest of a
-    live frame together.) Equal to ``finite_xy`` and :func:`course_lib.curves.ema` of the whole."""
+    live frame together.) Equal to ``finite_xy`` and :func:`course_lib.curves.ema` of the whole.
+
+    Why buffers with spare room (their size doubles when full) and kept reductions: a lab left
+    playing reaches 150,000 steps, and copying the whole run into new arrays, finding its y-range
+    and its buckets' minima and maxima again each frame cost about 1 ms of a 3 ms frame there
+    (measured), time the training thread gives up 12 times a second. The reductions of whole
+    buckets never change (a bucket holds a power of two of points, see ``_bucket``), so only the
+    buckets completed since the last frame are reduced. ``envelope`` and ``decimated`` equal
+    :func:`_envelope` and :func:`_decimate` of the whole curve.
+    """
 
     def __init__(self, xs: str = "step", ys: str = "train_loss"):
         self.xs, self.ys = xs, ys                                 # the History fields it reads
@@ -188,8 +197,16 @@ class _GrowingCurve:
 
     def _reset(self, history, beta: float) -> None:
         self.history, self.beta, self.n = history, beta, 0
-        self.x = self.y = self.s = self.smoothed = np.empty(0)     # (n_finite,) each
+        self._buf = np.empty((4, 0))                              # (4, capacity): x, y, s, smoothed
         self._count = 0                                           # finite points so far
+        self.ymin, self.ymax = math.inf, -math.inf                # of y, over all finite points
+        self._reduced: dict = {}                                  # kind -> (size, reductions of whole buckets)
+
+    # Views of the filled part of the buffers: (n_finite,) each.
+    x = property(lambda self: self._buf[0, :self._count])
+    y = property(lambda self: self._buf[1, :self._count])
+    s = property(lambda self: self._buf[2, :self._count])
+    smoothed = property(lambda self: self._buf[3, :self._count])
 
     def update(self, history, beta: float) -> None:
         xs, ys = getattr(history, self.xs), getattr(history, self.ys)
@@ -202,16 +219,64 @@ class _GrowingCurve:
         self.n = n
         if not len(y):
             return
+        c, k = self._count, len(y)
+        if c + k > self._buf.shape[1]:                            # full: twice the room (old views stay valid)
+            buf = np.empty((4, max(2 * (c + k), 1024)))
+            buf[:, :c] = self._buf[:, :c]
+            self._buf = buf
+        self._buf[0, c:c + k], self._buf[1, c:c + k] = x, y
         if beta > 0:
             # s_t = beta * s_{t-1} + (1 - beta) * y_t, continued from the last value (lfilter's
             # state), then divided by 1 - beta^t as ema() does (t counts finite points).
-            zi = [beta * self.s[-1]] if len(self.s) else [0.0]
+            zi = [beta * self._buf[2, c - 1]] if c else [0.0]
             s, _ = lfilter([1 - beta], [1, -beta], y, zi=zi)
-            t = np.arange(self._count + 1, self._count + len(y) + 1)
-            self.s = np.concatenate([self.s, s])
-            self.smoothed = np.concatenate([self.smoothed, s / (1 - beta ** t)])
-        self._count += len(y)
-        self.x, self.y = np.concatenate([self.x, x]), np.concatenate([self.y, y])
+            self._buf[2, c:c + k] = s
+            self._buf[3, c:c + k] = s / (1 - beta ** np.arange(c + 1, c + k + 1))
+        self._count = c + k
+        self.ymin, self.ymax = min(self.ymin, float(y.min())), max(self.ymax, float(y.max()))
+
+    def _whole_buckets(self, kind: str, size: int, values: np.ndarray, reduce) -> np.ndarray:
+        """``reduce(rows, first)`` of every whole bucket of ``size`` points of ``values`` (rows:
+        (buckets, size), ``first``: the first row's bucket number), kept from frame to frame:
+        only the buckets completed since the last call are reduced."""
+        size_done = self._reduced.get(kind)
+        done = size_done[1] if size_done is not None and size_done[0] == size else reduce(values[:0].reshape(0, size), 0)
+        whole = len(values) // size
+        if whole > len(done):
+            done = np.concatenate([done, reduce(values[len(done) * size:whole * size].reshape(-1, size), len(done))])
+        self._reduced[kind] = (size, done)
+        return done[:whole]
+
+    def envelope(self, buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`_envelope` of (x, y)."""
+        x, y = self.x, self.y
+        size = _bucket(len(y), buckets)
+        lohi = self._whole_buckets("envelope", size, y, lambda rows, _: np.stack([rows.min(1), rows.max(1)], 1))
+        tail = y[len(lohi) * size:]
+        if len(tail):
+            lohi = np.concatenate([lohi, [[tail.min(), tail.max()]]])
+        xs = x[::size].copy()
+        xs[-1] = x[-1]                        # the band reaches the last step
+        return xs, lohi[:, 0], lohi[:, 1]
+
+    def decimated(self, smoothed: bool, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_decimate` of (x, smoothed) or (x, y)."""
+        x, y = self.x, (self.smoothed if smoothed else self.y)
+        n = len(x)
+        if n <= max_points:
+            return x, y
+        size = _bucket(n, max_points // 2)
+
+        def pairs(rows, first):               # each bucket's argmin and argmax, in step order
+            base = np.arange(first, first + len(rows)) * size
+            lo, hi = base + rows.argmin(axis=1), base + rows.argmax(axis=1)
+            return np.sort(np.stack([lo, hi], axis=1), axis=1)
+
+        pair = self._whole_buckets("smoothed" if smoothed else "y", size, y, pairs).ravel()
+        m = len(pair) // 2 * size
+        idx = np.concatenate([pair, np.arange(m, n), [n - 1]])
+        idx = idx[np.concatenate([[True], idx[1:] != idx[:-1]])]
+        return x[idx], y[idx]
 
 
 class LossCurvesPlot:
@@ -317,16 +382,16 @@ class LossCurvesPlot:
         if self.smooth > 0 and len(loss):
             if dense:
                 self.raw.set_data([], [])
-                bx, low, high = _envelope(steps, loss, self.max_points // 2)
+                bx, low, high = self._curve.envelope(self.max_points // 2)
                 # The band's outline: along the bucket minima, then back along the maxima.
                 self.raw_band.set_verts([np.column_stack([np.concatenate([bx, bx[::-1]]),
                                                           np.concatenate([low, high[::-1]])])])
             else:
                 self.raw.set_data(steps, loss)
-            self.train.set_data(*_decimate(steps, self._curve.smoothed, self.max_points))
+            self.train.set_data(*self._curve.decimated(True, self.max_points))
         else:
             self.raw.set_data([], [])
-            self.train.set_data(*_decimate(steps, loss, self.max_points))
+            self.train.set_data(*self._curve.decimated(False, self.max_points))
         self._val.update(history, 0.0)
         vx, vy = self._val.x, self._val.y
         # Decimated like the training curve: one evaluation every 25 steps is 2,400 points at step
@@ -431,6 +496,7 @@ class LossCurvesPlot:
         return xlim if self.run_length is None else min(xlim, self.run_length)
 
     def _autoscale(self, steps, loss) -> None:
+        # steps, loss: the current run's finite points (self._curve's x and y).
         # The x-axis follows the current run; ghosts are clipped to it (a long earlier run must
         # not squeeze the run in progress to the left). Before a run starts, the ghosts set it.
         # With a known run length, the axis starts at a tenth of it (at most 1,000 steps) and stops
@@ -443,7 +509,9 @@ class LossCurvesPlot:
             xmax = max(float(steps[-1]), span)
         else:
             xmax = max(ghost_ends) if ghost_ends else span
-        ys = [loss]
+        ys = []                             # the current run's range is kept by its curve (O(1) a frame)
+        if len(loss):
+            ys.append(np.array([self._curve.ymin, self._curve.ymax]))
         for g in self.ghosts:
             x, y = np.asarray(g[0].get_xdata(), dtype=float), np.asarray(g[0].get_ydata(), dtype=float)
             if len(y):
