@@ -373,3 +373,16 @@ def test_the_step_axis_ends_where_the_run_does_and_moves_in_a_few_coarse_steps()
     during = [x for x in seen if x > 1]                   # before the first step: an empty axis
     assert during[-1] == 600, seen
     assert set(during) <= {100, 200, 500, 600}, sorted(set(seen))
+
+
+def test_the_lab_flushes_denormal_numbers_in_its_own_thread_only():
+    # A lab left playing reaches float32 denormals in Adam's state (slow on a CPU); its training
+    # thread flushes them to zero. The notebook's own thread must keep IEEE arithmetic.
+    import torch
+    lab = _lab(max_steps=5)
+    tiny = torch.tensor([1e-39], dtype=torch.float32)          # below float32's smallest normal
+    seen, real = [], lab._on_step
+    lab._on_step = lambda state: (seen.append((tiny * 1).item()), real(state))
+    lab.run()
+    assert len(seen) == 5 and set(seen) == {0.0}
+    assert (tiny * 1).item() == pytest.approx(1e-39, rel=1e-6)

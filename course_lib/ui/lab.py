@@ -521,6 +521,13 @@ class TrainingLab:
         if self.history is not None and self.history.stop_reason != "running":
             return                                    # finished: Reset or Play starts a new run
         s = self._start_settings
+        # Numbers below 1.2e-38 (float32 "denormals") flushed to zero in this thread, the lab's own
+        # (the CPU flag is per thread: notebook cells and fit() elsewhere keep full IEEE
+        # arithmetic). Why: a lab left playing trains long enough for Adam's squared-gradient
+        # averages to reach such numbers, which a CPU handles many times slower; at 200,000 steps
+        # the run was 15% slower than the same training started afresh, and 3% with the flush
+        # (measured side by side). Values that small change no curve a learner can see.
+        torch.set_flush_denormal(True)
         self.status.value = "training..."
         self.error = None
         self.view.rest()                              # full drawing allowances for this run
